@@ -1,0 +1,179 @@
+"""Composition root: builds every part of camioc and runs them on one asyncio loop.
+
+Nothing else wires parts together. The order matters only at the edges: the config folders must
+exist before the managers read them, the IOC registers as a listener of the managers before any
+instance starts, and on shutdown the REST sites stop accepting requests before the instances are
+stopped, so no request can start a worker that shutdown would then miss.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import signal
+import socket
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from camioc import __version__
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the command line decides (see :mod:`camioc.cli`)."""
+
+    base: Path
+    interface: str = "127.0.0.1"
+    camera_port: int = 8888
+    pipeline_port: int = 8889
+    hostname: str | None = None
+    stream_interface: str | None = None
+    prefix: str = "CAMIOC:"
+    camera_stream_ports: tuple[int, int] = (10100, 10301)
+    pipeline_stream_ports: tuple[int, int] = (11100, 11201)
+    log_level: int = logging.INFO
+
+    @property
+    def effective_stream_interface(self) -> str:
+        """Where streams bind: ``--stream-interface``, else the REST interface."""
+        return self.stream_interface or self.interface
+
+    @property
+    def effective_hostname(self) -> str:
+        """The host put into stream addresses.
+
+        ``--hostname`` if given; else the bind address when it is a specific one (so that the
+        advertised address is reachable: a 127.0.0.1-bound stream must not be advertised under
+        the machine's name); else the machine's host name, as cam_server does.
+        """
+        if self.hostname:
+            return self.hostname
+        bind = self.effective_stream_interface
+        if bind not in ("0.0.0.0", "*", "", "::"):
+            return bind
+        return socket.gethostname()
+
+
+def bump_start_count(base: Path) -> int:
+    """Count server starts (iocStats' START_CNT) in ``<base>/.camioc_state.json``, written atomically."""
+    path = base / ".camioc_state.json"
+    try:
+        state = json.loads(path.read_text())
+        count = int(state.get("start_count", 0)) + 1
+    except (OSError, ValueError, AttributeError):
+        state, count = {}, 1
+    state["start_count"] = count
+    fd, tmp = tempfile.mkstemp(prefix=".camioc_state.", dir=base)
+    with os.fdopen(fd, "w") as handle:
+        json.dump(state, handle)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(tmp, path)
+    return count
+
+
+class CamiocApp:
+    """One camioc server: managers, IOC, REST sites. ``start()`` then ``stop()``."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._started = False
+
+    async def start(self) -> None:
+        from camioc.config.store import ConfigLayout, ConfigStore
+        from camioc.core.camera_manager import CameraManager
+        from camioc.ioc.server import CamiocIoc
+        from camioc.logbuffer import install_log_buffer
+        from camioc.rest.camera_api import create_camera_app
+        from camioc.rest.pipeline_api import create_pipeline_app
+        from camioc.rest.server import RestSite
+
+        settings = self.settings
+        layout = ConfigLayout(settings.base)
+        layout.ensure()
+        self.layout = layout
+        self.logs = install_log_buffer()
+        start_count = bump_start_count(settings.base)
+
+        self.cameras = CameraManager(
+            ConfigStore(layout.camera_config),
+            hostname=settings.effective_hostname,
+            bind_host=settings.effective_stream_interface,
+            port_range=settings.camera_stream_ports,
+            background_dir=layout.background_config,
+            log_level=settings.log_level,
+        )
+        self.ioc = CamiocIoc(settings.prefix, self.cameras, version=__version__, start_count=start_count)
+        self.camera_site = RestSite(
+            create_camera_app(self.cameras, version=__version__, logs=self.logs, scripts_dir=layout.user_scripts),
+            settings.interface,
+            settings.camera_port,
+        )
+        self.pipeline_site = RestSite(
+            create_pipeline_app(self.cameras, version=__version__, logs=self.logs, scripts_dir=layout.user_scripts),
+            settings.interface,
+            settings.pipeline_port,
+        )
+        await self.ioc.start()
+        await self.camera_site.start()
+        await self.pipeline_site.start()
+        self._started = True
+        log.info(
+            "camioc %s serving: camera API %s, pipeline API %s, PV prefix %s, configuration %s",
+            __version__,
+            self.camera_site.url,
+            self.pipeline_site.url,
+            settings.prefix,
+            settings.base,
+        )
+
+    async def stop(self) -> None:
+        """Stop accepting requests, stop every instance, then the IOC. Safe to call twice."""
+        for part in ("camera_site", "pipeline_site"):
+            site = getattr(self, part, None)
+            if site is not None:
+                try:
+                    await site.stop()
+                except Exception:
+                    log.exception("stopping %s failed", part)
+        cameras = getattr(self, "cameras", None)
+        if cameras is not None:
+            await cameras.close()
+        ioc = getattr(self, "ioc", None)
+        if ioc is not None:
+            await ioc.stop()
+        self._started = False
+
+
+async def serve(settings: Settings) -> None:
+    """Run camioc until SIGINT/SIGTERM, then shut down cleanly."""
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    app = CamiocApp(settings)
+    try:
+        await app.start()
+        print(
+            f"camioc {__version__} running\n"
+            f"  camera REST API   : {app.camera_site.url}/api/v1/cam\n"
+            f"  pipeline REST API : {app.pipeline_site.url}/api/v1/pipeline\n"
+            f"  EPICS PV prefix   : {settings.prefix}  (e.g. caget {settings.prefix}Version_RBV)\n"
+            f"  configuration     : {settings.base}\n"
+            "Press Ctrl-C to stop.",
+            flush=True,
+        )
+        await stop.wait()
+        log.info("stop requested")
+    finally:
+        await app.stop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(signum)
+
+
+__all__ = ["CamiocApp", "Settings", "bump_start_count", "serve"]

@@ -1,0 +1,90 @@
+"""The ``camioc`` command line (also ``python -m camioc``).
+
+Options follow cam_server's (``--base``, ``--interface``, ``--camera-port``, ``--pipeline-port``,
+``--hostname``) plus camioc's own (``--prefix``, port ranges, ``--log-level``). EPICS networking is
+configured the standard way, through the ``EPICS_CA_*``/``EPICS_CAS_*`` environment variables.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import sys
+from pathlib import Path
+
+from camioc import __version__
+
+# caproto reads these at import of caproto.server: set defaults before anything imports it.
+# Without them, updates at >= 100 Hz reach clients with up to 1 s latency (reference/caproto.md §4.3).
+CAPROTO_DEFAULTS = {
+    "CAPROTO_SERVER_MAX_LATENCY_SEC": "0.02",
+    "CAPROTO_SERVER_HIGH_LOAD_TIMEOUT_SEC": "0.001",
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from camioc.core.ports import parse_port_range
+
+    parser = argparse.ArgumentParser(
+        prog="camioc",
+        description="EPICS-native camera and image-pipeline server "
+        "(caproto IOC, bsread streams, cam_server-compatible REST API).",
+    )
+    parser.add_argument("--base", type=Path, default=Path("configs"),
+                        help="configuration base folder with camera_config/, pipeline_config/, "
+                        "background_config/ (default: ./configs)")
+    parser.add_argument("--interface", default="127.0.0.1", help="REST bind address (default 127.0.0.1)")
+    parser.add_argument("--camera-port", type=int, default=8888, help="camera REST API port (default 8888)")
+    parser.add_argument("--pipeline-port", type=int, default=8889, help="pipeline REST API port (default 8889)")
+    parser.add_argument("--hostname", default=None,
+                        help="host name put into stream addresses (default: the stream bind address if "
+                        "specific, else this machine's host name)")
+    parser.add_argument("--stream-interface", default=None,
+                        help="bind address of bsread streams (default: same as --interface)")
+    parser.add_argument("--prefix", default="CAMIOC:", help="EPICS PV prefix (default CAMIOC:)")
+    parser.add_argument("--camera-stream-ports", type=parse_port_range, default=(10100, 10301),
+                        metavar="START:END", help="camera stream port range, END exclusive (default 10100:10301)")
+    parser.add_argument("--pipeline-stream-ports", type=parse_port_range, default=(11100, 11201),
+                        metavar="START:END", help="pipeline stream port range, END exclusive (default 11100:11201)")
+    parser.add_argument("--log-level", default="INFO",
+                        choices=["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"], help="log level (default INFO)")
+    parser.add_argument("--version", action="version", version=f"camioc {__version__}")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    for key, value in CAPROTO_DEFAULTS.items():
+        os.environ.setdefault(key, value)
+    args = build_parser().parse_args(argv)
+    level = getattr(logging, args.log_level)
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    logging.getLogger("caproto").setLevel(max(level, logging.WARNING))
+
+    from camioc.app import Settings, serve
+
+    settings = Settings(
+        base=args.base.resolve(),
+        interface=args.interface,
+        camera_port=args.camera_port,
+        pipeline_port=args.pipeline_port,
+        hostname=args.hostname,
+        stream_interface=args.stream_interface,
+        prefix=args.prefix,
+        camera_stream_ports=args.camera_stream_ports,
+        pipeline_stream_ports=args.pipeline_stream_ports,
+        log_level=level,
+    )
+    try:
+        asyncio.run(serve(settings))
+    except KeyboardInterrupt:  # a second Ctrl-C during shutdown
+        return 130
+    except OSError as exc:  # e.g. a REST port already in use
+        logging.getLogger("camioc").error("cannot run camioc: %s", exc)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

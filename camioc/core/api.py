@@ -1,0 +1,176 @@
+"""What the adapters (IOC, REST) see of the camera domain.
+
+The IOC and the REST layer are thin: they translate a caput or an HTTP request into one call of
+the :class:`CameraService` protocol and present what it returns. Both read state through the same
+dataclasses defined here, so a caput and the equivalent REST call end in the same method and give
+the same result. Nothing here imports caproto, aiohttp or zmq.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import numpy as np
+
+
+class DetectorState(enum.IntEnum):
+    """areaDetector's ``DetectorState_RBV`` states (ADBase), in their enum order."""
+
+    Idle = 0
+    Acquire = 1
+    Readout = 2
+    Correct = 3
+    Saving = 4
+    Aborting = 5
+    Error = 6
+    Waiting = 7
+    Initializing = 8
+    Disconnected = 9
+    Aborted = 10
+
+
+@dataclass(frozen=True, slots=True)
+class CameraStatus:
+    """A consistent snapshot of one camera's instance state.
+
+    Published by the manager on every change and about once per second while running.
+    Geometry fields describe the *streamed* image (after binning/mirror/rotate/roi) and the raw
+    sensor; they are 0 while unknown (never started, or source not yet delivering).
+    """
+
+    name: str
+    running: bool = False
+    state: DetectorState = DetectorState.Idle
+    message: str = ""
+    stream_address: str = ""
+    frame_count: int = 0
+    frame_rate: float = 0.0
+    width: int = 0
+    height: int = 0
+    sensor_width: int = 0
+    sensor_height: int = 0
+    dtype: str = ""
+    clients: int = 0
+    pulse_id: int = 0
+    timestamp: float = 0.0
+    last_start_time: str = ""
+    statistics: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class ImageSnapshot:
+    """One streamed image handed to the control process at a bounded rate.
+
+    ``image`` is 2-D, C-contiguous and read-only (it is shared, never mutated).
+    ``counter`` increments per snapshot, ``pulse_id``/``timestamp`` are the frame's.
+    """
+
+    name: str
+    image: np.ndarray
+    pulse_id: int
+    timestamp: float
+    counter: int
+
+
+class CameraEvents(Protocol):
+    """Listener interface (implemented by the IOC). Called on the event-loop thread; must not block."""
+
+    def camera_added(self, name: str) -> None: ...
+
+    def camera_removed(self, name: str) -> None: ...
+
+    def camera_status(self, status: CameraStatus) -> None: ...
+
+    def camera_image(self, snapshot: ImageSnapshot) -> None: ...
+
+
+class CameraService(Protocol):
+    """The camera domain API used by the IOC and the REST layer (implemented by ``CameraManager``).
+
+    Errors are camioc errors (``camioc.errors``) whose text is the user-facing message.
+    Every coroutine returns within bounded time (start-up and probes have deadlines).
+    """
+
+    # --- configuration -------------------------------------------------------------------
+    def camera_names(self) -> list[str]: ...
+
+    def aliases(self) -> dict[str, str]: ...
+
+    def groups(self) -> dict[str, list[str]]: ...
+
+    def resolve(self, name_or_alias: str) -> str:
+        """The camera name for a camera name or alias (NotFoundError otherwise)."""
+        ...
+
+    def get_config(self, name: str) -> dict[str, Any]:
+        """The expanded configuration (defaults filled in)."""
+        ...
+
+    async def set_config(self, name: str, config: Mapping[str, Any]) -> dict[str, Any]:
+        """Validate, save (creating the camera if new) and apply to a running instance."""
+        ...
+
+    async def update_config(self, name: str, changes: Mapping[str, Any]) -> dict[str, Any]:
+        """Change some keys only (the caput path); validated, saved, applied; returns the config."""
+        ...
+
+    async def delete_config(self, name: str) -> None: ...
+
+    # --- instances -----------------------------------------------------------------------
+    async def get_stream(self, name: str) -> str:
+        """Start the instance if needed; return its stream address ``tcp://host:port``."""
+        ...
+
+    async def stop(self, name: str) -> None: ...
+
+    async def stop_all(self) -> None: ...
+
+    async def delete_instance(self, name: str) -> None: ...
+
+    def status(self, name: str) -> CameraStatus: ...
+
+    def instance_info(self, name: str) -> dict[str, Any]:
+        """cam_server's instance info dict for a running instance (NotFoundError otherwise)."""
+        ...
+
+    def active_instances(self) -> dict[str, dict[str, Any]]:
+        """Instance info of every running camera instance, keyed by camera name."""
+        ...
+
+    # --- one-shot reads ------------------------------------------------------------------
+    async def is_online(self, name: str) -> tuple[bool, str]:
+        """(online, status text); never raises for an offline camera."""
+        ...
+
+    async def get_geometry(self, name: str) -> list[int]:
+        """[width, height] of the streamed image."""
+        ...
+
+    async def get_image(self, name: str, raw: bool = False) -> np.ndarray:
+        """One image: the latest frame of the running instance, else one read from the source."""
+        ...
+
+    async def set_background_image(self, name: str, image: np.ndarray) -> None:
+        """Store a camera-level background image ``name`` (``PUT .../background/<name>/image_bytes``)."""
+        ...
+
+    # --- CA image publishing ---------------------------------------------------------------
+    def set_image_publishing(self, name: str, enabled: bool, min_period: float) -> None:
+        """Whether and how often (seconds between) image snapshots reach ``camera_image``."""
+        ...
+
+    def add_listener(self, listener: CameraEvents) -> None: ...
+
+    def remove_listener(self, listener: CameraEvents) -> None: ...
+
+
+__all__ = [
+    "CameraEvents",
+    "CameraService",
+    "CameraStatus",
+    "DetectorState",
+    "ImageSnapshot",
+]

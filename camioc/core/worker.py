@@ -1,0 +1,281 @@
+"""Worker-process plumbing shared by camera and pipeline instances.
+
+Why processes: a camera or pipeline instance does CPU-heavy work (transforms, processing, user
+functions) and talks to EPICS through libca; one process per instance isolates crashes and user
+code, gives each heavy instance its own core, and keeps the control process's event loop free.
+
+The control side (:class:`WorkerHandle`) and the worker side (:class:`WorkerLink`) talk over one
+duplex ``multiprocessing.Pipe``. Messages are ``(kind, payload)`` tuples:
+
+- worker -> control: ``("started", {...})``, ``("status", {...})``, ``("image", {...})``,
+  ``("reply", (request_id, ok, value))``, ``("log", (level, logger, message))``,
+  ``("stopped", {"reason": str, "error": str})``;
+- control -> worker: ``("config", dict)``, ``("request", (request_id, what, args))``,
+  ``("publishing", {...})``, ``("stop", None)``.
+
+A reader thread on the control side does the blocking ``recv`` (image snapshots are megabytes;
+unpickling them must not stall the loop) and hands each message to the loop with
+``call_soon_threadsafe``. When the worker dies, the pipe reports EOF and the handle resolves its
+exit. When the control process dies, the worker sees EOF on its end and stops: no orphans.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import multiprocessing
+import multiprocessing.connection
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from camioc.errors import InstanceError
+
+log = logging.getLogger(__name__)
+
+_MP_CONTEXT = multiprocessing.get_context("spawn")
+
+MessageCallback = Callable[[str, Any], None]
+
+
+class WorkerHandle:
+    """Control-side handle of one worker process (start, talk to, stop).
+
+    All public methods are called on the event-loop thread.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        target: Callable[..., None],
+        args: tuple[Any, ...],
+        on_message: MessageCallback,
+        on_exit: Callable[[WorkerHandle], None],
+    ) -> None:
+        self.name = name
+        self._target = target
+        self._args = args
+        self._on_message = on_message
+        self._on_exit = on_exit
+        self._loop = asyncio.get_running_loop()
+        self._conn: multiprocessing.connection.Connection | None = None
+        self._process: multiprocessing.process.BaseProcess | None = None
+        self._started: asyncio.Future[dict[str, Any]] = self._loop.create_future()
+        self._exited: asyncio.Future[None] = self._loop.create_future()
+        self._requests: dict[int, asyncio.Future[Any]] = {}
+        self._request_ids = itertools.count(1)
+        self._send_lock = threading.Lock()
+        self.stop_reason = ""
+        self.stop_error = ""
+        self.stop_error_type = ""
+
+    # ------------------------------------------------------------------ lifecycle
+    async def start(self, timeout: float) -> dict[str, Any]:
+        """Spawn the worker and wait for its ``started`` message (or its failure)."""
+        parent_conn, child_conn = _MP_CONTEXT.Pipe(duplex=True)
+        self._conn = parent_conn
+        self._process = _MP_CONTEXT.Process(
+            target=self._target, args=(child_conn, *self._args), name=f"camioc-{self.name}", daemon=True
+        )
+        self._process.start()
+        child_conn.close()
+        threading.Thread(target=self._read_loop, name=f"camioc-reader-{self.name}", daemon=True).start()
+        try:
+            return await asyncio.wait_for(asyncio.shield(self._started), timeout)
+        except TimeoutError:
+            await self.stop(timeout=2.0)
+            raise InstanceError(f"'{self.name}' instance did not start within {timeout:g} s.") from None
+
+    async def stop(self, timeout: float = 5.0) -> None:
+        """Ask the worker to stop; terminate it if it does not within ``timeout``."""
+        if self._process is None:
+            return
+        self.send("stop", None)
+        try:
+            await asyncio.wait_for(asyncio.shield(self._exited), timeout)
+        except TimeoutError:
+            log.warning("worker %s did not stop within %.1f s; terminating", self.name, timeout)
+            self._process.terminate()
+            try:
+                await asyncio.wait_for(asyncio.shield(self._exited), 2.0)
+            except TimeoutError:
+                self._process.kill()
+                await asyncio.wait_for(asyncio.shield(self._exited), 2.0)
+
+    @property
+    def alive(self) -> bool:
+        return self._process is not None and not self._exited.done()
+
+    @property
+    def exitcode(self) -> int | None:
+        return None if self._process is None else self._process.exitcode
+
+    @property
+    def pid(self) -> int | None:
+        return None if self._process is None else self._process.pid
+
+    async def wait_exited(self) -> None:
+        await asyncio.shield(self._exited)
+
+    # ------------------------------------------------------------------ messages
+    def send(self, kind: str, payload: Any) -> bool:
+        """Send a message to the worker; False if it is gone."""
+        conn = self._conn
+        if conn is None or self._exited.done():
+            return False
+        try:
+            with self._send_lock:
+                conn.send((kind, payload))
+        except (OSError, ValueError):
+            return False
+        return True
+
+    async def request(self, what: str, args: Any = None, timeout: float = 5.0) -> Any:
+        """Ask the worker something and wait for its reply (raises what the worker raised)."""
+        request_id = next(self._request_ids)
+        future: asyncio.Future[Any] = self._loop.create_future()
+        self._requests[request_id] = future
+        try:
+            if not self.send("request", (request_id, what, args)):
+                raise InstanceError(f"'{self.name}' instance is not running.")
+            return await asyncio.wait_for(future, timeout)
+        except TimeoutError:
+            raise InstanceError(f"'{self.name}' instance did not answer within {timeout:g} s.") from None
+        finally:
+            self._requests.pop(request_id, None)
+
+    def _read_loop(self) -> None:
+        conn = self._conn
+        assert conn is not None
+        while True:
+            try:
+                message = conn.recv()
+            except (EOFError, OSError):
+                break
+            except Exception:  # a message that cannot be unpickled: report, keep reading
+                log.exception("worker %s sent an unreadable message", self.name)
+                continue
+            try:
+                self._loop.call_soon_threadsafe(self._dispatch, message)
+            except RuntimeError:  # loop closed: the control process is shutting down
+                return
+        process = self._process
+        if process is not None:
+            process.join(timeout=5)
+        try:
+            self._loop.call_soon_threadsafe(self._finish)
+        except RuntimeError:
+            pass
+
+    def _dispatch(self, message: tuple[str, Any]) -> None:
+        kind, payload = message
+        if kind == "started":
+            if not self._started.done():
+                self._started.set_result(payload)
+            return
+        if kind == "reply":
+            request_id, ok, value = payload
+            future = self._requests.get(request_id)
+            if future is not None and not future.done():
+                if ok:
+                    future.set_result(value)
+                else:
+                    future.set_exception(value if isinstance(value, BaseException) else InstanceError(str(value)))
+            return
+        if kind == "stopped":
+            self.stop_reason = payload.get("reason", "")
+            self.stop_error = payload.get("error", "")
+            self.stop_error_type = payload.get("error_type", "")
+        try:
+            self._on_message(kind, payload)
+        except Exception:
+            log.exception("handling %s message of worker %s failed", kind, self.name)
+
+    def _finish(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+        if not self._started.done():
+            error = self.stop_error or f"'{self.name}' instance terminated (exit code {self.exitcode}). See logs."
+            self._started.set_exception(InstanceError(error))
+            self._started.exception()  # mark retrieved: start() may not be awaiting any more
+        for future in self._requests.values():
+            if not future.done():
+                future.set_exception(InstanceError(f"'{self.name}' instance stopped."))
+        if not self._exited.done():
+            self._exited.set_result(None)
+        try:
+            self._on_exit(self)
+        except Exception:
+            log.exception("exit handler of worker %s failed", self.name)
+
+
+class WorkerLink:
+    """Worker-side end of the pipe: thread-safe sends, non-blocking command polling."""
+
+    def __init__(self, conn: multiprocessing.connection.Connection) -> None:
+        self._conn = conn
+        self._lock = threading.Lock()
+        self.parent_gone = False
+
+    def send(self, kind: str, payload: Any) -> None:
+        try:
+            with self._lock:
+                self._conn.send((kind, payload))
+        except (OSError, ValueError, BrokenPipeError):
+            self.parent_gone = True
+
+    def commands(self) -> list[tuple[str, Any]]:
+        """Every command waiting now (never blocks). EOF (parent gone) becomes a ``stop``."""
+        out: list[tuple[str, Any]] = []
+        try:
+            while self._conn.poll():
+                out.append(self._conn.recv())
+        except (EOFError, OSError):
+            self.parent_gone = True
+            out.append(("stop", None))
+        return out
+
+    def reply(self, request_id: int, ok: bool, value: Any) -> None:
+        self.send("reply", (request_id, ok, value))
+
+
+class ForwardingLogHandler(logging.Handler):
+    """Sends a worker's log records (WARNING and up by default) to the control process's log."""
+
+    def __init__(self, link: WorkerLink, level: int = logging.INFO) -> None:
+        super().__init__(level)
+        self._link = link
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            self._link.send("log", (record.levelno, record.name, record.getMessage()))
+        except Exception:
+            self.handleError(record)
+
+
+class RateMeter:
+    """Frames per second over a sliding window of about one second."""
+
+    def __init__(self, window: float = 1.0) -> None:
+        self._window = window
+        self._times: list[float] = []
+
+    def tick(self, now: float | None = None) -> None:
+        now = time.monotonic() if now is None else now
+        self._times.append(now)
+        cutoff = now - 2 * self._window
+        if len(self._times) > 4096 or (self._times and self._times[0] < cutoff):
+            self._times = [t for t in self._times if t >= cutoff]
+
+    def rate(self, now: float | None = None) -> float:
+        now = time.monotonic() if now is None else now
+        recent = [t for t in self._times if t >= now - self._window]
+        if len(recent) < 2:
+            return float(len(recent)) / self._window if recent and now - recent[0] < self._window else 0.0
+        span = recent[-1] - recent[0]
+        return (len(recent) - 1) / span if span > 0 else 0.0
+
+
+__all__ = ["ForwardingLogHandler", "RateMeter", "WorkerHandle", "WorkerLink"]
