@@ -1,0 +1,106 @@
+"""Helpers to run a whole camioc server as a subprocess, as a user runs it."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import random
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+import uuid
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+def free_port() -> int:
+    """Return a port free for both TCP and UDP on 127.0.0.1 (best effort, no reservation)."""
+    for _ in range(50):
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as tcp:
+            tcp.bind(("127.0.0.1", 0))
+            port = tcp.getsockname()[1]
+        try:
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
+                udp.bind(("127.0.0.1", port))
+        except OSError:
+            continue
+        return port
+    raise RuntimeError("no free port found")
+
+
+@dataclasses.dataclass
+class CamiocServer:
+    """Handle on a running ``camioc`` subprocess."""
+
+    proc: subprocess.Popen
+    base: Path
+    prefix: str
+    camera_url: str
+    pipeline_url: str
+    log_path: Path
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+
+def _stream_port_range() -> str:
+    # A random 200-port window in a range no other service here uses.
+    start = random.randrange(30000, 45000, 200)
+    return f"{start}:{start + 200}"
+
+
+def start_camioc(base: Path, log_path: Path, extra_args: list[str] | None = None, timeout: float = 60.0) -> CamiocServer:
+    """Start ``python -m camioc`` on ``base`` and wait until its REST APIs answer."""
+    camera_port, pipeline_port = free_port(), free_port()
+    prefix = f"T{uuid.uuid4().hex[:8]}:"
+    args = [
+        sys.executable, "-m", "camioc",
+        "--base", str(base),
+        "--interface", "127.0.0.1",
+        "--hostname", "127.0.0.1",
+        "--camera-port", str(camera_port),
+        "--pipeline-port", str(pipeline_port),
+        "--camera-stream-ports", _stream_port_range(),
+        "--pipeline-stream-ports", _stream_port_range(),
+        "--prefix", prefix,
+        "--log-level", "INFO",
+        *(extra_args or []),
+    ]
+    log_file = open(log_path, "wb")  # noqa: SIM115 - closed by the OS when the process ends
+    proc = subprocess.Popen(args, stdout=log_file, stderr=subprocess.STDOUT, env=dict(os.environ), cwd=REPO_ROOT)
+    server = CamiocServer(proc, base, prefix, f"http://127.0.0.1:{camera_port}", f"http://127.0.0.1:{pipeline_port}", log_path)
+    deadline = time.monotonic() + timeout
+    while True:
+        if proc.poll() is not None:
+            raise RuntimeError(f"camioc exited with {proc.returncode}:\n{server.log()}")
+        try:
+            with urllib.request.urlopen(f"{server.camera_url}/api/v1/cam/version", timeout=1) as r:
+                if r.status == 200:
+                    with urllib.request.urlopen(f"{server.pipeline_url}/api/v1/pipeline/version", timeout=1) as r2:
+                        if r2.status == 200:
+                            return server
+        except OSError:
+            pass
+        if time.monotonic() > deadline:
+            stop_camioc(server)
+            raise RuntimeError(f"camioc did not come up within {timeout} s:\n{server.log()}")
+        time.sleep(0.1)
+
+
+def stop_camioc(server: CamiocServer, timeout: float = 20.0) -> int:
+    """SIGINT the server (as Ctrl-C does) and wait; kill it if it does not stop in time."""
+    if server.proc.poll() is None:
+        server.proc.send_signal(signal.SIGINT)
+        try:
+            server.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            server.proc.kill()
+            server.proc.wait(5)
+            raise RuntimeError(f"camioc did not stop within {timeout} s:\n{server.log()}") from None
+    return server.proc.returncode
+
+
