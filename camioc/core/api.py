@@ -167,10 +167,56 @@ class CameraService(Protocol):
     def remove_listener(self, listener: CameraEvents) -> None: ...
 
 
+@dataclass(frozen=True, slots=True)
+class PipelineStatus:
+    """A consistent snapshot of one pipeline (a saved config and/or a running instance).
+
+    ``instance_id`` equals a saved pipeline name for shared instances. ``results`` holds the
+    latest scalar outputs of the pipeline function (cam_server names, e.g. ``x_center_of_mass``),
+    and ``arrays`` the latest 1-D outputs (profiles, axes, fit curves), both published at a
+    bounded rate. ``config`` is the effective config in force.
+    """
+
+    instance_id: str
+    camera_name: str = ""
+    running: bool = False
+    read_only: bool = False
+    saved: bool = False
+    state: DetectorState = DetectorState.Idle
+    message: str = ""
+    error: str = ""
+    stream_address: str = ""
+    frame_count: int = 0
+    frame_rate: float = 0.0
+    execution_time_ms: float = 0.0
+    dropped: int = 0
+    pulse_id: int = 0
+    timestamp: float = 0.0
+    background_ok: bool = True
+    config: Mapping[str, Any] = field(default_factory=dict)
+    results: Mapping[str, Any] = field(default_factory=dict)
+    arrays: Mapping[str, np.ndarray] = field(default_factory=dict)
+    exit_code: int | None = None
+
+
+class PipelineEvents(Protocol):
+    """Listener interface for pipelines (implemented by the IOC). Loop thread; must not block."""
+
+    def pipeline_added(self, instance_id: str) -> None: ...
+
+    def pipeline_removed(self, instance_id: str) -> None: ...
+
+    def pipeline_status(self, status: PipelineStatus) -> None: ...
+
+    def pipeline_image(self, snapshot: ImageSnapshot) -> None: ...
+
+
 __all__ = [
     "CameraEvents",
     "CameraService",
     "CameraStatus",
     "DetectorState",
     "ImageSnapshot",
+    "PipelineEvents",
+    "PipelineStatus",
 ]

@@ -129,7 +129,7 @@ class CameraManager:
         parsed = CameraConfig.from_dict(new)
         async with self._lock(name):
             is_new = not self._store.exists(name)
-            self._store.save(name, parsed.to_dict())
+            self._store.save(name, parsed.to_dict(runtime_defaults=False))
             self._push_config(name, parsed)
         if is_new:
             self._emit("camera_added", name)
@@ -140,7 +140,7 @@ class CameraManager:
         name = self.resolve(name)
         async with self._lock(name):
             parsed = self._load(name).updated(changes)
-            self._store.save(name, parsed.to_dict())
+            self._store.save(name, parsed.to_dict(runtime_defaults=False))
             self._push_config(name, parsed)
         self._emit_status(name)
         return parsed.to_dict()

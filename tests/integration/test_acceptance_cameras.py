@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import glob
 import os
+import socket
 import subprocess
 import sys
 import threading
@@ -188,7 +189,8 @@ def test_sigint_stops_everything(camioc_server) -> None:
         except psutil.TimeoutExpired:
             pytest.fail(f"worker {worker.pid} outlived the server")
     for port in (stream_port, int(camioc_server.camera_url.rsplit(":", 1)[1])):
-        import socket
-
         with socket.socket() as probe:
-            probe.bind(("127.0.0.1", port))  # raises if still held
+            # SO_REUSEADDR: a closed connection's TIME-WAIT is fine, a listener still there is not
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            probe.bind(("127.0.0.1", port))
+            probe.listen()

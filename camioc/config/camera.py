@@ -1,0 +1,333 @@
+"""Typed camera configuration with cam_server's keys, defaults and validation messages.
+
+A camera config is what cam_server stores in ``camera_config/<camera>.json`` (compat §1.4, §3.1,
+§4.2). :meth:`CameraConfig.from_dict` validates once, at load time, into an immutable model; every
+other layer reads the typed attributes. Unknown keys and ``_``-prefixed keys (cam_server's
+"commented-out" options) are kept in :attr:`CameraConfig.extras` and written back by
+:meth:`CameraConfig.to_dict`.
+
+Keys and defaults (cam_server's unless marked *camioc*):
+
+========================= ============================== ===========================================
+key                       default                        meaning
+========================= ============================== ===========================================
+``source``                (mandatory)                    PV prefix (epics, bsread), anything (simulation)
+``source_type``           ``"epics"``                    ``epics``, ``simulation``, ``bsread``;
+                                                         ``area_detector`` = epics + areadetector PVs
+``epics_convention``      ``"camserver"``                *camioc*: PV layout of an epics source:
+                                                         ``camserver`` (``<p>:FPICTURE``, ``:WIDTH``,
+                                                         ``:HEIGHT``, ``:INIT``) or ``areadetector``
+                                                         (``<p>:cam1:*``, ``<p>:image1:ArrayData``)
+``mirror_x``/``mirror_y`` ``false``                      flip columns / rows
+``rotate``                ``0``                          number of 90° turns (np.rot90, any integer)
+``roi``                   ``null``                       ``[offset_x, size_x, offset_y, size_y]``
+``binning_x/_y``          ``1``                          binning factors (>= 1)
+``binning_mean``          ``false``                      mean instead of (clipped) sum
+``camera_calibration``    ``null``                       :class:`CameraCalibration`
+``image_background``      ``null``                       background id subtracted camera-side
+``alias``/``group``       ``[]``                         a string or a list of strings
+``protocol``              ``"tcp"``                      output stream transport (``tcp``/``ipc``)
+``port``                  ``null``                       fixed output stream port
+``no_client_timeout``     ``10.0``                       s without subscriber before stop; <= 0 never
+``queue_size``            ``100``                        output stream high-water mark
+``dtype``                 ``null``                       declared image dtype (numpy name); null:
+                                                         the source's
+``simulate_pulse_id``     ``false``                      pulse id = ``int(time*100)``
+``frame_rate``            ``10.0``                       simulation: frames per second (> 0)
+``size_x``/``size_y``     ``1280``/``960``               simulation: image size
+``image_type``            ``"beam"``                     simulation: beam, raw, static_beam, static_raw
+``mode``                  ``"PULL"``                     bsread: socket type of the source stream
+``channel``               ``null``                       bsread: image channel; null: the source
+                                                         decides (``<name>:FPICTURE``, else ``image``)
+``connections``           ``1``                          bsread: parallel connections
+``buffer_size``           ``10``                         *camioc*: bsread: frames held to re-order
+                                                         multi-connection streams by pulse id
+``receive_timeout``       ``1.0``                        *camioc*: bsread: receive timeout in seconds
+``url``                   ``null``                       bsread: stream address (instead of the
+                                                         ``<source>:BSREADCONFIG`` PV)
+========================= ============================== ===========================================
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Mapping
+from typing import Annotated, Any, ClassVar, Literal, Self
+
+import numpy as np
+from pydantic import BeforeValidator, ConfigDict, ValidationError
+
+from camioc.config._fields import (
+    Bool,
+    ConfigModel,
+    Float,
+    Int,
+    NonNegInt,
+    OptBackgroundName,
+    OptPort,
+    OptStr,
+    PosFloat,
+    PosInt,
+    Roi,
+    Str,
+    StrTuple,
+    SubModel,
+    check_changes,
+    check_json_values,
+    check_raw_mapping,
+    check_str,
+    choice,
+    config_error,
+    drop_none,
+    group_members,
+    mapping_or_none,
+    merge_changes,
+    merge_ordered,
+    name_check,
+    number_list,
+    section_dict,
+)
+from camioc.errors import ConfigError
+
+_log = logging.getLogger(__name__)
+
+#: Source types camioc implements.
+CAMERA_SOURCE_TYPES: tuple[str, ...] = ("epics", "simulation", "bsread")
+
+#: Other accepted ``source_type`` values -> (source_type, epics_convention).
+CAMERA_SOURCE_TYPE_ALIASES: dict[str, tuple[str, str]] = {"area_detector": ("epics", "areadetector")}
+
+EPICS_CONVENTIONS: tuple[str, ...] = ("camserver", "areadetector")
+
+#: Keys cam_server's ``CameraConfig.DEFAULT_CONFIGURATION`` fills in (its expanded config).
+CAMSERVER_DEFAULT_KEYS: tuple[str, ...] = (
+    "camera_calibration",
+    "mirror_x",
+    "mirror_y",
+    "rotate",
+    "roi",
+    "image_background",
+    "source_type",
+)
+
+#: Further defaults shown by ``to_dict()`` (runtime defaults), per source type.
+_RUNTIME_KEYS_COMMON = (
+    "binning_x",
+    "binning_y",
+    "binning_mean",
+    "protocol",
+    "no_client_timeout",
+    "queue_size",
+    "simulate_pulse_id",
+)
+_RUNTIME_KEYS_BY_SOURCE: dict[str, tuple[str, ...]] = {
+    "epics": ("epics_convention",),
+    "simulation": ("frame_rate", "size_x", "size_y", "image_type"),
+    "bsread": ("mode", "channel", "connections", "buffer_size", "receive_timeout"),
+}
+
+
+def _check_marker(value: Any) -> tuple[int | float, int | float, int | float, int | float]:
+    x1, y1, x2, y2 = number_list(4, "[x1, y1, x2, y2]")(value)
+    if x1 == x2 or y1 == y2:
+        raise ValueError("must be [x1, y1, x2, y2] with x1 != x2 and y1 != y2")
+    return (x1, y1, x2, y2)
+
+
+def _check_dtype(value: Any) -> str:
+    text = check_str(value)
+    try:
+        kind = np.dtype(text).kind
+    except TypeError:
+        kind = None
+    if kind not in ("u", "i", "f"):
+        raise ValueError("must be a numeric numpy dtype name such as 'uint16', 'int16' or 'float32'")
+    return text
+
+
+Marker = Annotated[tuple[int | float, int | float, int | float, int | float], BeforeValidator(_check_marker)]
+
+
+class CameraCalibration(SubModel):
+    """Pixel to physical-unit calibration (compat §3.1).
+
+    Origin = centre of the reference marker; pixel size = marker size / marker span in pixels
+    (times cos(angle)); calibrated axes descend.
+    """
+
+    reference_marker: Marker = (0, 0, 100, 100)
+    reference_marker_width: Float = 100.0
+    reference_marker_height: Float = 100.0
+    angle_horizontal: Float = 0.0
+    angle_vertical: Float = 0.0
+
+
+class CameraConfig(ConfigModel):
+    """One camera's configuration. Build with :meth:`from_dict`; immutable."""
+
+    model_config = ConfigDict(title="camioc camera configuration")
+
+    name: Annotated[str, BeforeValidator(name_check("camera name", allow_empty=True))] = ""
+    source: Str = ""
+    source_type: Annotated[Literal["epics", "simulation", "bsread"], BeforeValidator(choice(*CAMERA_SOURCE_TYPES))] = (
+        "epics"
+    )
+    epics_convention: Annotated[Literal["camserver", "areadetector"], BeforeValidator(choice(*EPICS_CONVENTIONS))] = (
+        "camserver"
+    )
+    mirror_x: Bool = False
+    mirror_y: Bool = False
+    rotate: Int = 0
+    roi: Roi = None
+    binning_x: PosInt = 1
+    binning_y: PosInt = 1
+    binning_mean: Bool = False
+    camera_calibration: Annotated[
+        CameraCalibration | None,
+        BeforeValidator(mapping_or_none("{reference_marker, reference_marker_width, ...}")),
+    ] = None
+    image_background: OptBackgroundName = None
+    alias: StrTuple = ()
+    group: StrTuple = ()
+    protocol: Annotated[Literal["tcp", "ipc"], BeforeValidator(choice("tcp", "ipc"))] = "tcp"
+    port: OptPort = None
+    no_client_timeout: Float = 10.0
+    queue_size: PosInt = 100
+    dtype: Annotated[str | None, BeforeValidator(lambda v: None if v is None else _check_dtype(v))] = None
+    simulate_pulse_id: Bool = False
+    frame_rate: PosFloat = 10.0
+    size_x: PosInt = 1280
+    size_y: PosInt = 960
+    image_type: Annotated[
+        Literal["beam", "raw", "static_beam", "static_raw"],
+        BeforeValidator(choice("beam", "raw", "static_beam", "static_raw")),
+    ] = "beam"
+    mode: Annotated[Literal["PULL", "SUB"], BeforeValidator(choice("PULL", "SUB", upper=True))] = "PULL"
+    channel: OptStr = None
+    connections: PosInt = 1
+    buffer_size: NonNegInt = 10
+    receive_timeout: PosFloat = 1.0
+    url: OptStr = None
+
+    EMPTY_MESSAGE: ClassVar[str] = "Config object cannot be empty. Config: %s"
+
+    # ----------------------------------------------------------------------------------------
+    @classmethod
+    def from_dict(cls, mapping: Mapping[str, Any], name: str | None = None) -> Self:
+        """Validate a camera config mapping (as stored by cam_server) into a CameraConfig.
+
+        Args:
+            mapping: the config; not modified. ``None`` values mean "default" (cam_server rule).
+            name: the camera name; when given it replaces the mapping's ``name`` key.
+
+        Raises:
+            ConfigError: with cam_server's messages ("Config object cannot be empty. Config: %s",
+                "'source' not specified in configuration.", "Invalid source_type '%s'. Available:
+                [...].") or ``Invalid value for '<key>': <value> (<reason>)``.
+        """
+        raw = check_raw_mapping(mapping, cls.EMPTY_MESSAGE)
+        if name is not None:
+            raw["name"] = name
+        if raw.get("source") is None:
+            raise ConfigError("'source' not specified in configuration.")
+
+        known = cls.known_keys()
+        data = drop_none({k: v for k, v in raw.items() if k in known})
+        source_type = data.get("source_type", "epics")
+        available = [*CAMERA_SOURCE_TYPES, *CAMERA_SOURCE_TYPE_ALIASES]
+        if not isinstance(source_type, str) or source_type not in available:
+            raise ConfigError(f"Invalid source_type '{source_type}'. Available: {available}.")
+        if source_type in CAMERA_SOURCE_TYPE_ALIASES:
+            data["source_type"], convention = CAMERA_SOURCE_TYPE_ALIASES[source_type]
+            given = data.get("epics_convention", convention)
+            if given != convention:
+                raise ConfigError(
+                    f"Invalid value for 'epics_convention': \"{given}\" "
+                    f"(source_type '{source_type}' implies '{convention}')"
+                )
+            data["epics_convention"] = convention
+
+        check_json_values(raw, [k for k in raw if k not in known])
+        try:
+            config = cls.model_validate(data)
+        except ValidationError as exc:
+            raise config_error(exc, data) from exc
+        config._raw = raw
+        return config
+
+    def to_dict(self, *, runtime_defaults: bool = True) -> dict[str, Any]:
+        """The config as a JSON-serialisable dict.
+
+        Keys keep the order of the mapping the config was built from; known keys carry their
+        validated value (lists for tuples, ``"epics"`` for ``"area_detector"``), unknown and
+        ``_``-prefixed keys are kept unchanged. cam_server's defaults (``CAMSERVER_DEFAULT_KEYS``,
+        calibration sub-defaults) are always filled in; with ``runtime_defaults`` (the default)
+        also the defaults the camera's source type uses (binning, protocol, no_client_timeout,
+        frame_rate/size for simulations, mode/channel/connections for bsread, ...).
+        ``to_dict(runtime_defaults=False)`` is cam_server's expanded config, the form to save.
+        """
+        typed = self.model_dump(mode="json")
+        typed["camera_calibration"] = section_dict(self._raw.get("camera_calibration"), self.camera_calibration)
+        shown = [k for k in self._raw if k in typed]
+        shown += CAMSERVER_DEFAULT_KEYS
+        if self.epics_convention != "camserver":
+            shown.append("epics_convention")
+        if runtime_defaults:
+            shown += _RUNTIME_KEYS_COMMON + _RUNTIME_KEYS_BY_SOURCE.get(self.source_type, ())
+        return merge_ordered(self._raw, {k: typed[k] for k in shown})
+
+    def updated(self, changes: Mapping[str, Any]) -> Self:
+        """A new config with ``changes`` merged in and re-validated; this one is unchanged.
+
+        Top-level keys are replaced; a ``camera_calibration`` mapping is merged key by key into the
+        current one (``null`` removes the calibration).
+
+        Raises:
+            ConfigError: "Config updates cannot be empty." or any :meth:`from_dict` message.
+        """
+        changes = check_changes(changes)
+        return type(self).from_dict(merge_changes(self._raw, changes, ("camera_calibration",)))
+
+
+# ------------------------------------------------------------------------------------------------
+# aliases and groups (GET /api/v1/cam/aliases, /groups)
+
+
+def camera_aliases(configs: Iterable[CameraConfig]) -> dict[str, str]:
+    """``{alias: camera name}`` from the configs' ``alias`` keys.
+
+    As in cam_server, an alias equal to a camera name is ignored (the camera wins). An alias
+    claimed by two cameras goes to the first one (callers pass configs in name order) and a
+    warning is logged.
+    """
+    configs = list(configs)
+    names = {c.name for c in configs}
+    aliases: dict[str, str] = {}
+    for config in configs:
+        for alias in config.alias:
+            if alias in names:
+                continue
+            if alias in aliases and aliases[alias] != config.name:
+                _log.warning(
+                    "Alias %r of camera %r is already used by camera %r; ignored.", alias, config.name, aliases[alias]
+                )
+                continue
+            aliases[alias] = config.name
+    return aliases
+
+
+def camera_groups(configs: Iterable[CameraConfig]) -> dict[str, list[str]]:
+    """``{group: [camera names]}`` from the configs' ``group`` keys, in the order given."""
+    return group_members((c.name, c.group) for c in configs)
+
+
+__all__ = [
+    "CAMERA_SOURCE_TYPES",
+    "CAMERA_SOURCE_TYPE_ALIASES",
+    "CAMSERVER_DEFAULT_KEYS",
+    "EPICS_CONVENTIONS",
+    "CameraCalibration",
+    "CameraConfig",
+    "camera_aliases",
+    "camera_groups",
+]

@@ -1,0 +1,544 @@
+"""Typed pipeline configuration with cam_server's keys, defaults and validation messages.
+
+A pipeline config is what cam_server stores in ``pipeline_config/<pipeline>.json`` and what
+``POST /api/v1/pipeline`` receives (compat §2.1). :meth:`PipelineConfig.from_dict` validates it
+once into an immutable model; the processing reads the typed attributes (or the effective dict).
+
+Three views of one config:
+
+* the **raw** mapping it was built from (:attr:`PipelineConfig.raw`);
+* the **stored** form, ``to_dict(runtime_defaults=False)``: cam_server's expanded config (for
+  ``processing`` pipelines ``DEFAULT_CONFIGURATION`` and the ``image_good_region``/``image_slices``
+  sub-defaults filled in, ``None`` never overwriting a default) - what is saved, what
+  ``GET .../config`` returns and what :func:`merge_update` works on;
+* the **effective** form, ``to_dict()``: the stored form plus the runtime defaults cam_server
+  injects at process start (``processing_parameters``): ``no_client_timeout`` 10, ``queue_size``
+  10, ``mode`` PUB (PUSH for fanout), ``block`` (False for PUB, True otherwise: camioc decision 2),
+  ``data_compression``/``data_header_compression`` (None; ``true`` -> ``"bitshuffle_lz4"``),
+  ``paused``/``pause``, ``notify_on_error`` (true for names ending in ``_sp`` or ``_sp<digits>``),
+  ``abort_on_error``, ``abort_on_timeout``, ``create_header``, ``allow_type_changes``,
+  ``allow_shape_changes``, and for ``mode: FILE`` ``layout``/``localtime``/``change``.
+
+Derived defaults (``mode``, ``block``, ``notify_on_error``) are computed from the raw mapping every
+time, so a stored or merged config never freezes them: changing ``mode`` to PUSH makes ``block``
+default to True unless ``block`` was set explicitly.
+
+``paused`` (README name) and ``pause`` (cam_server code name) are the same setting: either is
+accepted; if both are given ``paused`` wins; both dicts show the resolved value under every one of
+the two keys present (the effective form shows both).
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import re
+from collections.abc import Iterable, Mapping
+from typing import Annotated, Any, ClassVar, Literal, Self
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, ValidationError, model_validator
+
+from camioc.config._fields import (
+    Bool,
+    ConfigModel,
+    Float,
+    NonNegInt,
+    Number,
+    OptBackgroundName,
+    OptInt,
+    OptNumber,
+    OptPort,
+    OptPosInt,
+    OptPosNumber,
+    OptStr,
+    OptStrTuple,
+    PosInt,
+    Roi,
+    StrTuple,
+    SubModel,
+    check_bool,
+    check_changes,
+    check_json_values,
+    check_number,
+    check_raw_mapping,
+    choice,
+    config_error,
+    drop_none,
+    group_members,
+    int_list,
+    int_range,
+    mapping_or_none,
+    merge_changes,
+    merge_ordered,
+    name_check,
+    optional,
+    section_dict,
+    show_value,
+)
+from camioc.errors import ConfigError
+
+#: Pipeline types (cam_server's mapping; ``script`` is accepted as in cam_server).
+PIPELINE_TYPES: tuple[str, ...] = ("processing", "store", "stream", "custom", "script", "fanout", "fanin")
+
+#: Pipeline types that read a camera and therefore need ``camera_name``.
+CAMERA_PIPELINE_TYPES: tuple[str, ...] = ("processing", "store")
+
+#: cam_server's ``PipelineConfig.DEFAULT_CONFIGURATION`` (applied to ``processing`` pipelines).
+CAMSERVER_DEFAULT_CONFIGURATION: dict[str, Any] = {
+    "image_background_enable": False,
+    "image_background": None,
+    "image_threshold": None,
+    "image_region_of_interest": None,
+    "image_good_region": None,
+    "image_slices": None,
+    "pipeline_type": "processing",
+}
+DEFAULT_IMAGE_GOOD_REGION: dict[str, Any] = {"threshold": 0.3, "gfscale": 1.8}
+DEFAULT_IMAGE_SLICES: dict[str, Any] = {"number_of_slices": 1, "scale": 2.0, "orientation": "vertical"}
+
+#: Sub-sections that instance config updates merge key by key (cam_server's update_pipeline_config).
+MERGED_SECTIONS: tuple[str, ...] = ("image_good_region", "image_slices")
+
+#: Runtime defaults shown in the effective config (cam_server injects the first six at start).
+RUNTIME_DEFAULT_KEYS: tuple[str, ...] = (
+    "no_client_timeout",
+    "queue_size",
+    "mode",
+    "block",
+    "data_compression",
+    "data_header_compression",
+    "paused",
+    "pause",
+    "notify_on_error",
+    "abort_on_error",
+    "abort_on_timeout",
+    "create_header",
+    "allow_type_changes",
+    "allow_shape_changes",
+)
+FILE_MODE_DEFAULT_KEYS: tuple[str, ...] = ("layout", "localtime", "change")
+
+#: Config names whose pipelines report processing errors instead of aborting (cam_server's
+#: NOTIFY_ON_ERROR = ["_sp"]; camioc also matches the screen-panel instance names ``X_sp1``).
+NOTIFY_ON_ERROR_NAME = re.compile(r"_sp\d*$")
+
+COMPRESSIONS: tuple[str, ...] = ("bitshuffle_lz4", "lz4")
+ROTATION_MODES: tuple[str, ...] = (
+    "constant",
+    "nearest",
+    "reflect",
+    "mirror",
+    "wrap",
+    "grid-constant",
+    "grid-mirror",
+    "grid-wrap",
+    "ortho",
+)
+
+_EMPTY_MESSAGE = "Config object cannot be empty.\nConfig: %s"
+_SLICES_ORIENTATIONS = ("vertical", "horizontal")
+
+
+# ------------------------------------------------------------------------------------------------
+# field checks
+
+
+def _check_background_enable(value: Any) -> bool | str:
+    if isinstance(value, str) and value in ("signed", "passive"):
+        return value
+    try:
+        return check_bool(value)
+    except ValueError:
+        raise ValueError("must be true, false, 'signed' or 'passive'") from None
+
+
+def _check_compression(value: Any) -> str | None:
+    if value is True:
+        return "bitshuffle_lz4"
+    if value is False or value is None:
+        return None
+    if isinstance(value, str) and value in COMPRESSIONS:
+        return value
+    raise ValueError("must be null, true (= 'bitshuffle_lz4'), false, 'bitshuffle_lz4' or 'lz4'")
+
+
+def _check_create_header(value: Any) -> str:
+    if value is True:
+        return "always"
+    if value is False:
+        return "once"
+    return choice("once", "always", "on_change")(value)
+
+
+def _check_rotation(value: Any) -> Any:
+    """A bare number is the angle (cam_server accepts it); a mapping is {angle, order, mode}."""
+    if value is None or isinstance(value, BaseModel):
+        return value
+    if isinstance(value, Mapping):
+        return drop_none(value)
+    try:
+        return {"angle": check_number(value)}
+    except ValueError:
+        raise ValueError("must be a number (angle in degrees), an object {angle, order, mode} or null") from None
+
+
+def _check_rotation_mode(value: Any) -> str:
+    """A scipy.ndimage mode, ``ortho`` (np.rot90), or a number: constant mode with that fill value."""
+    if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
+        return str(float(value))
+    if isinstance(value, str):
+        if value in ROTATION_MODES:
+            return value
+        try:
+            if math.isfinite(float(value)):
+                return value
+        except ValueError:
+            pass
+    raise ValueError(f"must be one of {', '.join(repr(m) for m in ROTATION_MODES)} or a number (constant fill value)")
+
+
+def _check_pid_range(value: Any) -> tuple[int, int] | None:
+    if value is None:
+        return None
+    start, end = int_list(2, "[start_pulse_id, end_pulse_id]")(value)
+    return (start, end)
+
+
+# ------------------------------------------------------------------------------------------------
+# sub-sections
+
+
+class ImageGoodRegion(SubModel):
+    """``image_good_region``: profile level ``threshold`` (fraction of max) and widening ``gfscale``."""
+
+    threshold: Number = 0.3
+    gfscale: Number = 1.8
+
+
+class ImageSlices(SubModel):
+    """``image_slices`` (needs ``image_good_region``): slices of ``scale``·σ across the beam."""
+
+    number_of_slices: Annotated[int, BeforeValidator(int_range(1))] = 1
+    scale: Number = 2.0
+    orientation: Annotated[Literal["vertical", "horizontal"], BeforeValidator(choice(*_SLICES_ORIENTATIONS))] = (
+        "vertical"
+    )
+
+
+class Rotation(SubModel):
+    """``rotation``: ``angle`` in degrees (0 disables), interpolation ``order`` 0..5 and ``mode``."""
+
+    angle: Float = 0.0
+    order: Annotated[int, BeforeValidator(int_range(0, 5))] = 1
+    mode: Annotated[str, BeforeValidator(_check_rotation_mode)] = "constant"
+
+    @model_validator(mode="after")
+    def _ortho_needs_right_angles(self) -> Self:
+        if self.mode == "ortho" and self.angle % 90 != 0:
+            raise ValueError("mode 'ortho' needs an angle that is a multiple of 90")
+        return self
+
+
+GoodRegionField = Annotated[ImageGoodRegion | None, BeforeValidator(mapping_or_none("{threshold, gfscale}"))]
+SlicesField = Annotated[
+    ImageSlices | None, BeforeValidator(mapping_or_none("{number_of_slices, scale, orientation}"))
+]
+
+
+# ------------------------------------------------------------------------------------------------
+# the config
+
+
+class PipelineConfig(ConfigModel):
+    """One pipeline's configuration. Build with :meth:`from_dict`; immutable."""
+
+    model_config = ConfigDict(title="camioc pipeline configuration")
+
+    # identity and type
+    name: Annotated[str, BeforeValidator(name_check("pipeline name", allow_empty=True))] = ""
+    pipeline_type: Annotated[
+        Literal["processing", "store", "stream", "custom", "script", "fanout", "fanin"],
+        BeforeValidator(choice(*PIPELINE_TYPES)),
+    ] = "processing"
+    camera_name: Annotated[str | None, BeforeValidator(optional(name_check("camera name")))] = None
+    function: OptStr = None
+    reload: Bool = False
+    read_only: Bool = False
+    port: OptPort = None
+    group: StrTuple = ()
+    libs: StrTuple = ()
+    debug: Bool = False
+
+    # cam_server's DEFAULT_CONFIGURATION (processing)
+    image_background_enable: Annotated[
+        bool | Literal["signed", "passive"], BeforeValidator(_check_background_enable)
+    ] = False
+    image_background: OptBackgroundName = None
+    image_threshold: OptNumber = None
+    image_region_of_interest: Roi = None
+    image_good_region: GoodRegionField = None
+    image_slices: SlicesField = None
+
+    # further processing keys
+    binning_x: PosInt = 1
+    binning_y: PosInt = 1
+    binning_mean: Bool = False
+    mirror_x: Bool = False
+    mirror_y: Bool = False
+    rotation: Annotated[Rotation | None, BeforeValidator(_check_rotation)] = None
+    averaging: OptInt = None
+    image_averaging: Annotated[int | None, BeforeValidator(optional(int_range(0)))] = None
+    image_scale: OptNumber = None
+    image_offset: OptNumber = None
+    fw_threshold: OptPosNumber = None
+    max_frame_rate: OptPosNumber = None
+    downsampling: OptPosInt = None
+    pid_range: Annotated[tuple[int, int] | None, BeforeValidator(_check_pid_range)] = None
+    include: OptStrTuple = None
+    exclude: OptStrTuple = None
+    paused: Bool = False
+    processing_threads: NonNegInt = 0
+
+    # input
+    input_stream: OptStr = None
+    input_pipeline: OptStr = None
+    input_mode: Annotated[
+        Literal["SUB", "PULL"] | None, BeforeValidator(optional(choice("SUB", "PULL", upper=True)))
+    ] = None
+    bsread_address: OptStr = None
+    bsread_channels: OptStrTuple = None
+    camera_timeout: Number = 10.0
+    stream_timeout: Number = 10.0
+
+    # output
+    mode: Annotated[Literal["PUB", "PUSH", "FILE"], BeforeValidator(choice("PUB", "PUSH", "FILE", upper=True))] = "PUB"
+    block: Bool = False
+    queue_size: PosInt = 10
+    no_client_timeout: Number = 10
+    data_compression: Annotated[str | None, BeforeValidator(_check_compression)] = None
+    data_header_compression: Annotated[str | None, BeforeValidator(_check_compression)] = None
+    create_header: Annotated[
+        Literal["once", "always", "on_change"], BeforeValidator(_check_create_header)
+    ] = "on_change"
+    allow_type_changes: Bool = True
+    allow_shape_changes: Bool = True
+    output_stream: OptStr = None
+    output_pipeline: OptStr = None
+    file: OptStr = None
+    layout: Annotated[
+        Literal["DEFAULT", "FLAT", "BSH5"], BeforeValidator(choice("DEFAULT", "FLAT", "BSH5", upper=True))
+    ] = "DEFAULT"
+    localtime: Bool = True
+    change: Bool = False
+    records: OptPosInt = None
+
+    # errors
+    abort_on_error: Bool = True
+    abort_on_timeout: Bool = False
+    notify_on_error: Bool = False
+    enforce_pid: Bool = False
+    enforce_timestamp: Bool = False
+    check_timestamp: Bool = False
+
+    #: keys of the raw mapping that are typed here; ``pause`` is the alias of ``paused``.
+    ALIASES: ClassVar[dict[str, str]] = {"pause": "paused"}
+
+    # ----------------------------------------------------------------------------------------
+    @classmethod
+    def from_dict(cls, mapping: Mapping[str, Any], name: str | None = None) -> Self:
+        """Validate a pipeline config mapping into a PipelineConfig.
+
+        Args:
+            mapping: the config; not modified. ``None`` values mean "default" (cam_server rule).
+            name: the pipeline (or instance) name; when given it replaces the mapping's ``name``.
+
+        Raises:
+            ConfigError: cam_server's messages, checked in cam_server's order: "Config object
+                cannot be empty.\\nConfig: %s", "Camera name not specified in configuration."
+                (processing and store), "number_of_slices must be an integer.", "Invalid slice
+                orientation '%s'. ...", "pipeline_type '%s' not present in mapping. Available:
+                [...].", "File name not defined" (mode FILE); then ``Invalid value for '<key>':
+                <value> (<reason>)`` for any other bad key.
+        """
+        raw = check_raw_mapping(mapping, _EMPTY_MESSAGE)
+        if name is not None:
+            raw["name"] = name
+        data = cls._prepare(raw)
+        known = cls.known_keys()
+        check_json_values(raw, [k for k in raw if k not in known])
+        try:
+            config = cls.model_validate(data)
+        except ValidationError as exc:
+            raise config_error(exc, data) from exc
+        config._raw = raw
+        return config
+
+    @classmethod
+    def _prepare(cls, raw: dict[str, Any]) -> dict[str, Any]:
+        """cam_server's checks with its exact messages, then the data for the typed model (None
+        values dropped, derived defaults applied)."""
+        pipeline_type = raw.get("pipeline_type") or "processing"
+        if pipeline_type in CAMERA_PIPELINE_TYPES and not raw.get("camera_name"):
+            raise ConfigError("Camera name not specified in configuration.")
+        if pipeline_type == "processing":
+            slices = raw.get("image_slices")
+            if isinstance(slices, Mapping) and slices:
+                number = slices.get("number_of_slices")
+                if number is not None and (not isinstance(number, int) or isinstance(number, bool)):
+                    raise ConfigError("number_of_slices must be an integer.")
+                orientation = slices.get("orientation")
+                if orientation is not None and orientation not in _SLICES_ORIENTATIONS:
+                    raise ConfigError(
+                        f"Invalid slice orientation '{orientation}'. "
+                        "Slices orientation can be 'vertical' or 'horizontal'."
+                    )
+        if not isinstance(pipeline_type, str) or pipeline_type not in PIPELINE_TYPES:
+            raise ConfigError(
+                f"pipeline_type '{pipeline_type}' not present in mapping. Available: {list(PIPELINE_TYPES)}."
+            )
+        mode = raw.get("mode")
+        if isinstance(mode, str) and mode.upper() == "FILE" and not raw.get("file"):
+            raise ConfigError("File name not defined")
+
+        typed = cls.typed_keys()
+        data = drop_none({k: v for k, v in raw.items() if k in typed})
+        data["pipeline_type"] = pipeline_type
+        if raw.get("pause") is not None:
+            _check_bool_key(raw, "pause")
+            data.setdefault("paused", raw["pause"])
+        for key, value in derived_defaults(raw).items():
+            data.setdefault(key, value)
+        return data
+
+    # ----------------------------------------------------------------------------------------
+    def to_dict(self, *, runtime_defaults: bool = True) -> dict[str, Any]:
+        """The config as a JSON-serialisable dict (see the module docstring for the two forms).
+
+        Keys keep the order of the mapping the config was built from; known keys carry their
+        validated value (lists for tuples, ``"bitshuffle_lz4"`` for ``data_compression: true``,
+        upper-case modes, ``rotation`` as an object); unknown and ``_``-prefixed keys are kept.
+        """
+        typed = self.model_dump(mode="json")
+        for key in ("image_good_region", "image_slices", "rotation"):
+            typed[key] = section_dict(self._raw.get(key), getattr(self, key))
+        typed["pause"] = typed["paused"]
+
+        shown = [k for k in self._raw if k in typed]
+        shown.append("pipeline_type")
+        if self.pipeline_type == "processing":
+            shown += CAMSERVER_DEFAULT_CONFIGURATION
+        if runtime_defaults:
+            shown += RUNTIME_DEFAULT_KEYS
+            if self.mode == "FILE":
+                shown += FILE_MODE_DEFAULT_KEYS
+        return merge_ordered(self._raw, {k: typed[k] for k in shown})
+
+    def updated(self, changes: Mapping[str, Any]) -> Self:
+        """A new config with ``changes`` merged in (see :func:`merge_update`); this one is unchanged."""
+        return type(self).from_dict(merge_update(self.to_dict(runtime_defaults=False), changes))
+
+    @property
+    def pause(self) -> bool:
+        """cam_server's name of :attr:`paused`."""
+        return self.paused
+
+
+def derived_defaults(raw: Mapping[str, Any]) -> dict[str, Any]:
+    """Defaults that depend on other keys: ``mode`` (PUSH for fanout, else PUB), ``block`` (False
+    for PUB, True otherwise) and ``notify_on_error`` (true for names ending in ``_sp``/``_sp<n>``)."""
+    mode = raw.get("mode")
+    if not isinstance(mode, str) or not mode:
+        mode = "PUSH" if raw.get("pipeline_type") == "fanout" else "PUB"
+    name = raw.get("name")
+    return {
+        "mode": mode.upper(),
+        "block": mode.upper() != "PUB",
+        "notify_on_error": isinstance(name, str) and bool(NOTIFY_ON_ERROR_NAME.search(name)),
+    }
+
+
+def _check_bool_key(raw: Mapping[str, Any], key: str) -> None:
+    try:
+        check_bool(raw[key])
+    except ValueError as exc:
+        raise ConfigError(f"Invalid value for '{key}': {show_value(raw[key])} ({exc})") from None
+
+
+# ------------------------------------------------------------------------------------------------
+# cam_server's expansion, merge, groups
+
+
+def expand_config(configuration: Mapping[str, Any]) -> dict[str, Any]:
+    """cam_server's expansion of a processing config: ``DEFAULT_CONFIGURATION`` and the
+    good-region/slices sub-defaults, ``None`` never overwriting a default. Other keys unchanged."""
+    expanded = copy.deepcopy(CAMSERVER_DEFAULT_CONFIGURATION)
+    expanded.update((k, copy.deepcopy(v)) for k, v in configuration.items() if v is not None)
+    for key, defaults in (("image_good_region", DEFAULT_IMAGE_GOOD_REGION), ("image_slices", DEFAULT_IMAGE_SLICES)):
+        section = expanded.get(key)
+        if isinstance(section, Mapping):
+            filled = dict(defaults)
+            filled.update((k, v) for k, v in section.items() if v is not None)
+            expanded[key] = filled
+    return expanded
+
+
+def verify_attributes(section_name: str, section: Mapping[str, Any], mandatory: Iterable[str]) -> None:
+    """cam_server's mandatory-attribute check, with its message. cam_server runs it after its
+    expansion, which fills every mandatory key, so it can never fire there; camioc's defaults live
+    in the typed model, so :meth:`PipelineConfig.from_dict` does not call it. Kept for callers that
+    check a mapping that was not expanded (e.g. a hand-written section)."""
+    missing = [attr for attr in mandatory if attr not in section]
+    if missing:
+        raise ConfigError(f"The following mandatory attributes were not found in the {section_name}: {missing}")
+
+
+def merge_update(current: Mapping[str, Any], changes: Mapping[str, Any]) -> dict[str, Any]:
+    """An instance config update (``POST /api/v1/pipeline/instance/<id>/config``).
+
+    ``image_good_region`` and ``image_slices`` mappings are merged key by key into the current
+    ones; every other key is replaced (``null`` resets a key to its default). Changing one of
+    ``paused``/``pause`` changes both. ``current`` may be the stored or the effective form: a
+    derived default in it (``mode``, ``block``, ``notify_on_error`` equal to what
+    :func:`derived_defaults` gives) is dropped before merging, so it is derived again from the
+    merged config (``{"mode": "PUSH"}`` turns a default ``block: false`` into ``true``; an explicit
+    ``block`` in ``changes`` or differing from the default is kept). The result is validated and
+    returned in the stored form (``PipelineConfig.to_dict(runtime_defaults=False)``).
+
+    Raises:
+        ConfigError: "Config updates cannot be empty." for empty (or None) changes, or any
+            :meth:`PipelineConfig.from_dict` message; ``current`` is never modified.
+    """
+    changes = check_changes(changes)
+    derived = derived_defaults(current)
+    base = {k: v for k, v in current.items() if not (k in derived and v == derived[k] and k not in changes)}
+    merged = merge_changes(base, changes, MERGED_SECTIONS)
+    if "paused" in changes:
+        if "pause" in merged:
+            merged["pause"] = merged["paused"]
+    elif "pause" in changes and "paused" in merged:
+        merged["paused"] = merged["pause"]
+    return PipelineConfig.from_dict(merged).to_dict(runtime_defaults=False)
+
+
+def pipeline_groups(configs: Iterable[PipelineConfig]) -> dict[str, list[str]]:
+    """``{group: [pipeline names]}`` from the configs' ``group`` keys, in the order given."""
+    return group_members((c.name, c.group) for c in configs)
+
+
+__all__ = [
+    "CAMERA_PIPELINE_TYPES",
+    "CAMSERVER_DEFAULT_CONFIGURATION",
+    "DEFAULT_IMAGE_GOOD_REGION",
+    "DEFAULT_IMAGE_SLICES",
+    "MERGED_SECTIONS",
+    "PIPELINE_TYPES",
+    "ImageGoodRegion",
+    "ImageSlices",
+    "PipelineConfig",
+    "Rotation",
+    "derived_defaults",
+    "expand_config",
+    "verify_attributes",
+    "merge_update",
+    "pipeline_groups",
+]

@@ -1,0 +1,575 @@
+"""Pipeline configurations, pipeline instances and backgrounds: the pipeline half of the domain.
+
+Semantics (compat §5 and 'camioc decisions'):
+
+- **Shared** instances have the id of a saved pipeline, are created by asking for that id's stream
+  (``GET /instance/<name>``, ``EnableCallbacks`` on its PVs) and are read-only.
+- **Private** instances (``POST /pipeline[/<name>]``) get the given or a uuid4 id and are writable
+  unless their config says ``"read_only": true``. Ids are unique among running instances.
+- ``POST /instance/`` reuses a running read-only instance whose effective config is equal.
+- Stopped instances are deleted (their id and port are free again); their exit code is kept.
+- Config updates of a running instance merge (``image_good_region``/``image_slices`` sub-dicts) and
+  are validated here, then applied by the worker within a few frames.
+
+Wiring (decided here, workers only see addresses): a processing/store/fanout pipeline reads its
+camera's stream (starting the camera); ``input_pipeline`` reads another instance's stream,
+``input_stream`` any bsread address; ``stream`` pipelines read ``bsread_address``; a ``fanin``
+binds a PULL input that ``output_pipeline`` workers PUSH into, and publishes in pulse-id order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from collections.abc import Mapping
+from dataclasses import replace
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from camioc.config.names import validate_name
+from camioc.config.pipeline import PipelineConfig, merge_update, pipeline_groups
+from camioc.config.store import ConfigStore
+from camioc.core.api import DetectorState, ImageSnapshot, PipelineEvents, PipelineStatus
+from camioc.core.backgrounds import DEFAULT_N_IMAGES, BackgroundStore, average_frames, collect_frames
+from camioc.core.camera_manager import CameraManager
+from camioc.core.pipeline_worker import PipelineWorkerOptions, run_pipeline_worker
+from camioc.core.ports import PortAllocator
+from camioc.core.worker import WorkerHandle
+from camioc.errors import (
+    CameraOfflineError,
+    ConfigError,
+    InstanceError,
+    NotFoundError,
+    ReadOnlyError,
+)
+
+log = logging.getLogger(__name__)
+
+TIME_FORMAT = "%Y-%m-%d %H:%M:%S UTC%z"
+START_TIMEOUT = 60.0
+BACKGROUND_TIMEOUT_PER_IMAGE = 2.0
+CAMERA_TYPES = ("processing", "store", "fanout", "custom", "script")
+
+
+class _PipelineInstance:
+    def __init__(self, instance_id: str, config: dict[str, Any], read_only: bool) -> None:
+        self.instance_id = instance_id
+        self.config = config
+        self.read_only = read_only
+        self.handle: WorkerHandle | None = None
+        self.ports: list[int] = []
+        self.stream_address = ""
+        self.input_address = ""
+        self.last_start_time = datetime.now(timezone.utc).astimezone().strftime(TIME_FORMAT)
+        self.started_monotonic = time.monotonic()
+        self.pid: int | None = None
+        self.clients = 0
+
+    @property
+    def alive(self) -> bool:
+        return self.handle is not None and self.handle.alive
+
+    @property
+    def camera_name(self) -> str:
+        return str(self.config.get("camera_name") or "")
+
+
+class PipelineManager:
+    """The pipeline service used by the IOC and the pipeline REST API."""
+
+    def __init__(
+        self,
+        store: ConfigStore,
+        cameras: CameraManager,
+        backgrounds: BackgroundStore,
+        *,
+        hostname: str,
+        bind_host: str = "127.0.0.1",
+        port_range: tuple[int, int] = (11100, 11201),
+        scripts_dir: Path | None = None,
+        start_timeout: float = START_TIMEOUT,
+        log_level: int = logging.INFO,
+    ) -> None:
+        self._store = store
+        self._cameras = cameras
+        self.backgrounds = backgrounds
+        self._hostname = hostname
+        self._bind_host = bind_host
+        self._ports = PortAllocator(port_range, bind_host)
+        self._scripts_dir = scripts_dir
+        self._start_timeout = start_timeout
+        self._log_level = log_level
+        self._instances: dict[str, _PipelineInstance] = {}
+        self._exit_codes: dict[str, int | None] = {}
+        self._statuses: dict[str, PipelineStatus] = {}
+        self._listeners: list[PipelineEvents] = []
+        self._publishing: dict[str, tuple[bool, float]] = {}
+        self._locks: dict[str, asyncio.Lock] = {}
+        self._snapshot_counters: dict[str, int] = {}
+        self._tasks: set[asyncio.Task[Any]] = set()
+
+    # ================================================================== saved configs
+    def pipeline_names(self) -> list[str]:
+        return self._store.names()
+
+    def groups(self) -> dict[str, list[str]]:
+        configs = []
+        for name in self._store.names():
+            try:
+                configs.append(self._load(name))
+            except ConfigError:
+                continue
+        return pipeline_groups(configs)
+
+    def _load(self, name: str) -> dict[str, Any]:
+        raw = dict(self._store.load(name))
+        raw["name"] = name
+        return PipelineConfig.from_dict(raw).to_dict()
+
+    def get_config(self, name: str) -> dict[str, Any]:
+        return self._load(name)
+
+    async def save_config(self, name: str, config: Mapping[str, Any]) -> dict[str, Any]:
+        validate_name(name, "pipeline name")
+        if not isinstance(config, Mapping) or not config:
+            raise ConfigError(f"Config object cannot be empty.\nConfig: {config!r}")
+        raw = dict(config)
+        raw["name"] = name
+        parsed = PipelineConfig.from_dict(raw)
+        effective = parsed.to_dict()
+        is_new = not self._store.exists(name)
+        self._store.save(name, parsed.to_dict(runtime_defaults=False))
+        if is_new and name not in self._instances:
+            self._emit("pipeline_added", name)
+        self._refresh_status(name)
+        return effective
+
+    async def delete_config(self, name: str) -> None:
+        if not self._store.exists(name):
+            raise NotFoundError(f"Config '{name}' does not exist.")
+        self._store.delete(name)
+        if name not in self._instances:
+            self._statuses.pop(name, None)
+            self._emit("pipeline_removed", name)
+        else:
+            self._refresh_status(name)
+
+    # ================================================================== instance creation
+    def _lock(self, key: str) -> asyncio.Lock:
+        lock = self._locks.get(key)
+        if lock is None:
+            lock = self._locks[key] = asyncio.Lock()
+        return lock
+
+    async def create_instance(
+        self,
+        config: Mapping[str, Any] | None = None,
+        *,
+        pipeline_name: str | None = None,
+        instance_id: str | None = None,
+        additional_config: Mapping[str, Any] | None = None,
+    ) -> tuple[str, str, dict[str, Any]]:
+        """A private instance from a config or a saved pipeline (+ additional config)."""
+        if pipeline_name is not None:
+            if not self._store.exists(pipeline_name):
+                raise NotFoundError(f"Pipeline '{pipeline_name}' does not exist.")
+            raw = dict(self._store.load(pipeline_name))
+            raw["name"] = pipeline_name
+            if additional_config:
+                raw.update(additional_config)
+        elif config:
+            raw = dict(config)
+        else:
+            raise ConfigError("You must specify either the pipeline name or the configuration for the pipeline.")
+        if instance_id is not None:
+            validate_name(instance_id, "instance id")
+        instance_id = instance_id or str(uuid.uuid4())
+        raw.setdefault("name", instance_id)
+        effective = PipelineConfig.from_dict(raw).to_dict()
+        read_only = bool(effective.get("read_only", False))
+        async with self._lock(instance_id):
+            if instance_id in self._instances:
+                raise InstanceError(
+                    f"Instance with id '{instance_id}' is already present and running. Use another instance_id "
+                    "or stop the current instance if you want to reuse the same instance_id."
+                )
+            stream = await self._start(instance_id, effective, read_only)
+        return instance_id, stream, effective
+
+    async def get_instance_stream(self, instance_id: str) -> str:
+        """The stream of a running instance; starts the shared instance of a saved pipeline."""
+        async with self._lock(instance_id):
+            instance = self._instances.get(instance_id)
+            if instance is not None and instance.alive:
+                return instance.stream_address
+            if not self._store.exists(instance_id):
+                raise NotFoundError(
+                    f"Instance '{instance_id}' is not present on server and it is not a saved pipeline name."
+                )
+            effective = self._load(instance_id)
+            return await self._start(instance_id, effective, read_only=True)
+
+    async def get_instance_stream_from_config(self, config: Mapping[str, Any]) -> tuple[str, str, dict[str, Any]]:
+        """Reuse a running read-only instance with an equal effective config, else create one."""
+        if not config:
+            raise ConfigError("You must specify either the pipeline name or the configuration for the pipeline.")
+        raw = dict(config)
+        raw["read_only"] = True
+        probe_id = str(uuid.uuid4())
+        raw.setdefault("name", probe_id)
+        effective = PipelineConfig.from_dict(raw).to_dict()
+        for instance in self._instances.values():
+            if instance.alive and instance.read_only and _same_config(instance.config, effective):
+                return instance.instance_id, instance.stream_address, instance.config
+        return await self.create_instance(raw, instance_id=probe_id)
+
+    async def _start(self, instance_id: str, config: dict[str, Any], read_only: bool) -> str:
+        instance = _PipelineInstance(instance_id, config, read_only)
+        options = await self._wire(instance)
+        handle = WorkerHandle(
+            instance_id,
+            run_pipeline_worker,
+            (config, options),
+            on_message=lambda kind, payload: self._on_worker_message(instance_id, kind, payload),
+            on_exit=lambda h: self._on_worker_exit(instance_id, h),
+        )
+        instance.handle = handle
+        self._instances[instance_id] = instance
+        self._exit_codes[instance_id] = None
+        self._set_status(instance_id, running=True, state=DetectorState.Initializing, message="Starting",
+                         read_only=read_only, camera_name=instance.camera_name, config=config, exit_code=None,
+                         error="")
+        self._emit("pipeline_added", instance_id)
+        log.info("starting pipeline %s (%s)", instance_id, config.get("pipeline_type"))
+        try:
+            started = await handle.start(self._start_timeout)
+        except InstanceError:
+            self._instances.pop(instance_id, None)
+            for port in instance.ports:
+                self._ports.release(port)
+            self._set_status(instance_id, running=False, state=DetectorState.Error,
+                             message=handle.stop_error or "start failed", exit_code=handle.exitcode)
+            self._exit_codes[instance_id] = handle.exitcode
+            if not self._store.exists(instance_id):
+                self._emit("pipeline_removed", instance_id)
+            raise
+        instance.stream_address = started["stream_address"]
+        instance.input_address = started.get("input_address", "")
+        instance.pid = started.get("pid")
+        self._set_status(instance_id, stream_address=instance.stream_address)
+        return instance.stream_address
+
+    async def _wire(self, instance: _PipelineInstance) -> PipelineWorkerOptions:
+        config = instance.config
+        pipeline_type = config.get("pipeline_type", "processing")
+        publishing = self._publishing.get(instance.instance_id, (True, 0.5))
+        options = PipelineWorkerOptions(
+            instance_id=instance.instance_id, input_address="", bind_host=self._bind_host,
+            hostname=self._hostname, scripts_dir=str(self._scripts_dir or ""),
+            background_dir=str(self.backgrounds.folder), snapshot_enabled=publishing[0],
+            snapshot_period=publishing[1], log_level=self._log_level,
+        )
+        if pipeline_type == "fanin":
+            input_port = self._ports.allocate()
+            instance.ports.append(input_port)
+            options.input_address = f"tcp://{self._bind_host}:{input_port}"
+            options.input_mode, options.input_bind = "PULL", True
+        elif config.get("input_pipeline"):
+            source_id = str(config["input_pipeline"])
+            options.input_address = await self.get_instance_stream(source_id)
+            source = self._instances.get(source_id)
+            source_mode = str(source.config.get("mode") if source else "PUB").upper()
+            options.input_mode = str(config.get("input_mode") or ("PULL" if source_mode == "PUSH" else "SUB")).upper()
+        elif config.get("input_stream"):
+            options.input_address = str(config["input_stream"])
+            options.input_mode = str(config.get("input_mode") or "SUB").upper()
+        elif pipeline_type == "stream":
+            address = config.get("bsread_address")
+            if not address:
+                raise ConfigError("The following mandatory attributes were not found in the configuration: "
+                                  "['bsread_address']")
+            options.input_address = str(address)
+            options.input_mode = str(config.get("bsread_mode") or config.get("input_mode") or "PULL").upper()
+        else:
+            camera = instance.camera_name
+            try:
+                options.input_address = await self._cameras.get_stream(camera)
+            except (CameraOfflineError, InstanceError) as exc:
+                raise InstanceError(f"Camera {camera} is not online. Cannot start pipeline.") from exc
+            options.input_mode = "SUB"
+        if config.get("output_pipeline"):
+            target = self._instances.get(str(config["output_pipeline"]))
+            if target is None or not target.alive:
+                await self.get_instance_stream(str(config["output_pipeline"]))
+                target = self._instances[str(config["output_pipeline"])]
+            options.output_address = target.input_address
+        elif config.get("output_stream"):
+            options.output_address = str(config["output_stream"])
+        elif str(config.get("mode") or "PUB").upper() != "FILE":
+            fixed = config.get("port")
+            if fixed:
+                self._ports.reserve(int(fixed))
+                port = int(fixed)
+            else:
+                port = self._ports.allocate()
+            instance.ports.append(port)
+            options.output_port = port
+        return options
+
+    # ================================================================== instance control
+    def _get(self, instance_id: str) -> _PipelineInstance:
+        instance = self._instances.get(instance_id)
+        if instance is None:
+            raise NotFoundError(f"Instance '{instance_id}' does not exist.")
+        return instance
+
+    def instance_config(self, instance_id: str) -> dict[str, Any]:
+        return dict(self._get(instance_id).config)
+
+    async def set_instance_config(self, instance_id: str, changes: Mapping[str, Any]) -> dict[str, Any]:
+        """Merge ``changes`` into a running instance's config (the REST and the caput path)."""
+        instance = self._get(instance_id)
+        if not changes:
+            raise ConfigError("Config updates cannot be empty.")
+        if instance.read_only:
+            raise ReadOnlyError("Cannot set config on a read only instance.")
+        if "camera_name" in changes and changes["camera_name"] != instance.config.get("camera_name"):
+            raise ConfigError("Cannot change the camera name on a running instance. Stop the instance first.")
+        merged = merge_update(instance.config, changes)
+        merged["name"] = instance.config.get("name", instance_id)
+        effective = PipelineConfig.from_dict(merged).to_dict()
+        instance.config = effective
+        if instance.handle is not None:
+            instance.handle.send("config", effective)
+        self._set_status(instance_id, config=effective)
+        return effective
+
+    async def update_pipeline(self, name: str, changes: Mapping[str, Any]) -> dict[str, Any]:
+        """The caput path for a pipeline id: the running instance if any, else the saved config."""
+        if name in self._instances:
+            return await self.set_instance_config(name, changes)
+        if not self._store.exists(name):
+            raise NotFoundError(f"Instance '{name}' does not exist.")
+        if not changes:
+            raise ConfigError("Config updates cannot be empty.")
+        merged = merge_update(self._load(name), changes)
+        return await self.save_config(name, merged)
+
+    def exit_code(self, instance_id: str) -> int | None:
+        if instance_id in self._instances:
+            return None
+        if instance_id not in self._exit_codes:
+            raise NotFoundError(f"Instance '{instance_id}' does not exist.")
+        return self._exit_codes[instance_id]
+
+    async def stop_instance(self, instance_id: str) -> None:
+        instance = self._instances.get(instance_id)
+        if instance is not None and instance.handle is not None:
+            await instance.handle.stop()
+
+    async def stop_all(self) -> None:
+        await asyncio.gather(*(self.stop_instance(i) for i in list(self._instances)))
+
+    async def delete_instance(self, instance_id: str) -> None:
+        await self.stop_instance(instance_id)
+
+    def _on_worker_exit(self, instance_id: str, handle: WorkerHandle) -> None:
+        instance = self._instances.get(instance_id)
+        if instance is None or instance.handle is not handle:
+            return
+        del self._instances[instance_id]
+        for port in instance.ports:
+            self._ports.release(port)
+        code = handle.exitcode
+        self._exit_codes[instance_id] = code
+        error = handle.stop_error
+        state = DetectorState.Error if error else DetectorState.Idle
+        message = error or f"Stopped ({handle.stop_reason or 'exit code %s' % code})"
+        self._set_status(instance_id, running=False, state=state, message=message, stream_address="",
+                         frame_rate=0.0, exit_code=code, error=error)
+        log.info("pipeline %s stopped: %s", instance_id, message)
+        if not self._store.exists(instance_id):
+            self._emit("pipeline_removed", instance_id)
+            self._statuses.pop(instance_id, None)
+
+    def _on_worker_message(self, instance_id: str, kind: str, payload: Any) -> None:
+        if kind == "status":
+            payload = dict(payload)
+            payload["state"] = DetectorState(payload["state"])
+            instance = self._instances.get(instance_id)
+            if instance is not None:
+                instance.clients = int(payload.get("clients", 0))
+            self._set_status(instance_id, **payload)
+        elif kind == "results":
+            error = payload.get("processing_error") or ""
+            self._set_status(instance_id, results=payload["results"], arrays=payload["arrays"],
+                             pulse_id=int(payload["pulse_id"]), timestamp=float(payload["timestamp"]),
+                             background_ok=not error, error=error or self._status(instance_id).error)
+        elif kind == "image":
+            counter = self._snapshot_counters.get(instance_id, 0) + 1
+            self._snapshot_counters[instance_id] = counter
+            image = payload["image"]
+            image.flags.writeable = False
+            self._emit("pipeline_image", ImageSnapshot(instance_id, image, int(payload["pulse_id"]),
+                                                       float(payload["timestamp"]), counter))
+        elif kind == "camera_request":
+            self._spawn(self._reconnect_camera(instance_id, str(payload or "")))
+        elif kind == "log":
+            level, _logger, message = payload
+            logging.getLogger(f"camioc.pipeline.{instance_id}").log(level, "%s", message)
+
+    async def _reconnect_camera(self, instance_id: str, camera: str) -> None:
+        """camera_timeout elapsed without frames: (re)start the camera and hand over its address."""
+        instance = self._instances.get(instance_id)
+        if instance is None or not camera:
+            return
+        try:
+            address = await self._cameras.get_stream(camera)
+        except Exception as exc:  # camera still unavailable: the worker asks again after camera_timeout
+            log.warning("pipeline %s: camera %s unavailable: %s", instance_id, camera, exc)
+            return
+        if instance.handle is not None:
+            instance.handle.send("camera_stream", address)
+
+    def _spawn(self, coroutine: Any) -> None:
+        task = asyncio.get_running_loop().create_task(coroutine)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    # ================================================================== status & info
+    def _status(self, instance_id: str) -> PipelineStatus:
+        return self._statuses.get(instance_id) or PipelineStatus(instance_id=instance_id)
+
+    def status(self, instance_id: str) -> PipelineStatus:
+        if instance_id not in self._instances and not self._store.exists(instance_id):
+            raise NotFoundError(f"Instance '{instance_id}' does not exist.")
+        status = self._status(instance_id)
+        if not status.running and not status.config and self._store.exists(instance_id):
+            try:
+                config = self._load(instance_id)
+            except ConfigError:
+                config = {}
+            status = replace(status, config=config, saved=True, read_only=False,
+                             camera_name=str(config.get("camera_name") or ""))
+        return status
+
+    def _set_status(self, instance_id: str, **changes: Any) -> None:
+        current = self._status(instance_id)
+        allowed = {k: v for k, v in changes.items() if k in PipelineStatus.__dataclass_fields__}
+        allowed["saved"] = self._store.exists(instance_id)
+        self._statuses[instance_id] = replace(current, **allowed)
+        self._emit("pipeline_status", self._statuses[instance_id])
+
+    def _refresh_status(self, instance_id: str) -> None:
+        try:
+            self._emit("pipeline_status", self.status(instance_id))
+        except NotFoundError:
+            pass
+
+    def ids(self) -> list[str]:
+        """Every pipeline id that has PVs: saved pipelines and running instances."""
+        return sorted(set(self._store.names()) | set(self._instances))
+
+    def running_ids(self) -> list[str]:
+        return list(self._instances)
+
+    def instance_info(self, instance_id: str) -> dict[str, Any]:
+        instance = self._get(instance_id)
+        status = self._status(instance_id)
+        elapsed = time.monotonic() - instance.started_monotonic
+        return {
+            "stream_address": instance.stream_address,
+            "is_stream_active": instance.alive,
+            "camera_name": instance.camera_name,
+            "config": instance.config,
+            "instance_id": instance_id,
+            "read_only": instance.read_only,
+            "last_start_time": instance.last_start_time,
+            "statistics": {
+                "clients": instance.clients,
+                "time": time.strftime("%H:%M:%S", time.gmtime(elapsed)),
+                "rx": status.frame_rate,
+                "tx": status.frame_rate,
+                "pid": str(instance.pid or ""),
+                "frames": status.frame_count,
+                "dropped": status.dropped,
+                "execution_time_ms": status.execution_time_ms,
+                "error": status.error,
+            },
+        }
+
+    def active_instances(self) -> dict[str, dict[str, Any]]:
+        return {instance_id: self.instance_info(instance_id) for instance_id in list(self._instances)}
+
+    # ================================================================== backgrounds
+    async def collect_background(self, camera_name: str, n_images: int | None = None) -> str:
+        n = DEFAULT_N_IMAGES if n_images is None else n_images
+        if not isinstance(n, int) or isinstance(n, bool) or n < 1:
+            raise ConfigError("n_images must be a number.")
+        camera = self._cameras.resolve(camera_name)
+        address = await self._cameras.get_stream(camera)
+        timeout = 5.0 + BACKGROUND_TIMEOUT_PER_IMAGE * n
+        frames = await asyncio.to_thread(collect_frames, address, n, timeout)
+        image = average_frames(frames)
+        background_id = self.backgrounds.new_id(camera)
+        await asyncio.to_thread(self.backgrounds.save, background_id, image)
+        log.info("background %s collected from %d images", background_id, n)
+        return background_id
+
+    def latest_background(self, camera_name: str) -> str:
+        return self.backgrounds.latest(camera_name)
+
+    def background_ids(self, camera_name: str) -> list[str]:
+        return self.backgrounds.ids(camera_name)
+
+    async def get_background(self, background_id: str) -> np.ndarray:
+        return await asyncio.to_thread(self.backgrounds.load, background_id)
+
+    async def set_background(self, background_id: str, image: np.ndarray, *, overwrite: bool = True) -> str:
+        return await asyncio.to_thread(self.backgrounds.save, background_id, image, overwrite=overwrite)
+
+    # ================================================================== CA publishing & events
+    def set_image_publishing(self, instance_id: str, enabled: bool, min_period: float) -> None:
+        if min_period < 0:
+            raise ValueError(f"minimum period must be >= 0, got {min_period}")
+        self._publishing[instance_id] = (bool(enabled), float(min_period))
+        instance = self._instances.get(instance_id)
+        if instance is not None and instance.handle is not None:
+            instance.handle.send("publishing", {"enabled": bool(enabled), "period": float(min_period)})
+
+    def add_listener(self, listener: PipelineEvents) -> None:
+        self._listeners.append(listener)
+
+    def remove_listener(self, listener: PipelineEvents) -> None:
+        if listener in self._listeners:
+            self._listeners.remove(listener)
+
+    def _emit(self, event: str, argument: Any) -> None:
+        for listener in list(self._listeners):
+            method = getattr(listener, event, None)
+            if method is None:
+                continue
+            try:
+                method(argument)
+            except Exception:
+                log.exception("listener %r failed on %s", listener, event)
+
+    async def close(self) -> None:
+        await self.stop_all()
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+
+def _same_config(a: Mapping[str, Any], b: Mapping[str, Any]) -> bool:
+    """Effective configs equal, ignoring the generated instance name."""
+    strip = {"name"}
+    return {k: v for k, v in a.items() if k not in strip} == {k: v for k, v in b.items() if k not in strip}
+
+
+__all__ = ["PipelineManager"]

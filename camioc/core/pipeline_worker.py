@@ -1,0 +1,471 @@
+"""The pipeline instance worker process: input stream -> per-frame controls -> function -> output.
+
+Runs in its own process (see :mod:`camioc.core.worker`). The loop receives one bsread message
+(from a camera, another pipeline, or any bsread stream), applies the per-frame controls
+(``paused``, ``pid_range``, ``downsampling``, ``max_frame_rate``), runs the pipeline function
+(the processing core for ``processing``/``custom``/``script``, a user ``process()`` for ``stream``,
+nothing for ``store``/``fanout``), filters the channels (``include``/``exclude``) and sends the
+result (PUB, PUSH or an HDF5 file). It reports to the control process a status summary about once
+per second, the results at ``result_rate`` and the processed image at the rate the IOC asked for.
+
+Input/output wiring is decided by the control process (:class:`PipelineWorkerOptions`): the worker
+only knows addresses, never other instances.
+"""
+
+from __future__ import annotations
+
+import collections
+import heapq
+import json
+import logging
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from camioc.core.api import DetectorState
+from camioc.core.worker import ForwardingLogHandler, RateMeter, WorkerLink
+
+log = logging.getLogger(__name__)
+
+STATUS_PERIOD = 1.0
+RECEIVE_TIMEOUT = 0.1
+CAMERA_CHANNELS = ("image", "timestamp", "width", "height", "x_axis", "y_axis")
+ARRAY_RESULTS = ("x_profile", "y_profile", "x_axis", "y_axis", "x_fit_gauss_function", "y_fit_gauss_function")
+
+
+@dataclass
+class PipelineWorkerOptions:
+    """Wiring and reporting settings of one pipeline worker (picklable)."""
+
+    instance_id: str
+    input_address: str
+    input_mode: str = "SUB"           # SUB (camera/pipeline PUB), PULL (fan-out, stream sources)
+    input_bind: bool = False          # fan-in binds its input
+    output_port: int | None = None    # bind port for PUB/PUSH output
+    output_address: str | None = None  # connect address (output_pipeline / output_stream)
+    bind_host: str = "127.0.0.1"
+    hostname: str = "127.0.0.1"
+    scripts_dir: str = ""
+    background_dir: str = ""
+    snapshot_enabled: bool = True
+    snapshot_period: float = 0.5
+    result_period: float = 0.1
+    log_level: int = logging.INFO
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def run_pipeline_worker(link_conn: Any, config: dict[str, Any], options: PipelineWorkerOptions) -> None:
+    """Process entry point (spawned). Never raises: failures are reported, then the process exits."""
+    link = WorkerLink(link_conn)
+    root = logging.getLogger()
+    root.setLevel(options.log_level)
+    stderr = logging.StreamHandler()
+    stderr.setFormatter(logging.Formatter(
+        f"%(asctime)s %(levelname)s [{options.instance_id}] %(name)s: %(message)s"))
+    root.addHandler(stderr)
+    root.addHandler(ForwardingLogHandler(link, logging.WARNING))
+    exit_code = 0
+    try:
+        exit_code = _PipelineWorker(link, config, options).run()
+    except Exception as exc:  # task boundary: report the failure to the control process
+        log.exception("pipeline worker failed")
+        link.send("stopped", {"reason": "error", "error": str(exc) or type(exc).__name__,
+                              "error_type": type(exc).__name__, "exit_code": 1})
+        exit_code = 1
+    finally:
+        link_conn.close()
+    os._exit(exit_code)
+
+
+class _FrameGate:
+    """Per-frame controls that decide whether a received frame is processed at all."""
+
+    def __init__(self) -> None:
+        self.received = 0
+        self._last_processed = 0.0
+
+    def admit(self, config: dict[str, Any], pulse_id: int) -> str | None:
+        """None to process the frame, else why it is skipped ('paused', 'downsampling', ...)."""
+        self.received += 1
+        if config.get("paused") or config.get("pause"):
+            return "paused"
+        pid_range = config.get("pid_range")
+        if pid_range:
+            start, end = int(pid_range[0]), int(pid_range[1])
+            if pulse_id < start:
+                return "pid_range"
+            if end > 0 and pulse_id > end:
+                return "completed"
+        downsampling = int(config.get("downsampling") or 1)
+        if downsampling > 1 and (self.received - 1) % downsampling != 0:
+            return "downsampling"
+        max_rate = config.get("max_frame_rate")
+        if max_rate:
+            now = time.monotonic()
+            if now - self._last_processed < 1.0 / float(max_rate):
+                return "max_frame_rate"
+            self._last_processed = now
+        return None
+
+
+class _PidReorderBuffer:
+    """Fan-in: emit messages in pulse-id order, holding at most ``size`` out of order."""
+
+    def __init__(self, size: int) -> None:
+        self.size = max(1, size)
+        self._heap: list[tuple[int, int, Any]] = []
+        self._seq = 0
+        self.last_emitted = -1
+
+    def push(self, pulse_id: int, item: Any) -> list[Any]:
+        if pulse_id <= self.last_emitted:
+            return []  # late beyond the buffer: dropped (counted by the caller)
+        self._seq += 1
+        heapq.heappush(self._heap, (pulse_id, self._seq, item))
+        out = []
+        while len(self._heap) > self.size:
+            pid, _, oldest = heapq.heappop(self._heap)
+            self.last_emitted = pid
+            out.append(oldest)
+        return out
+
+    def flush(self) -> list[Any]:
+        out = []
+        while self._heap:
+            pid, _, item = heapq.heappop(self._heap)
+            self.last_emitted = pid
+            out.append(item)
+        return out
+
+
+class _PipelineWorker:
+    def __init__(self, link: WorkerLink, config: dict[str, Any], options: PipelineWorkerOptions) -> None:
+        self.link = link
+        self.options = options
+        self.config = dict(config)
+        self.instance_id = options.instance_id
+        self.pipeline_type = self.config.get("pipeline_type", "processing")
+        self.gate = _FrameGate()
+        self.rate = RateMeter()
+        self.state = DetectorState.Initializing
+        self.message = "Starting"
+        self.error = ""
+        self.frame_count = 0
+        self.dropped = 0
+        self.sent_records = 0
+        self.execution_ms = 0.0
+        self.last_pulse_id = 0
+        self.last_timestamp = 0.0
+        self.last_results: dict[str, Any] = {}
+        self.last_arrays: dict[str, np.ndarray] = {}
+        self.last_image: np.ndarray | None = None
+        self.snapshot_enabled = options.snapshot_enabled
+        self.snapshot_period = options.snapshot_period
+        self.snapshot_counter = 0
+        self.running = True
+        self.exit_code = 0
+        self.stream_address = ""
+        self.camera_request_pending = False
+        self._last_status = 0.0
+        self._last_results_sent = 0.0
+        self._last_snapshot = 0.0
+        self._last_message_time = time.monotonic()
+        self._image_pipeline: Any = None
+        self._stream_function: Any = None
+        self._reorder = _PidReorderBuffer(int(self.config.get("pid_buffer") or 0) or 1) \
+            if self.pipeline_type == "fanin" else None
+        self._rolling: collections.deque[float] = collections.deque(maxlen=50)
+
+    # ------------------------------------------------------------------ set-up
+    def _make_function(self) -> None:
+        if self.pipeline_type in ("processing", "custom", "script"):
+            from camioc.processing import ImagePipeline
+
+            background_store = None
+            if self.options.background_dir:
+                from camioc.core.backgrounds import BackgroundStore
+
+                background_store = BackgroundStore(Path(self.options.background_dir))
+            self._image_pipeline = ImagePipeline(
+                self.config,
+                background_loader=background_store.load if background_store else None,
+                scripts_dir=Path(self.options.scripts_dir) if self.options.scripts_dir else None,
+            )
+        elif self.pipeline_type == "stream" and self.config.get("function"):
+            from camioc.processing import load_stream_function
+
+            self._stream_function = load_stream_function(
+                self.config["function"], scripts_dir=Path(self.options.scripts_dir or "."),
+                reload=bool(self.config.get("reload")))
+
+    def _make_output(self) -> Any:
+        mode = str(self.config.get("mode") or "PUB").upper()
+        if mode == "FILE":
+            from camioc.streams.hdf5 import Hdf5Writer
+
+            writer = Hdf5Writer(
+                self.config["file"], layout=str(self.config.get("layout") or "DEFAULT"),
+                localtime=bool(self.config.get("localtime", True)), change=bool(self.config.get("change", False)))
+            return writer
+        from camioc.streams.bsread import BsreadSender, HeaderPolicy
+
+        policy = HeaderPolicy(
+            create_header=str(self.config.get("create_header") or "on_change"),
+            allow_type_changes=bool(self.config.get("allow_type_changes", True)),
+            allow_shape_changes=bool(self.config.get("allow_shape_changes", True)),
+        )
+        compression = self.config.get("data_compression")
+        if compression is True:
+            compression = "bitshuffle_lz4"
+        if self.options.output_address:
+            return BsreadSender(mode=mode, conn_type="connect", address=self.options.output_address,
+                                queue_size=int(self.config.get("queue_size") or 10),
+                                block=bool(self.config.get("block")), header_policy=policy,
+                                data_compression=compression or None)
+        return BsreadSender(mode=mode, port=self.options.output_port, host=self.options.bind_host,
+                            queue_size=int(self.config.get("queue_size") or 10),
+                            block=bool(self.config.get("block")), header_policy=policy,
+                            data_compression=compression or None)
+
+    def _make_input(self, address: str) -> Any:
+        from camioc.streams.bsread import BsreadReceiver
+
+        receiver = BsreadReceiver(
+            address, mode=self.options.input_mode, conn_type="bind" if self.options.input_bind else "connect",
+            queue_size=int(self.config.get("buffer_size") or 10), receive_timeout=RECEIVE_TIMEOUT)
+        receiver.connect()
+        return receiver
+
+    # ------------------------------------------------------------------ main loop
+    def run(self) -> int:
+        self._make_function()
+        output = self._make_output()
+        receiver = None
+        try:
+            output.open()
+            if getattr(output, "port", None):
+                self.stream_address = f"tcp://{self.options.hostname}:{output.port}"
+            elif self.options.output_address:
+                self.stream_address = self.options.output_address
+            else:
+                self.stream_address = str(self.config.get("file", ""))
+            receiver = self._make_input(self.options.input_address)
+            self.link.send("started", {"stream_address": self.stream_address, "pid": os.getpid(),
+                                       "input_address": receiver.address})
+            self.state, self.message = DetectorState.Acquire, "Running"
+            self._report_status(force=True)
+            reason = self._loop(receiver, output)
+        finally:
+            if self._reorder is not None:
+                for item in self._reorder.flush():
+                    self._send(output, *item)
+            if receiver is not None:
+                receiver.close()
+            output.close()
+        self.state = DetectorState.Idle if self.exit_code == 0 else DetectorState.Error
+        self.message = f"Stopped ({reason})"
+        self._report_status(force=True)
+        self.link.send("stopped", {"reason": reason, "error": self.error if self.exit_code else "",
+                                   "exit_code": self.exit_code})
+        return self.exit_code
+
+    def _loop(self, receiver: Any, output: Any) -> str:
+        camera_timeout = float(self.config.get("camera_timeout") or 10.0)
+        started = time.monotonic()
+        while self.running:
+            for kind, payload in self.link.commands():
+                self._handle_command(kind, payload)
+                if kind == "camera_stream" and payload:
+                    receiver.close()
+                    receiver = self._make_input(payload)
+                    self._last_message_time = time.monotonic()
+            if not self.running:
+                return "stopped"
+            message = receiver.receive(timeout=RECEIVE_TIMEOUT)
+            now = time.monotonic()
+            if message is None:
+                if now - self._last_message_time > camera_timeout:
+                    if self.config.get("abort_on_timeout"):
+                        self.error = f"No data received within {camera_timeout:g} s."
+                        self.exit_code = 2
+                        return "timeout"
+                    if not self.camera_request_pending and self.pipeline_type not in ("fanin", "stream"):
+                        self.camera_request_pending = True
+                        self.link.send("camera_request", self.config.get("camera_name"))
+                    if self.state == DetectorState.Acquire:
+                        self.state, self.message = DetectorState.Waiting, "Waiting for data"
+                        self._report_status(force=True)
+            else:
+                self._last_message_time = now
+                self.camera_request_pending = False
+                outcome = self._on_message(message, output)
+                if outcome is not None:
+                    return outcome
+            self._report_status(now=now, clients=getattr(output, "client_count", lambda: 0)())
+            timeout = float(self.config.get("no_client_timeout") or 0)
+            if (timeout > 0 and hasattr(output, "seconds_without_clients") and now - started > timeout
+                    and output.seconds_without_clients() > timeout):
+                return "no clients"
+        return "stopped"
+
+    def _on_message(self, message: Any, output: Any) -> str | None:
+        pulse_id = int(message.pulse_id)
+        skip = self.gate.admit(self.config, pulse_id)
+        if skip == "completed":
+            return "completed"
+        if skip is not None:
+            return None
+        data = message.data
+        t0 = time.perf_counter()
+        try:
+            values = self._process(message)
+        except Exception as exc:
+            self._processing_failed(exc)
+            if self.config.get("abort_on_error") and not self.config.get("notify_on_error"):
+                self.exit_code = 2
+                return "error"
+            return None
+        self.execution_ms = (time.perf_counter() - t0) * 1000.0
+        if values is None:  # consumed by averaging, no output for this frame
+            return None
+        if self.error:
+            self.error = ""
+            self.state, self.message = DetectorState.Acquire, "Running"
+            self._report_status(force=True)
+        if self._reorder is not None:
+            for item in self._reorder.push(pulse_id, (values, pulse_id, message.timestamp)):
+                self._send(output, *item)
+        else:
+            self._send(output, values, pulse_id, message.timestamp)
+        self.frame_count += 1
+        self.rate.tick()
+        self.last_pulse_id, self.last_timestamp = pulse_id, message.timestamp_float
+        self._publish_results(values, data)
+        records = self.config.get("records")
+        if records and self.frame_count >= int(records):
+            return "completed"
+        if self.state != DetectorState.Acquire and not self.error:
+            self.state, self.message = DetectorState.Acquire, "Running"
+            self._report_status(force=True)
+        return None
+
+    def _process(self, message: Any) -> dict[str, Any] | None:
+        data = message.data
+        if self.pipeline_type in ("store", "fanout", "fanin"):
+            return dict(data)
+        if self.pipeline_type == "stream":
+            if self._stream_function is None:
+                return dict(data)
+            result = self._stream_function(dict(data), int(message.pulse_id), message.timestamp_float,
+                                           self.config)
+            return dict(result) if result is not None else None
+        image = data.get("image")
+        if image is None:
+            raise ValueError("message has no 'image' channel")
+        bsdata = {k: v for k, v in data.items() if k not in CAMERA_CHANNELS}
+        return self._image_pipeline.process(
+            image, int(message.pulse_id), message.timestamp_float, data.get("x_axis"), data.get("y_axis"),
+            bsdata=bsdata or None)
+
+    def _send(self, output: Any, values: dict[str, Any], pulse_id: int, timestamp: Any) -> None:
+        include = self.config.get("include")
+        exclude = self.config.get("exclude")
+        if include:
+            values = {k: v for k, v in values.items() if k in include}
+        if exclude:
+            values = {k: v for k, v in values.items() if k not in exclude}
+        sent = output.send(values, pulse_id=pulse_id, timestamp=timestamp)
+        if sent is False:
+            self.dropped += 1
+
+    def _processing_failed(self, exc: Exception) -> None:
+        text = str(exc) or type(exc).__name__
+        self.dropped += 1
+        if text != self.error:
+            log.warning("processing failed: %s", text)
+        self.error = text
+        self.state, self.message = DetectorState.Error, text
+        self._report_status(force=True)
+
+    # ------------------------------------------------------------------ reporting
+    def _publish_results(self, values: dict[str, Any], data: dict[str, Any]) -> None:
+        now = time.monotonic()
+        if now - self._last_results_sent >= self.options.result_period:
+            self._last_results_sent = now
+            scalars: dict[str, Any] = {}
+            arrays: dict[str, np.ndarray] = {}
+            for key, value in values.items():
+                if key in ("image", "processing_parameters"):
+                    continue
+                if isinstance(value, str):
+                    scalars[key] = value
+                elif isinstance(value, (int, float, bool, np.number, np.bool_)):
+                    scalars[key] = value.item() if isinstance(value, np.generic) else value
+                elif isinstance(value, np.ndarray) and value.ndim == 0:
+                    scalars[key] = value.item()
+                elif isinstance(value, np.ndarray) and value.ndim == 1 and key in ARRAY_RESULTS:
+                    arrays[key] = np.ascontiguousarray(value)
+            error = ""
+            parameters = values.get("processing_parameters")
+            if isinstance(parameters, str):
+                try:
+                    error = json.loads(parameters).get("processing_error") or ""
+                except ValueError:
+                    pass
+            self.link.send("results", {"results": scalars, "arrays": arrays, "pulse_id": self.last_pulse_id,
+                                       "timestamp": self.last_timestamp, "processing_error": error})
+        image = values.get("image")
+        if (self.snapshot_enabled and isinstance(image, np.ndarray) and image.ndim == 2
+                and now - self._last_snapshot >= self.snapshot_period):
+            self._last_snapshot = now
+            self.snapshot_counter += 1
+            self.link.send("image", {"image": np.ascontiguousarray(image), "pulse_id": self.last_pulse_id,
+                                     "timestamp": self.last_timestamp, "counter": self.snapshot_counter})
+
+    def _report_status(self, force: bool = False, now: float | None = None, clients: int | None = None) -> None:
+        now = time.monotonic() if now is None else now
+        if not force and now - self._last_status < STATUS_PERIOD:
+            return
+        self._last_status = now
+        if clients is not None:
+            self._clients = clients
+        self.link.send("status", {
+            "state": int(self.state), "message": self.message, "error": self.error,
+            "stream_address": self.stream_address, "frame_count": self.frame_count,
+            "frame_rate": self.rate.rate(now), "execution_time_ms": self.execution_ms,
+            "dropped": self.dropped, "pulse_id": self.last_pulse_id, "timestamp": self.last_timestamp,
+            "clients": getattr(self, "_clients", 0), "received": self.gate.received,
+        })
+
+    # ------------------------------------------------------------------ commands
+    def _handle_command(self, kind: str, payload: Any) -> None:
+        if kind == "stop":
+            self.running = False
+        elif kind == "config":
+            self.config = dict(payload)
+            if self._image_pipeline is not None:
+                try:
+                    self._image_pipeline.update(self.config)
+                except Exception as exc:
+                    self._processing_failed(exc)
+            elif self.pipeline_type == "stream":
+                self._make_function()
+            self._report_status(force=True)
+        elif kind == "publishing":
+            self.snapshot_enabled = bool(payload.get("enabled", True))
+            self.snapshot_period = max(0.0, float(payload.get("period", self.snapshot_period)))
+        elif kind == "camera_stream":
+            pass  # handled in the loop (needs the receiver)
+        elif kind == "request":
+            request_id, what, _args = payload
+            if what == "image" and self.last_image is not None:
+                self.link.reply(request_id, True, self.last_image)
+            else:
+                self.link.reply(request_id, False, LookupError(f"unknown request {what!r}"))
+
+
+__all__ = ["PipelineWorkerOptions", "run_pipeline_worker"]

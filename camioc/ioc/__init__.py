@@ -1,0 +1,53 @@
+"""camioc's EPICS Channel Access adapter: a caproto asyncio IOC over the ``core`` services.
+
+Modules:
+
+- :mod:`camioc.ioc.pvspec`: the one table of PV definitions (names, record types, DESC, EGU, PREC,
+  limits, enum strings). The IOC, the ``db/`` templates and the ``opi/`` screens come from it.
+- :mod:`camioc.ioc.pvnames`: how full PV names are built from the service prefix.
+- :mod:`camioc.ioc.groups`: turns spec rows into caproto ``PVGroup`` classes.
+- :mod:`camioc.ioc.registry`: adds and removes whole groups while the server runs.
+- :mod:`camioc.ioc.service`, :mod:`camioc.ioc.camera`: the service, camera (``cam1:``) and image
+  (``image1:``) groups.
+- :mod:`camioc.ioc.server`: :class:`~camioc.ioc.server.CamiocIoc`, what the composition root uses.
+- :mod:`camioc.ioc.dbgen`, :mod:`camioc.ioc.opigen`: ``db/`` and ``opi/`` generators.
+
+This package's ``__init__`` must not import caproto: :func:`configure_caproto_environment` has to
+run before ``caproto.server`` is imported, because caproto reads its tunables at import time.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+#: caproto server tunables camioc sets unless the user already did (reference/caproto.md §4.3):
+#: with caproto's defaults, PVs updated at >= 100 Hz reach clients with up to 1 s latency.
+CAPROTO_ENVIRONMENT_DEFAULTS: dict[str, str] = {
+    "CAPROTO_SERVER_MAX_LATENCY_SEC": "0.02",
+    "CAPROTO_SERVER_HIGH_LOAD_TIMEOUT_SEC": "0.001",
+}
+
+
+def configure_caproto_environment(environ: dict[str, str] | None = None) -> dict[str, str]:
+    """Set camioc's caproto latency defaults in the environment, keeping values the user set.
+
+    Call this first thing in the CLI, before anything imports ``caproto.server`` (caproto reads
+    the variables once, at import of ``caproto.server.common``). Returns the effective values.
+    Network interfaces are not touched: caproto reads ``EPICS_CAS_INTF_ADDR_LIST``,
+    ``EPICS_CA_SERVER_PORT``, ``EPICS_CAS_BEACON_ADDR_LIST`` ... itself.
+    """
+    env = os.environ if environ is None else environ
+    for key, value in CAPROTO_ENVIRONMENT_DEFAULTS.items():
+        env.setdefault(key, value)
+    if environ is None and "caproto.server.common" in sys.modules:
+        import logging
+
+        logging.getLogger(__name__).warning(
+            "caproto.server was imported before configure_caproto_environment(); "
+            "the CAPROTO_SERVER_* latency settings may not be in effect"
+        )
+    return {key: env[key] for key in CAPROTO_ENVIRONMENT_DEFAULTS}
+
+
+__all__ = ["CAPROTO_ENVIRONMENT_DEFAULTS", "configure_caproto_environment"]

@@ -1,0 +1,272 @@
+"""Generate camioc's Phoebus display files (``opi/*.bob``) from :mod:`camioc.ioc.pvspec`.
+
+- ``camioc_service.bob``: the service overview (health, lists, StopAll) and a button that opens a
+  camera's screen.
+- ``camioc_camera.bob``: one camera: Start/Stop, state, stream, geometry, transforms (setting +
+  readback per row, straight from the spec table), CA image publishing, and the image itself (an
+  ``image`` widget on ``image1:ArrayData`` whose ``data_width``/``data_height`` follow
+  ``ArraySize0_RBV``/``ArraySize1_RBV`` through rules; ``unsigned`` true, switched off by a rule
+  for the signed data types).
+
+Macros: ``P`` (service prefix) and ``CAM`` (camera name) come from the caller
+(``phoebus -resource "file:/.../camioc_camera.bob?P=CAMIOC:&CAM=simulation"``); the files define no
+top-level ``P`` (a display's own macros would override the caller's). Regenerate with
+``python -m camioc.ioc.opigen`` (``--check`` fails if the files are stale).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+from camioc.ioc.pvnames import CAMERA_DRIVER, IMAGE_PLUGIN
+from camioc.ioc.pvspec import CAMERA_PVS, DATA_TYPES, IMAGE_PVS, SERVICE_PVS, PVDef, spec_by_name
+
+DEFAULT_OUTPUT = Path(__file__).resolve().parents[2] / "opi"
+
+#: Widget versions Phoebus writes today (a file with a newer major version only logs a warning).
+WIDGET_VERSIONS = {
+    "label": "2.0.0",
+    "textupdate": "2.0.0",
+    "textentry": "3.0.0",
+    "combo": "2.0.0",
+    "led": "2.0.0",
+    "action_button": "3.0.0",
+    "group": "3.0.0",
+    "image": "2.0.0",
+}
+#: Phoebus text format "STRING" (shows CHAR waveforms as text).
+FORMAT_STRING = "6"
+
+SERVICE = "$(P)"
+CAMERA = f"$(P)$(CAM):{CAMERA_DRIVER}"
+IMAGE = f"$(P)$(CAM):{IMAGE_PLUGIN}"
+
+ROW = 24
+LABEL_W = 230
+VALUE_W = 150
+MARGIN = 10
+
+
+class Display:
+    """A ``<display>`` being built, with a cursor for row layout."""
+
+    def __init__(self, name: str, width: int, height: int) -> None:
+        self.root = ET.Element("display", version="2.0.0")
+        _text(self.root, "name", name)
+        self._width = _text(self.root, "width", str(width))
+        self._height = _text(self.root, "height", str(height))
+        self.y = MARGIN
+        self._count = 0
+
+    def widget(self, kind: str, x: int, y: int, width: int, height: int, name: str | None = None,
+               parent: ET.Element | None = None, **props: str) -> ET.Element:
+        self._count += 1
+        element = ET.SubElement(parent if parent is not None else self.root, "widget", type=kind,
+                                version=WIDGET_VERSIONS[kind])
+        _text(element, "name", name or f"{kind}_{self._count}")
+        for key, value in props.items():
+            _text(element, key, value)
+        for key, value in (("x", x), ("y", y), ("width", width), ("height", height)):
+            _text(element, key, str(value))
+        return element
+
+    def heading(self, text: str, x: int = MARGIN, width: int = 560) -> None:
+        self.y += 6
+        label = self.widget("label", x, self.y, width, ROW, text=text)
+        font = ET.SubElement(label, "font")
+        ET.SubElement(font, "font", family="Liberation Sans", style="BOLD", size="14")
+        self.y += ROW + 4
+
+    def fit(self, min_width: int, min_height: int) -> None:
+        self._width.text = str(max(int(self._width.text), min_width))
+        self._height.text = str(max(int(self._height.text), min_height, self.y + MARGIN))
+
+    def xml(self) -> str:
+        ET.indent(self.root, space="  ")
+        return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(self.root, encoding="unicode") + "\n"
+
+
+def _text(parent: ET.Element, tag: str, text: str) -> ET.Element:
+    element = ET.SubElement(parent, tag)
+    element.text = text
+    return element
+
+
+def _tooltip(spec: PVDef) -> str:
+    return f"{spec.desc} ($(pv_name))"
+
+
+def _readback(display: Display, prefix: str, spec: PVDef, x: int, width: int = VALUE_W) -> None:
+    props = {"pv_name": prefix + spec.name, "tooltip": _tooltip(spec)}
+    if spec.is_text:
+        props["format"] = FORMAT_STRING
+    if spec.record == "bi":
+        display.widget("led", x, display.y + 2, 20, 20, **props)
+        display.widget("textupdate", x + 26, display.y, width - 26, ROW - 4, **props)
+    else:
+        props["show_units"] = "true"
+        display.widget("textupdate", x, display.y, width, ROW - 4, **props)
+
+
+def _setting(display: Display, prefix: str, spec: PVDef, x: int) -> None:
+    props = {"pv_name": prefix + spec.name, "tooltip": _tooltip(spec)}
+    if spec.is_enum:
+        display.widget("combo", x, display.y, VALUE_W, ROW - 2, **props)
+    else:
+        display.widget("textentry", x, display.y, VALUE_W, ROW - 2, show_units="true", **props)
+
+
+def spec_rows(display: Display, prefix: str, table: tuple[PVDef, ...], names: list[str]) -> None:
+    """One row per PV: setting + readback for pairs, readback only for read-only PVs."""
+    specs = spec_by_name(table)
+    for name in names:
+        spec = specs[name]
+        display.widget("label", MARGIN, display.y, LABEL_W, ROW - 4, text=spec.desc)
+        x = MARGIN + LABEL_W + 6
+        if spec.writable:
+            _setting(display, prefix, spec, x)
+            rbv = specs.get(f"{name}_RBV")
+            if rbv is not None:
+                _readback(display, prefix, rbv, x + VALUE_W + 6)
+        else:
+            width = 2 * VALUE_W + 6 if spec.is_text else VALUE_W
+            _readback(display, prefix, spec, x, width)
+        display.y += ROW
+
+
+def _write_button(display: Display, x: int, width: int, pv: str, value: str, text: str) -> None:
+    button = display.widget("action_button", x, display.y, width, ROW + 6, text=text, pv_name=pv,
+                            tooltip=f"Write {value} to $(pv_name)")
+    actions = ET.SubElement(button, "actions")
+    action = ET.SubElement(actions, "action", type="write_pv")
+    _text(action, "pv_name", "$(pv_name)")
+    _text(action, "value", value)
+    _text(action, "description", text)
+
+
+def _rule(parent: ET.Element, name: str, prop: str, pv: str, expressions: list[tuple[str, str | None]]) -> None:
+    """A Phoebus rule: ``expressions`` = [(bool_exp, value or None for out_exp=pv0)]."""
+    out_exp = expressions[0][1] is None
+    rule = ET.SubElement(parent, "rule", name=name, prop_id=prop, out_exp="true" if out_exp else "false")
+    for condition, value in expressions:
+        exp = ET.SubElement(rule, "exp", bool_exp=condition)
+        if value is None:
+            _text(exp, "expression", "pv0")
+        else:
+            _text(exp, "value", value)
+    ET.SubElement(rule, "pv_name", trigger="true").text = pv
+
+
+def image_widget(display: Display, x: int, y: int, width: int, height: int) -> ET.Element:
+    image = display.widget("image", x, y, width, height, name="Image",
+                           pv_name=f"{IMAGE}ArrayData", data_width="320", data_height="240",
+                           unsigned="true", autoscale="true", show_toolbar="true",
+                           tooltip="$(pv_name): image1:ArrayData shaped by ArraySize0/1_RBV")
+    rules = ET.SubElement(image, "rules")
+    _rule(rules, "width from ArraySize0_RBV", "data_width", f"{IMAGE}ArraySize0_RBV", [("pv0 > 0", None)])
+    _rule(rules, "height from ArraySize1_RBV", "data_height", f"{IMAGE}ArraySize1_RBV", [("pv0 > 0", None)])
+    signed = " || ".join(f"pv0 == {DATA_TYPES.index(t)}" for t in ("Int8", "Int16", "Int32", "Int64"))
+    _rule(rules, "signed data types", "unsigned", f"{IMAGE}DataType_RBV", [(signed, "false")])
+    return image
+
+
+def camera_display() -> str:
+    display = Display("camioc camera $(CAM)", 1260, 700)
+    title = display.widget("label", MARGIN, display.y, 1200, 30, text="camioc camera $(CAM)  ($(P)$(CAM):)")
+    font = ET.SubElement(title, "font")
+    ET.SubElement(font, "font", family="Liberation Sans", style="BOLD", size="18")
+    display.y += 36
+
+    display.heading("Acquisition")
+    _write_button(display, MARGIN, 110, f"{CAMERA}Acquire", "1", "Start")
+    _write_button(display, MARGIN + 120, 110, f"{CAMERA}Acquire", "0", "Stop")
+    acquire_rbv = spec_by_name(CAMERA_PVS)["Acquire_RBV"]
+    _readback(display, CAMERA, acquire_rbv, MARGIN + LABEL_W + 6 + VALUE_W + 6)
+    display.y += ROW + 10
+    spec_rows(display, CAMERA, CAMERA_PVS, ["DetectorState_RBV", "StatusMessage_RBV"])
+
+    display.heading("Stream")
+    spec_rows(display, CAMERA, CAMERA_PVS,
+              ["StreamAddress_RBV", "Clients_RBV", "ArrayCounter_RBV", "ArrayRate_RBV", "UniqueId_RBV"])
+
+    display.heading("Geometry")
+    spec_rows(display, CAMERA, CAMERA_PVS,
+              ["ArraySize0_RBV", "ArraySize1_RBV", "MaxSizeX_RBV", "MaxSizeY_RBV", "DataType_RBV", "ColorMode_RBV"])
+
+    display.heading("Transforms (setting, in force)")
+    spec_rows(display, CAMERA, CAMERA_PVS,
+              ["ReverseX", "ReverseY", "Rotate", "BinX", "BinY", "MinX", "SizeX", "MinY", "SizeY"])
+
+    display.heading("Image on Channel Access")
+    spec_rows(display, IMAGE, IMAGE_PVS, ["EnableCallbacks", "MinCallbackTime", "ArrayCounter_RBV", "UniqueId_RBV"])
+
+    image_widget(display, 600, 56, 640, 512)
+    display.fit(1260, 580)
+    return display.xml()
+
+
+def service_display() -> str:
+    display = Display("camioc service $(P)", 620, 420)
+    title = display.widget("label", MARGIN, display.y, 600, 30, text="camioc service $(P)")
+    font = ET.SubElement(title, "font")
+    ET.SubElement(font, "font", family="Liberation Sans", style="BOLD", size="18")
+    display.y += 36
+    display.heading("Health")
+    spec_rows(display, SERVICE, SERVICE_PVS, ["Version_RBV", "HEARTBEAT", "UPTIME", "START_CNT"])
+    display.heading("Cameras, pipelines, instances")
+    spec_rows(display, SERVICE, SERVICE_PVS, ["Cameras_RBV", "Pipelines_RBV", "Instances_RBV", "NumInstances_RBV"])
+    display.y += 6
+    _write_button(display, MARGIN, 180, f"{SERVICE}StopAll", "1", "Stop all instances")
+    camera = display.widget("action_button", MARGIN + 200, display.y, 300, ROW + 6,
+                            text="Open camera $(CAM=simulation)", tooltip="Camera screen; set macro CAM")
+    actions = ET.SubElement(camera, "actions")
+    action = ET.SubElement(actions, "action", type="open_display")
+    _text(action, "file", "camioc_camera.bob")
+    _text(action, "target", "tab")
+    macros = ET.SubElement(action, "macros")
+    _text(macros, "CAM", "$(CAM=simulation)")
+    _text(action, "description", "Open camera screen")
+    display.y += ROW + 16
+    display.fit(620, 300)
+    return display.xml()
+
+
+def generate() -> dict[str, str]:
+    """File name -> content of every generated ``opi/`` file."""
+    return {"camioc_service.bob": service_display(), "camioc_camera.bob": camera_display()}
+
+
+def write(output: Path = DEFAULT_OUTPUT) -> list[Path]:
+    output.mkdir(parents=True, exist_ok=True)
+    written = []
+    for name, text in generate().items():
+        (output / name).write_text(text)
+        written.append(output / name)
+    return written
+
+
+def stale(output: Path = DEFAULT_OUTPUT) -> list[str]:
+    return [name for name, text in generate().items()
+            if not (output / name).is_file() or (output / name).read_text() != text]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m camioc.ioc.opigen", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT, help=f"folder (default {DEFAULT_OUTPUT})")
+    parser.add_argument("--check", action="store_true", help="only check that the files are up to date")
+    args = parser.parse_args(argv)
+    if args.check:
+        outdated = stale(args.output)
+        for name in outdated:
+            print(f"stale: {args.output / name}", file=sys.stderr)
+        return 1 if outdated else 0
+    for path in write(args.output):
+        print(path)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,152 @@
+"""Adding and removing whole ``PVGroup``s while the caproto server runs.
+
+caproto looks every name up in the live ``pvdb`` dict it was given (``Context.__getitem__``), so
+adding PVs is ``pvdb.update``. Doing it *right* takes more (reference/caproto.md §2):
+
+- **hooks**: caproto starts ``server_startup``/``server_scan`` hooks once, for the PVs in ``pvdb``
+  when ``Context.run()`` starts. The registry starts the hooks of groups added later itself, keeps
+  the tasks and cancels them (then runs ``server_shutdown`` hooks) when the group goes.
+- **removal**: deleting names from ``pvdb`` while a client holds one of the channels kills that
+  client's whole circuit (the next request on the channel raises inside caproto's command loop,
+  and every other PV on the circuit then times out). The registry instead culls the channel's
+  subscriptions and sends ``ServerDisconnResponse`` for it on every circuit: the client sees a
+  disconnect of exactly those channels and re-searches them; other PVs are unaffected.
+- **field cache**: caproto caches ``REC.FIELD`` lookups back into ``pvdb``; those keys go too.
+
+All methods run on the event-loop thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import caproto as ca
+from caproto.server import PVGroup
+
+log = logging.getLogger(__name__)
+
+
+def record_of(name: str) -> str:
+    """The record part of a channel name (``"P:X.DESC"`` -> ``"P:X"``; modifiers stripped)."""
+    try:
+        return ca.parse_record_field(name).record
+    except (ValueError, AttributeError):
+        return name
+
+
+@dataclass
+class _Entry:
+    group: PVGroup
+    names: frozenset[str]
+    tasks: list[asyncio.Task] = field(default_factory=list)
+
+
+class PVRegistry:
+    """The groups served by one caproto ``Context``, by key; add and remove them at runtime."""
+
+    def __init__(self, pvdb: dict[str, Any]) -> None:
+        self.pvdb = pvdb
+        self._context: Any = None
+        self._entries: dict[str, _Entry] = {}
+
+    def attach(self, context: Any) -> None:
+        """The running server context (``caproto.asyncio.server.Context``) the pvdb belongs to."""
+        self._context = context
+
+    def __contains__(self, key: str) -> bool:
+        return key in self._entries
+
+    def keys(self) -> list[str]:
+        return list(self._entries)
+
+    def group(self, key: str) -> PVGroup | None:
+        entry = self._entries.get(key)
+        return entry.group if entry is not None else None
+
+    def names(self) -> list[str]:
+        """Every record name of the registered groups."""
+        return [name for entry in self._entries.values() for name in entry.names]
+
+    # ---------------------------------------------------------------------------------- add
+    def add(self, key: str, group: PVGroup) -> None:
+        """Serve ``group``'s PVs from now on (searchable at once) and start its hooks."""
+        if key in self._entries:
+            raise KeyError(f"a group is already registered as {key!r}")
+        names = frozenset(group.pvdb)
+        clash = names & set(self.pvdb)
+        if clash:
+            raise KeyError(f"PV names already served: {', '.join(sorted(clash)[:5])}")
+        entry = _Entry(group, names)
+        self.pvdb.update(group.pvdb)
+        self._entries[key] = entry
+        if self._context is not None:
+            entry.tasks = self._start_hooks(group.pvdb.values())
+
+    def _start_hooks(self, instances: Iterable[Any]) -> list[asyncio.Task]:
+        async_lib = self._context.async_layer
+        tasks = []
+        for instance in instances:
+            targets = [instance, *getattr(instance, "fields", {}).values()]
+            for target in targets:
+                for hook in ("server_startup", "server_scan"):
+                    method = getattr(target, hook, None)
+                    if method is not None:
+                        tasks.append(asyncio.get_running_loop().create_task(
+                            method(async_lib), name=f"{getattr(target, 'pvname', '?')}.{hook}"))
+        return tasks
+
+    # ------------------------------------------------------------------------------- remove
+    async def remove(self, key: str) -> PVGroup | None:
+        """Stop serving a group: clients holding its channels see them disconnect."""
+        entry = self._entries.pop(key, None)
+        if entry is None:
+            return None
+        for task in entry.tasks:
+            task.cancel()
+        if entry.tasks:
+            await asyncio.gather(*entry.tasks, return_exceptions=True)
+        names = entry.names
+        for name in list(self.pvdb):
+            if name in names or record_of(name) in names:
+                del self.pvdb[name]
+        await self._disconnect_channels(names)
+        await self._run_shutdown_hooks(entry.group)
+        return entry.group
+
+    async def _disconnect_channels(self, names: frozenset[str]) -> None:
+        context = self._context
+        if context is None:
+            return
+        for circuit in list(context.circuits):
+            channels = [
+                chan for chan in list(circuit.circuit.channels.values())
+                if chan.name in names or record_of(chan.name) in names
+            ]
+            for chan in channels:
+                try:
+                    await circuit._cull_subscriptions(None, lambda sub, c=chan: sub.channel is c)
+                    await circuit.send(chan.disconnect())
+                except Exception as exc:  # the client may be gone already; others must proceed
+                    log.debug("disconnecting %s from %s failed: %s", chan.name, circuit, exc)
+
+    async def _run_shutdown_hooks(self, group: PVGroup) -> None:
+        if self._context is None:
+            return
+        for instance in group.pvdb.values():
+            method = getattr(instance, "server_shutdown", None)
+            if method is not None:
+                try:
+                    await method(self._context.async_layer)
+                except Exception:
+                    log.exception("shutdown hook of %s failed", instance.pvname)
+
+    async def remove_all(self) -> None:
+        for key in list(self._entries):
+            await self.remove(key)
+
+
+__all__ = ["PVRegistry", "record_of"]

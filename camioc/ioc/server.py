@@ -1,0 +1,502 @@
+""":class:`CamiocIoc`: camioc's caproto IOC on the running asyncio loop.
+
+It serves the service block and, per configured camera, a driver block (``cam1:``) and an image
+block (``image1:``); it listens to the :class:`~camioc.core.api.CameraService` events and turns
+them into PV writes.
+
+Event handling (``camera_*`` are called on the loop thread and must not block):
+
+- ``camera_added``/``camera_removed`` schedule adding/removing the camera's groups. Structural
+  changes run one at a time (one lock), and groups are built in a worker thread (a camera's ~50
+  records with their fields take ~0.1 s of pure-Python object creation).
+- ``camera_status`` keeps only the latest status per camera; one task per camera applies it, at
+  most ``result_publish_rate`` times per second, writing only values that changed.
+- ``camera_image`` keeps only the latest snapshot per camera; one task per camera publishes it
+  (the service already limits snapshots to ``MinCallbackTime``). If the client side is slower,
+  intermediate snapshots are skipped, never queued.
+
+Image PVs: ``ArrayData``'s element type follows the camera's dtype (see
+:func:`camioc.ioc.pvspec.image_format`: 8-bit -> CHAR, 16-bit -> SHORT, 32-bit -> LONG, float32 ->
+FLOAT, float64 and 64-bit integers -> DOUBLE) and its length (NELM, fixed for a PV's lifetime) is the
+sensor's ``MaxSizeX * MaxSizeY`` (no transform makes an image larger), or 2048 x 2048 before the
+sensor is known. When a camera reports a larger sensor or another element type, its image block is
+re-created: clients of the old image PVs see them disconnect and reconnect (libca re-searches with
+back-off, typically within seconds). Images only ever need this on a camera's first start or after
+a dtype change; blocks never shrink.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import time
+from collections.abc import Coroutine
+from typing import Any
+
+import numpy as np
+from caproto.asyncio.server import Context
+
+from camioc.core.api import CameraService, CameraStatus, ImageSnapshot
+from camioc.ioc.camera import CameraDriverGroup, image_group_class
+from camioc.ioc.pvnames import MAX_PV_NAME_LENGTH, camera_prefix, image_prefix
+from camioc.ioc.pvspec import DEFAULT_IMAGE_ELEMENTS, DEFAULT_IMAGE_FORMAT, ImageFormat, image_format
+from camioc.ioc.registry import PVRegistry
+from camioc.ioc.service import ServiceGroup
+
+log = logging.getLogger(__name__)
+
+#: How long :meth:`CamiocIoc.start` waits for the server to bind its sockets.
+START_TIMEOUT = 10.0
+HEARTBEAT_PERIOD = 1.0
+
+
+def _format_of(dtype: str) -> ImageFormat | None:
+    if not dtype:
+        return None
+    try:
+        return image_format(dtype)
+    except (TypeError, ValueError):
+        return None
+
+
+class _CameraBinding:
+    """One camera's groups and publishing state inside the IOC."""
+
+    def __init__(self, name: str, prefix: str, min_period: float) -> None:
+        self.name = name
+        self.driver_key = camera_prefix(prefix, name)
+        self.image_key = image_prefix(prefix, name)
+        self.driver: Any = None
+        self.image: Any = None
+        self.image_format: ImageFormat | None = None
+        self.enabled = True
+        self.min_period = float(min_period)
+        self.pending_status: CameraStatus | None = None
+        self.pending_image: ImageSnapshot | None = None
+        self.status_task: asyncio.Task | None = None
+        self.image_task: asyncio.Task | None = None
+        self.last_status = -math.inf
+        self.images_published = 0
+        self.removed = False
+
+    def tasks(self) -> list[asyncio.Task]:
+        return [task for task in (self.status_task, self.image_task) if task is not None]
+
+
+class CamiocIoc:
+    """camioc's caproto IOC (see the module doc). Implements :class:`~camioc.core.api.CameraEvents`.
+
+    ``pipelines`` (optional) is duck-typed until the pipeline service exists: if it has
+    ``pipeline_names()`` / ``active_instances()`` / ``stop_all()``, they feed ``Pipelines_RBV``,
+    ``Instances_RBV`` and ``StopAll``.
+    """
+
+    def __init__(
+        self,
+        prefix: str,
+        cameras: CameraService,
+        *,
+        version: str,
+        start_count: int,
+        pipelines: object | None = None,
+        image_publish_default_period: float = 0.5,
+        result_publish_rate: float = 10.0,
+    ) -> None:
+        if result_publish_rate <= 0:
+            raise ValueError(f"result_publish_rate must be > 0, got {result_publish_rate}")
+        if image_publish_default_period < 0:
+            raise ValueError(f"image_publish_default_period must be >= 0, got {image_publish_default_period}")
+        self.prefix = prefix
+        self._cameras = cameras
+        self._pipelines = pipelines
+        self._version = version
+        self._start_count = int(start_count)
+        self._default_period = float(image_publish_default_period)
+        self._status_period = 1.0 / float(result_publish_rate)
+        self._bindings: dict[str, _CameraBinding] = {}
+        self._tasks: set[asyncio.Task] = set()
+        self._structure_lock = asyncio.Lock()
+        self._service: Any = None
+        self._pvdb: dict[str, Any] = {}
+        self._registry = PVRegistry(self._pvdb)
+        self._context: Context | None = None
+        self._server_task: asyncio.Task | None = None
+        self._service_task: asyncio.Task | None = None
+        self._service_refresh_pending = False
+        self._last_service_refresh = -math.inf
+        self._heartbeat = 0
+        self._started = False
+        self._stopped = False
+
+    # ================================================================== lifecycle
+    async def start(self) -> None:
+        """Build the PVs, start serving, register as camera listener; return once serving."""
+        if self._started:
+            return
+        if self._stopped:
+            raise RuntimeError("a stopped CamiocIoc cannot be started again")
+        self._started = True
+        self._service = ServiceGroup(self.prefix, stop_all=self._stop_all)
+        self._service.version._data["value"] = self._version[:39]
+        self._service.start_count._data["value"] = self._start_count
+        self._pvdb.update(self._service.pvdb)
+        self._context = Context(self._pvdb)
+        serving = asyncio.Event()
+
+        async def startup_hook(async_lib: Any) -> None:
+            serving.set()
+
+        loop = asyncio.get_running_loop()
+        self._server_task = loop.create_task(self._context.run(startup_hook=startup_hook), name="camioc-ioc")
+        waiter = loop.create_task(serving.wait())
+        try:
+            done, _ = await asyncio.wait({self._server_task, waiter}, timeout=START_TIMEOUT,
+                                         return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            waiter.cancel()
+        if self._server_task in done:
+            error = self._server_task.exception() if not self._server_task.cancelled() else None
+            raise RuntimeError(f"the CA server failed to start: {error}") from error
+        if not serving.is_set():
+            await self.stop()
+            raise RuntimeError(f"the CA server did not start within {START_TIMEOUT:g} s")
+        # The server computed the startup hooks of the PVs present when it started; from now on
+        # the registry starts the hooks of groups it adds.
+        self._registry.attach(self._context)
+        self._cameras.add_listener(self)
+        for name in self._cameras.camera_names():
+            self.camera_added(name)
+        await self._drain_structural()
+        self._spawn(self._heartbeat_loop(), "heartbeat")
+        self._request_service_refresh()
+        log.info("CA server for prefix %s serving %d PVs on port %s", self.prefix, len(self.pv_names()),
+                 self._context.port)
+
+    async def stop(self) -> None:
+        """Stop publishing and serving: tasks cancelled, sockets and client circuits closed."""
+        if self._stopped:
+            return
+        self._stopped = True
+        try:
+            self._cameras.remove_listener(self)
+        except Exception:
+            log.exception("removing the IOC as camera listener failed")
+        tasks = [*self._tasks]
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.gather(*tasks, return_exceptions=True)
+        context, server_task = self._context, self._server_task
+        if server_task is not None and context is not None:
+            loop = asyncio.get_running_loop()
+            for sock in list(getattr(context, "tcp_sockets", {}).values()):
+                try:
+                    loop.remove_reader(sock.fileno())  # the accept loop's; caproto closes the socket
+                except (ValueError, OSError):
+                    pass
+            server_task.cancel()
+            await asyncio.gather(server_task, return_exceptions=True)
+            for circuit in list(context.circuits):
+                try:
+                    circuit.client.close()
+                except Exception:
+                    pass
+        log.info("CA server for prefix %s stopped", self.prefix)
+
+    def pv_names(self) -> list[str]:
+        """Every record served now (service, cameras, images), sorted; no ``.FIELD`` names."""
+        names = set(self._service.pvdb) if self._service is not None else set()
+        names.update(self._registry.names())
+        return sorted(names)
+
+    @property
+    def port(self) -> int | None:
+        """The TCP port the CA server listens on (None before start)."""
+        return None if self._context is None else self._context.port
+
+    # ================================================================== CameraEvents
+    def camera_added(self, name: str) -> None:
+        if self._stopped or name in self._bindings:
+            return
+        binding = _CameraBinding(name, self.prefix, self._default_period)
+        self._bindings[name] = binding
+        self._spawn(self._add_camera(binding), f"add {name}", structural=True)
+        self._request_service_refresh()
+
+    def camera_removed(self, name: str) -> None:
+        binding = self._bindings.pop(name, None)
+        if binding is None:
+            return
+        binding.removed = True
+        self._spawn(self._remove_camera(binding), f"remove {name}", structural=True)
+        self._request_service_refresh()
+
+    def camera_status(self, status: CameraStatus) -> None:
+        binding = self._bindings.get(status.name)
+        if binding is None or self._stopped:
+            return
+        binding.pending_status = status
+        self._kick_status(binding)
+        self._request_service_refresh()
+
+    def camera_image(self, snapshot: ImageSnapshot) -> None:
+        binding = self._bindings.get(snapshot.name)
+        if binding is None or self._stopped or not binding.enabled:
+            return
+        binding.pending_image = snapshot
+        self._kick_image(binding)
+
+    def instances_changed(self, name: str) -> None:
+        """Optional event (the camera manager sends it): an instance started or stopped."""
+        self._request_service_refresh()
+
+    # ================================================================== cameras: structure
+    async def _add_camera(self, binding: _CameraBinding) -> None:
+        async with self._structure_lock:
+            if binding.removed:
+                return
+            status = self._current_status(binding.name)
+            fmt = (_format_of(status.dtype) if status else None) or DEFAULT_IMAGE_FORMAT
+            elements = self._needed_elements(status) or DEFAULT_IMAGE_ELEMENTS
+            driver, image = await asyncio.to_thread(self._build_camera_groups, binding, fmt, elements)
+            if binding.removed:
+                return
+            self._registry.add(binding.driver_key, driver)
+            self._registry.add(binding.image_key, image)
+            binding.driver, binding.image, binding.image_format = driver, image, fmt
+        self._apply_publishing(binding)
+        if binding.pending_status is None:
+            binding.pending_status = status
+        try:
+            await driver.apply_config(self._cameras.get_config(binding.name))
+        except Exception as exc:
+            log.warning("camera %s: cannot read its config: %s", binding.name, exc)
+        self._kick_status(binding)
+        self._kick_image(binding)
+        longest = max((len(name) for name in (*driver.pvdb, *image.pvdb)), default=0)
+        if longest > MAX_PV_NAME_LENGTH:
+            log.warning("camera %s: PV names up to %d characters; EPICS tools expect <= %d",
+                        binding.name, longest, MAX_PV_NAME_LENGTH)
+
+    def _build_camera_groups(self, binding: _CameraBinding, fmt: ImageFormat, elements: int):
+        # Runs in a worker thread: pure object creation, touches nothing the loop uses.
+        driver = CameraDriverGroup(binding.driver_key, camera=binding.name, service=self._cameras)
+        return driver, self._build_image_group(binding, fmt, elements)
+
+    def _build_image_group(self, binding: _CameraBinding, fmt: ImageFormat, elements: int):
+        group_class = image_group_class(fmt, elements)
+        return group_class(
+            binding.image_key,
+            set_publishing=lambda enabled, period: self._set_publishing(binding, enabled, period),
+            enabled=binding.enabled,
+            min_period=binding.min_period,
+        )
+
+    async def _remove_camera(self, binding: _CameraBinding) -> None:
+        tasks = binding.tasks()
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.gather(*tasks, return_exceptions=True)
+        async with self._structure_lock:
+            await self._registry.remove(binding.driver_key)
+            await self._registry.remove(binding.image_key)
+            binding.driver = binding.image = None
+        log.info("camera %s: PVs removed", binding.name)
+
+    async def _ensure_image_capacity(self, binding: _CameraBinding, fmt: ImageFormat, elements: int) -> None:
+        """Re-create the image block if it cannot hold ``elements`` pixels of ``fmt``."""
+        if self._image_fits(binding, fmt, elements):
+            return
+        async with self._structure_lock:
+            if binding.removed or binding.image is None or self._image_fits(binding, fmt, elements):
+                return
+            old = binding.image
+            if binding.image_format is not None and binding.image_format.ftvl == fmt.ftvl:
+                elements = max(elements, old.capacity)
+            new = await asyncio.to_thread(self._build_image_group, binding, fmt, elements)
+            if binding.removed:
+                return
+            await self._registry.remove(binding.image_key)
+            self._registry.add(binding.image_key, new)
+            binding.image, binding.image_format = new, fmt
+            log.info("camera %s: image PVs re-created for %s x %d elements (were %s x %d)", binding.name,
+                     fmt.ftvl, elements, old.array_data.data_type.name, old.capacity)
+
+    @staticmethod
+    def _image_fits(binding: _CameraBinding, fmt: ImageFormat, elements: int) -> bool:
+        current = binding.image_format
+        return (binding.image is not None and current is not None and current.ftvl == fmt.ftvl
+                and binding.image.capacity >= elements)
+
+    @staticmethod
+    def _needed_elements(status: CameraStatus | None) -> int:
+        if status is None:
+            return 0
+        return max(int(status.sensor_width) * int(status.sensor_height), int(status.width) * int(status.height))
+
+    def _current_status(self, name: str) -> CameraStatus | None:
+        try:
+            return self._cameras.status(name)
+        except Exception:
+            return None
+
+    async def _drain_structural(self) -> None:
+        while True:
+            pending = [task for task in self._tasks if task.get_name().startswith("structural:")]
+            if not pending:
+                return
+            await asyncio.gather(*pending, return_exceptions=True)
+
+    # ================================================================== cameras: status
+    def _kick_status(self, binding: _CameraBinding) -> None:
+        if binding.driver is None or binding.status_task is not None or binding.pending_status is None:
+            return
+        binding.status_task = self._spawn(self._status_loop(binding), f"status {binding.name}")
+
+    async def _status_loop(self, binding: _CameraBinding) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            while binding.pending_status is not None and not binding.removed:
+                wait = binding.last_status + self._status_period - loop.time()
+                if wait > 0:
+                    await asyncio.sleep(wait)
+                status, binding.pending_status = binding.pending_status, None
+                binding.last_status = loop.time()
+                await self._apply_status(binding, status)
+        finally:
+            binding.status_task = None
+
+    async def _apply_status(self, binding: _CameraBinding, status: CameraStatus) -> None:
+        fmt = _format_of(status.dtype)
+        await binding.driver.apply_status(status, fmt.data_type if fmt else None)
+        try:
+            config = self._cameras.get_config(binding.name)
+        except Exception as exc:  # e.g. deleted meanwhile: the removal event follows
+            log.debug("camera %s: no config: %s", binding.name, exc)
+        else:
+            await binding.driver.apply_config(config)
+        if fmt is not None and self._needed_elements(status):
+            await self._ensure_image_capacity(binding, fmt, self._needed_elements(status))
+
+    # ================================================================== cameras: images
+    def _kick_image(self, binding: _CameraBinding) -> None:
+        if binding.image is None or binding.image_task is not None or binding.pending_image is None:
+            return
+        binding.image_task = self._spawn(self._image_loop(binding), f"image {binding.name}")
+
+    async def _image_loop(self, binding: _CameraBinding) -> None:
+        try:
+            while binding.pending_image is not None and not binding.removed:
+                snapshot, binding.pending_image = binding.pending_image, None
+                if binding.enabled:
+                    await self._publish_image(binding, snapshot)
+        finally:
+            binding.image_task = None
+
+    async def _publish_image(self, binding: _CameraBinding, snapshot: ImageSnapshot) -> None:
+        image = snapshot.image
+        if image.ndim != 2:
+            log.warning("camera %s: only 2-D images are published on CA, got shape %s", binding.name, image.shape)
+            return
+        try:
+            fmt = image_format(image.dtype)
+        except ValueError as exc:
+            log.warning("camera %s: %s", binding.name, exc)
+            return
+        if not image.flags.c_contiguous:
+            image = np.ascontiguousarray(image)
+        if image.flags.writeable:
+            image = image.view()
+            image.flags.writeable = False  # caproto keeps read-only arrays without copying
+        await self._ensure_image_capacity(binding, fmt, image.size)
+        if binding.image is None or binding.removed:
+            return
+        binding.images_published += 1
+        await binding.image.publish(image, fmt, pulse_id=snapshot.pulse_id, timestamp=snapshot.timestamp,
+                                    counter=binding.images_published)
+
+    def _set_publishing(self, binding: _CameraBinding, enabled: bool, min_period: float) -> None:
+        # Called by the image group's putters: the service validates (raising refuses the put).
+        self._cameras.set_image_publishing(binding.name, bool(enabled), float(min_period))
+        binding.enabled, binding.min_period = bool(enabled), float(min_period)
+        if not enabled:
+            binding.pending_image = None
+
+    def _apply_publishing(self, binding: _CameraBinding) -> None:
+        try:
+            self._cameras.set_image_publishing(binding.name, binding.enabled, binding.min_period)
+        except Exception as exc:
+            log.warning("camera %s: cannot set image publishing: %s", binding.name, exc)
+
+    # ================================================================== service block
+    async def _stop_all(self) -> None:
+        await self._cameras.stop_all()
+        stop_pipelines = getattr(self._pipelines, "stop_all", None)
+        if stop_pipelines is not None:
+            await stop_pipelines()
+        self._request_service_refresh()
+
+    def _request_service_refresh(self) -> None:
+        self._service_refresh_pending = True
+        if self._service is None or self._service_task is not None or self._stopped:
+            return
+        self._service_task = self._spawn(self._service_loop(), "service lists")
+
+    async def _service_loop(self) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            while self._service_refresh_pending:
+                wait = self._last_service_refresh + self._status_period - loop.time()
+                if wait > 0:
+                    await asyncio.sleep(wait)
+                self._service_refresh_pending = False
+                self._last_service_refresh = loop.time()
+                await self._refresh_lists()
+        finally:
+            self._service_task = None
+
+    async def _refresh_lists(self) -> None:
+        cameras = list(self._cameras.camera_names())
+        instances = list(self._cameras.active_instances())
+        pipelines: list[str] = []
+        names = getattr(self._pipelines, "pipeline_names", None)
+        if names is not None:
+            pipelines = list(names())
+        active = getattr(self._pipelines, "active_instances", None)
+        if active is not None:
+            instances += list(active())
+        await self._service.update_lists(cameras, pipelines, instances)
+
+    async def _heartbeat_loop(self) -> None:
+        loop = asyncio.get_running_loop()
+        next_beat = loop.time()
+        while True:
+            next_beat += HEARTBEAT_PERIOD
+            await asyncio.sleep(max(0.0, next_beat - loop.time()))
+            self._heartbeat += 1
+            try:
+                await self._service.update_health(self._heartbeat)
+            except Exception:
+                log.exception("heartbeat update failed")
+            self._request_service_refresh()
+
+    # ================================================================== tasks
+    def _spawn(self, coro: Coroutine[Any, Any, Any], what: str, *, structural: bool = False) -> asyncio.Task:
+        name = f"structural:{what}" if structural else what
+        task = asyncio.get_running_loop().create_task(coro, name=name)
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+        return task
+
+    def _task_done(self, task: asyncio.Task) -> None:
+        self._tasks.discard(task)
+        if task.cancelled():
+            return
+        error = task.exception()
+        if error is not None:
+            log.error("IOC task %r failed", task.get_name(), exc_info=error)
+
+
+__all__ = ["CamiocIoc"]

@@ -1,0 +1,60 @@
+"""The service block ``$(P)``: iocStats-like health, camera/pipeline/instance lists, StopAll."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from camioc.ioc.groups import SpecGroup, make_group_class
+from camioc.ioc.pvspec import JSON_LIST_NELM, SERVICE_PVS
+
+
+def format_uptime(seconds: float) -> str:
+    """iocStats' UPTIME text: ``"<d> days, hh:mm:ss"``."""
+    seconds = max(0, int(seconds))
+    days, rest = divmod(seconds, 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, secs = divmod(rest, 60)
+    return f"{days} days, {hours:02d}:{minutes:02d}:{secs:02d}"
+
+
+def json_list(items: list[str]) -> str:
+    """A compact JSON list for a CHAR waveform, shortened (and still valid JSON) if too long."""
+    items = sorted(items)
+    text = json.dumps(items, separators=(",", ":"))
+    while len(text) >= JSON_LIST_NELM and items:
+        items = items[:-1]
+        text = json.dumps([*items, "..."], separators=(",", ":"))
+    return text
+
+
+class _ServiceBehaviour(SpecGroup):
+    """Service PVs; ``stop_all`` is the coroutine that StopAll runs."""
+
+    def __init__(self, prefix: str, *, stop_all: Callable[[], Awaitable[None]], **kwargs: Any) -> None:
+        super().__init__(prefix, **kwargs)
+        self._stop_all = stop_all
+        self.started = time.monotonic()
+
+    async def put_stop_all(self, instance, value):
+        if value == "Stop":
+            await instance.write("Stop", verify_value=False)
+            await self._stop_all()
+        return "Done"
+
+    async def update_health(self, heartbeat: int) -> None:
+        await self.post("heartbeat", heartbeat % 2**31)
+        await self.post("uptime", format_uptime(time.monotonic() - self.started))
+
+    async def update_lists(self, cameras: list[str], pipelines: list[str], instances: list[str]) -> None:
+        await self.post("cameras", json_list(cameras))
+        await self.post("pipelines", json_list(pipelines))
+        await self.post("instances", json_list(instances))
+        await self.post("num_instances", len(instances))
+
+
+ServiceGroup = make_group_class("ServiceGroup", _ServiceBehaviour, SERVICE_PVS)
+
+__all__ = ["ServiceGroup", "format_uptime", "json_list"]

@@ -1,0 +1,312 @@
+"""numba kernels for the full-frame passes of the processing pipeline.
+
+Why numba: every frame is read at most once or twice. numpy needs one pass (and often a
+full-frame temporary) per operation: background subtraction, clamping, threshold, ROI copy,
+column sums, row sums, min and max are seven passes. These kernels fuse them into one pass that
+reads the camera frame (and background) and writes the output image while accumulating the
+x/y profiles and min/max, so that the cost of a frame is close to the cost of one copy.
+
+Conventions shared by the kernels:
+
+* Images are C-contiguous 2-D arrays; views (ROI, mirror) are expressed as a source row mapping
+  (``row0 + i * row_step``) and a source column window (``col0 .. col0 + width``), so the inner
+  loop always runs over contiguous memory and vectorises. A mirrored x direction is handled by
+  reversing the finished output row while it is still in cache, and the x profile once at the end.
+* Sums are accumulated in an *accumulator* type: int32 where no overflow is possible (8/16-bit
+  pixels), int64 for wider integers, float64 for floats. The caller picks it with
+  :func:`accumulator_dtype` and converts profiles to cam_server's int64/float64 afterwards.
+* Minimum/maximum skip NaN (like ``numpy.nanmin``); they are initialised by the caller with the
+  accumulator type's extreme values.
+
+All kernels are compiled with ``cache=True, nogil=True``; :func:`camioc.processing.warm_up`
+compiles them for the common pixel types outside the hot path.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit
+
+__all__ = [
+    "BG_NONE",
+    "BG_SIGNED",
+    "BG_UNSIGNED",
+    "accumulator_dtype",
+    "band_x_profiles",
+    "band_y_profiles",
+    "bin_image",
+    "com_rms",
+    "full_width",
+    "gauss_evaluate",
+    "good_region_bounds",
+    "pixelwise",
+    "region_stats",
+]
+
+#: Background modes understood by :func:`pixelwise`.
+BG_NONE = 0
+BG_UNSIGNED = 1
+BG_SIGNED = 2
+
+
+def accumulator_dtype(dtype: np.dtype, shape: tuple[int, ...]) -> np.dtype:
+    """Narrowest type in which every row and column sum of an image is exact.
+
+    int32 doubles the SIMD width compared with int64 and is exact as long as
+    ``max|pixel| * max(height, width) < 2**31`` (16-bit frames up to 32767 pixels a side).
+    """
+    dtype = np.dtype(dtype)
+    if dtype.kind == "f":
+        return np.dtype(np.float64)
+    if dtype.kind in "iu" and dtype.itemsize <= 2:
+        info = np.iinfo(dtype)
+        if max(abs(int(info.min)), int(info.max)) * max(shape) < 2**31:
+            return np.dtype(np.int32)
+    return np.dtype(np.int64)
+
+
+# --------------------------------------------------------------------------------------------
+# Full-frame passes
+# --------------------------------------------------------------------------------------------
+
+
+@njit(cache=True, nogil=True)
+def pixelwise(src, bg, mode, row0, row_step, col0, reverse, thr, out, xacc, yacc, mn, mx):  # noqa: PLR0913
+    """Fused background subtraction, geometry (ROI/mirror), threshold and statistics.
+
+    ``out[i, j]`` takes source pixel ``src[row0 + i*row_step, col0 + j]`` (the finished row is
+    reversed if ``reverse``). Value in the accumulator type: ``mode`` BG_UNSIGNED →
+    ``max(s - b, 0)``, BG_SIGNED → ``s - b``; then ``v < thr`` → 0 (cam_server's
+    ``image[image < thr] = 0``; NaN stays NaN). The column sums (in *source* column order: the
+    caller reverses ``xacc`` when ``reverse``), row sums and min/max of the stored values are
+    accumulated in the same pass. Returns ``(min, max)``.
+
+    The loop body is written the way LLVM vectorises it: ``min``/``max`` builtins, only
+    loop-invariant branches, row slices instead of offset indices (a possibly negative index
+    makes numba emit wrap-around code), and no optional statistics (a flag tested in the loop
+    stops vectorisation; the statistics cost less than the branch).
+    """
+    height, width = out.shape
+    acc = yacc.dtype.type
+    zero = acc(0)
+    for i in range(height):
+        srow = src[row0 + i * row_step][col0 : col0 + width]
+        brow = bg[row0 + i * row_step][col0 : col0 + width]
+        orow = out[i]
+        s = zero
+        for j in range(width):
+            v = acc(srow[j])
+            if mode == BG_UNSIGNED:
+                v = acc(max(v - acc(brow[j]), zero))
+            elif mode == BG_SIGNED:
+                v = acc(v - acc(brow[j]))
+            if v < thr:
+                v = zero
+            orow[j] = v
+            v = acc(orow[j])
+            xacc[j] += v
+            s += v
+            mn = min(mn, v)
+            mx = max(mx, v)
+        yacc[i] = s
+        if reverse:
+            for j in range(width // 2):
+                t = orow[j]
+                orow[j] = orow[width - 1 - j]
+                orow[width - 1 - j] = t
+    return mn, mx
+
+
+@njit(cache=True, nogil=True)
+def region_stats(img, r0, r1, c0, c1, xacc, yacc, mn, mx):
+    """Column sums (into ``xacc``), row sums (into ``yacc``) and min/max of ``img[r0:r1, c0:c1]``.
+
+    One pass over the region; ``xacc`` must be zeroed by the caller.
+    """
+    zero = yacc.dtype.type(0)
+    for i in range(r0, r1):
+        row = img[i][c0:c1]
+        s = zero
+        for j in range(c1 - c0):
+            v = yacc.dtype.type(row[j])
+            xacc[j] += v
+            s += v
+            mn = min(mn, v)
+            mx = max(mx, v)
+        yacc[i - r0] = s
+    return mn, mx
+
+
+@njit(cache=True, nogil=True)
+def band_x_profiles(img, row_edges, c0, c1, out):
+    """Column sums of consecutive row bands: ``out[k] = img[row_edges[k]:row_edges[k+1], c0:c1].sum(0)``."""
+    for k in range(row_edges.shape[0] - 1):
+        acc = out[k]
+        for i in range(row_edges[k], row_edges[k + 1]):
+            row = img[i]
+            for j in range(c0, c1):
+                acc[j - c0] += row[j]
+
+
+@njit(cache=True, nogil=True)
+def band_y_profiles(img, col_edges, r0, r1, out):
+    """Row sums of consecutive column bands: ``out[k, i] = img[r0+i, col_edges[k]:col_edges[k+1]].sum()``."""
+    zero = out.dtype.type(0)
+    for i in range(r0, r1):
+        row = img[i]
+        for k in range(col_edges.shape[0] - 1):
+            s = zero
+            for j in range(col_edges[k], col_edges[k + 1]):
+                s += row[j]
+            out[k, i - r0] = s
+
+
+@njit(cache=True, nogil=True)
+def bin_image(src, by, bx, mean, clip, out):
+    """Block sums (or means) of ``by × bx`` pixels; the remainder rows/columns are dropped.
+
+    With ``clip`` the value is clipped to 0..0xFFFF (cam_server's binned-sum convention for
+    integer frames, stored as uint16).
+    """
+    height, width = out.shape
+    norm = 1.0 / (by * bx)
+    for i in range(height):
+        for j in range(width):
+            s = 0.0
+            for a in range(by):
+                row = src[i * by + a]
+                for b in range(bx):
+                    s += row[j * bx + b]
+            if mean:
+                s *= norm
+            if clip:
+                s = min(max(s, 0.0), 65535.0)
+            out[i, j] = s
+
+
+# --------------------------------------------------------------------------------------------
+# Profile analysis (small arrays, but called several times per frame)
+# --------------------------------------------------------------------------------------------
+
+
+@njit(cache=True, nogil=True)
+def full_width(x, y, fraction):
+    """Full width of the peak of ``y(x)`` at ``fraction`` of its height above the minimum.
+
+    Walks left and right from the maximum to the first sample below the level and interpolates
+    linearly between that sample and its inner neighbour. Returns 0.0 when the width is
+    undefined: flat or non-finite profile, or a side that never drops below the level (the peak
+    is cut by the image edge).
+    """
+    n = y.shape[0]
+    if n < 2:
+        return 0.0
+    ymin = y[0]
+    ymax = y[0]
+    imax = 0
+    for i in range(n):
+        if not math.isfinite(y[i]):
+            return 0.0
+        if y[i] < ymin:
+            ymin = y[i]
+        if y[i] > ymax:
+            ymax = y[i]
+            imax = i
+    height = ymax - ymin
+    if not height > 0.0:
+        return 0.0
+    level = ymin + fraction * height
+    left = -1
+    for i in range(imax - 1, -1, -1):
+        if y[i] < level:
+            left = i
+            break
+    right = -1
+    for i in range(imax + 1, n):
+        if y[i] < level:
+            right = i
+            break
+    if left < 0 or right < 0:
+        return 0.0
+    xl = x[left] + (level - y[left]) * (x[left + 1] - x[left]) / (y[left + 1] - y[left])
+    xr = x[right] + (level - y[right]) * (x[right - 1] - x[right]) / (y[right - 1] - y[right])
+    return abs(xr - xl)
+
+
+@njit(cache=True, nogil=True)
+def good_region_bounds(y, threshold, gfscale):
+    """cam_server's good region of one profile, as inclusive sample indices ``(start, end)``.
+
+    level = min + (max - min) * threshold; from the maximum walk outwards to the first sample
+    below the level on each side (the edge if there is none); widen the interval symmetrically
+    by ``gfscale``; clamp to the profile; truncate to int.
+    """
+    n = y.shape[0]
+    ymin = y[0]
+    ymax = y[0]
+    imax = 0
+    for i in range(n):
+        if y[i] < ymin:
+            ymin = y[i]
+        if y[i] > ymax:
+            ymax = y[i]
+            imax = i
+    level = ymin + (ymax - ymin) * threshold
+    start = 0
+    for i in range(imax, -1, -1):
+        if y[i] < level:
+            start = i
+            break
+    end = n - 1
+    for i in range(imax, n):
+        if y[i] < level:
+            end = i
+            break
+    extend = (end - start) * (gfscale - 1.0) / 2.0
+    fstart = max(start - extend, 0.0)
+    fend = min(end + extend, n - 1.0)
+    return int(fstart), int(fend)
+
+
+@njit(cache=True, nogil=True)
+def com_rms(x, y, offset, mean, sigma):
+    """Centre of mass and rms of ``y - offset`` restricted to ``|x - mean| <= 5 sigma``.
+
+    The window is applied only when ``sigma`` is finite and positive. Returns NaN for both when
+    the weights do not sum to a positive number (no beam), and NaN for the rms when the second
+    moment is negative (negative weights dominate).
+    """
+    use_window = math.isfinite(sigma) and sigma > 0.0 and math.isfinite(mean)
+    half = 5.0 * sigma
+    sw = 0.0
+    swx = 0.0
+    for i in range(x.shape[0]):
+        if use_window and abs(x[i] - mean) > half:
+            continue
+        w = y[i] - offset
+        sw += w
+        swx += w * x[i]
+    if not (sw > 0.0 and math.isfinite(sw)):
+        return math.nan, math.nan
+    com = swx / sw
+    sq = 0.0
+    for i in range(x.shape[0]):
+        if use_window and abs(x[i] - mean) > half:
+            continue
+        d = x[i] - com
+        sq += (y[i] - offset) * d * d
+    var = sq / sw
+    if var < 0.0:
+        return com, math.nan
+    return com, math.sqrt(var)
+
+
+@njit(cache=True, nogil=True)
+def gauss_evaluate(x, offset, amplitude, mean, sigma, out):
+    """``offset + amplitude * exp(-(x - mean)**2 / (2 sigma**2))`` into ``out`` (cam_server's model)."""
+    two_s2 = 2.0 * sigma * sigma
+    for i in range(x.shape[0]):
+        d = x[i] - mean
+        out[i] = offset + amplitude * math.exp(-(d * d) / two_s2)

@@ -1,0 +1,165 @@
+"""The camera REST API (cam_server's camera server, default port 8888, root ``/api/v1/cam``).
+
+Every route is one call of :class:`camioc.core.api.CameraService`; the cam_server envelope,
+errors-as-HTTP-200 and CORS come from :mod:`camioc.rest.envelope`. Camera routes (compat §4.2):
+
+==================================================  =============================================
+``GET <root>``                                      ``cameras``: configured camera names
+``GET <root>/aliases``                              ``aliases``: {alias: camera}
+``GET <root>/groups``                               ``groups``: {group: [cameras]}
+``GET <root>/config_names``                         ``config_names`` (broken in cam_server; works)
+``GET <root>/<camera>``                             ``stream``: starts the instance if needed
+``GET <root>/<camera>/is_online``                   ``online`` and the probe's text in ``status``
+``GET|POST|DELETE <root>/<camera>/config``          ``config`` (POST: JSON object body, validated,
+                                                    saved, applied to the running instance)
+``GET <root>/<camera>/geometry``                    ``geometry``: [width, height]
+``GET <root>/<camera>/image``                       PNG; query ``raw``, ``scale``, ``min_value``,
+                                                    ``max_value``, ``colormap`` (see images.py)
+``GET <root>/<camera>/image_bytes``                 ``image``: {bytes (base64), shape [h, w], dtype}
+``PUT <root>/background/<name>/image_bytes``        body: ``pickle.dumps(ndarray, protocol=0)``,
+                                                    loaded with an allow-list (see unpickle.py)
+``GET <root>/script``, ``.../script/<n>/script_bytes``  user scripts (see scripts.py)
+==================================================  =============================================
+
+plus the common routes (:mod:`camioc.rest.common`): ``/``, ``/base``, ``<root>/info``,
+``/heartbeat``, ``/version``, ``DELETE <root>[/<name>[/del]]``, ``/api/v1/logs...`` and the
+refused ``/api/v1/reset``. Camera names may be aliases wherever a camera is read (the service
+resolves them). Literal routes win over ``<camera>`` routes, as in cam_server.
+
+Nothing here blocks the event loop: PNG encoding, base64 and unpickling run in worker threads.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+from camioc.core.api import CameraService
+from camioc.logbuffer import LogBuffer
+from camioc.rest.common import API_PREFIX, add_common_routes, add_log_routes, add_reset_route
+from camioc.rest.envelope import MAX_BODY_BYTES, BigPayload, envelope_middleware, read_body, read_json_object
+from camioc.rest.images import PngOptions, encode_image_bytes, render_png
+from camioc.rest.routing import Routes
+from camioc.rest.scripts import ScriptStore, add_script_routes
+from camioc.rest.unpickle import unpickle_array
+
+CAMERA_ROOT = API_PREFIX + "/cam"
+
+#: The camera service behind an app built by :func:`create_camera_app`.
+CAMERA_SERVICE: web.AppKey[CameraService] = web.AppKey("camioc_camera_service", CameraService)
+#: The script store behind the ``/script`` routes.
+SCRIPT_STORE: web.AppKey[ScriptStore] = web.AppKey("camioc_script_store", ScriptStore)
+
+
+def add_camera_routes(routes: Routes, root: str, cameras: CameraService) -> None:
+    """The camera-specific routes of compat §4.2 (not the common or script routes)."""
+
+    async def list_cameras(request: web.Request) -> dict[str, Any]:
+        return {"status": "List of available cameras.", "cameras": cameras.camera_names()}
+
+    async def aliases(request: web.Request) -> dict[str, Any]:
+        return {"status": "List of camera aliases.", "aliases": cameras.aliases()}
+
+    async def groups(request: web.Request) -> dict[str, Any]:
+        return {"status": "List of camera groups.", "groups": cameras.groups()}
+
+    async def config_names(request: web.Request) -> dict[str, Any]:
+        return {"status": "List of camera configurations.", "config_names": cameras.camera_names()}
+
+    async def stream(request: web.Request) -> dict[str, Any]:
+        name = request.match_info["camera"]
+        return {"status": f"Stream address for camera {name}.", "stream": await cameras.get_stream(name)}
+
+    async def is_online(request: web.Request) -> dict[str, Any]:
+        name = request.match_info["camera"]
+        online, text = await cameras.is_online(name)
+        return {"status": text or (f"Camera {name} is online." if online else f"Camera {name} is offline."), "online": online}
+
+    async def get_config(request: web.Request) -> dict[str, Any]:
+        name = request.match_info["camera"]
+        return {"status": f"Camera {name} configuration retrieved.", "config": cameras.get_config(name)}
+
+    async def set_config(request: web.Request) -> dict[str, Any]:
+        name = request.match_info["camera"]
+        body = await read_json_object(request, empty_message="Config object cannot be empty. Config: None")
+        config = await cameras.set_config(name, body)
+        return {"status": f"Camera {name} configuration saved.", "config": config}
+
+    async def delete_config(request: web.Request) -> dict[str, Any]:
+        name = request.match_info["camera"]
+        await cameras.delete_config(name)
+        return {"status": f"Camera {name} configuration deleted."}
+
+    async def geometry(request: web.Request) -> dict[str, Any]:
+        name = request.match_info["camera"]
+        width, height = await cameras.get_geometry(name)
+        return {"status": f"Geometry of camera {name} retrieved.", "geometry": [int(width), int(height)]}
+
+    async def image(request: web.Request) -> web.Response:
+        name = request.match_info["camera"]
+        options = PngOptions.from_query(request.query)
+        array = await cameras.get_image(name, raw=options.raw)
+        png = await asyncio.to_thread(
+            render_png,
+            array,
+            scale=options.scale,
+            min_value=options.min_value,
+            max_value=options.max_value,
+            colormap=options.colormap,
+        )
+        return web.Response(body=png, content_type="image/png")
+
+    async def image_bytes(request: web.Request) -> BigPayload:
+        name = request.match_info["camera"]
+        array = await cameras.get_image(name)
+        encoded = await asyncio.to_thread(encode_image_bytes, array)
+        return BigPayload(status=f"Image bytes of camera '{name}'.", image=encoded)
+
+    async def set_background(request: web.Request) -> dict[str, Any]:
+        name = request.match_info["name"]
+        array = await asyncio.to_thread(unpickle_array, await read_body(request))
+        await cameras.set_background_image(name, array)
+        return {"status": f"Background image {name} stored."}
+
+    routes.get(root, list_cameras)
+    routes.get(f"{root}/aliases", aliases)
+    routes.get(f"{root}/groups", groups)
+    routes.get(f"{root}/config_names", config_names)
+    routes.get(f"{root}/{{camera}}", stream)
+    routes.get(f"{root}/{{camera}}/is_online", is_online)
+    routes.get(f"{root}/{{camera}}/config", get_config)
+    routes.post(f"{root}/{{camera}}/config", set_config)
+    routes.delete(f"{root}/{{camera}}/config", delete_config)
+    routes.get(f"{root}/{{camera}}/geometry", geometry)
+    routes.get(f"{root}/{{camera}}/image", image)
+    routes.get(f"{root}/{{camera}}/image_bytes", image_bytes)
+    routes.put(f"{root}/background/{{name}}/image_bytes", set_background)
+
+
+def create_camera_app(
+    cameras: CameraService,
+    *,
+    version: str,
+    logs: LogBuffer,
+    scripts_dir: Path,
+    host_stats: bool = True,
+) -> web.Application:
+    """The camera REST API as an aiohttp application (serve it with :class:`RestSite`)."""
+    app = web.Application(middlewares=[envelope_middleware], client_max_size=MAX_BODY_BYTES)
+    store = ScriptStore(scripts_dir)
+    app[CAMERA_SERVICE] = cameras
+    app[SCRIPT_STORE] = store
+    routes = Routes()
+    add_common_routes(routes, root=CAMERA_ROOT, service=cameras, version=version, host_stats=host_stats)
+    add_log_routes(routes, logs=logs, instance_kind="camera")
+    add_reset_route(routes)
+    add_script_routes(routes, CAMERA_ROOT, store)
+    add_camera_routes(routes, CAMERA_ROOT, cameras)
+    routes.install(app)
+    return app
+
+
+__all__ = ["CAMERA_ROOT", "CAMERA_SERVICE", "SCRIPT_STORE", "add_camera_routes", "create_camera_app"]

@@ -1,0 +1,174 @@
+"""cam_server's REST contract in one place: the JSON envelope, errors as HTTP 200, CORS.
+
+Every handler of camioc's REST apps returns either
+
+* a mapping — the *payload*. The middleware wraps it as ``{"state": "ok", "status": <text>,
+  **payload}`` (``status`` defaults to ``"ok"``; a handler sets it by putting a ``"status"`` key
+  in the payload), or a :class:`BigPayload` (same, but serialised in a worker thread because it
+  holds megabytes, e.g. base64 images);
+* or a ready :class:`aiohttp.web.StreamResponse` (PNG images, plain text, the status page),
+  passed through unchanged.
+
+Any exception raised by a handler becomes ``{"state": "error", "status": str(exc)}`` **with HTTP
+200**, as cam_server does (its clients never look at the HTTP status; they call ``.json()`` and
+raise ``ValueError(status)``). camioc's own errors (``CamiocError``) are expected refusals and
+are logged in one line; anything else is a bug and is logged with its traceback.
+
+Requests that match no route keep aiohttp's plain 404/405 (cam_server gave Bottle's HTML pages).
+``OPTIONS`` on any path answers 200 with an empty body (CORS preflight). Every response,
+including errors and 404s, carries the CORS headers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import json
+import logging
+from collections.abc import Awaitable, Callable, Mapping
+from pathlib import PurePath
+from typing import Any, TypeAlias
+
+import numpy as np
+from aiohttp import web
+
+from camioc.errors import CamiocError, ConfigError
+
+log = logging.getLogger(__name__)
+
+CORS_HEADERS: Mapping[str, str] = {
+    "Access-Control-Allow-Origin": "*",
+    "Access-Control-Allow-Methods": "PUT, GET, POST, DELETE, OPTIONS",
+    "Access-Control-Allow-Headers": "Origin, Accept, Content-Type, X-Requested-With, X-CSRF-Token",
+}
+
+#: Largest request body accepted (pickled background images in protocol 0 are ~3x the raw size).
+MAX_BODY_BYTES = 512 * 1024 * 1024
+
+
+class BigPayload(dict[str, Any]):
+    """A payload large enough that it is JSON-serialised off the event loop."""
+
+
+ApiResult: TypeAlias = Mapping[str, Any] | web.StreamResponse
+ApiHandler: TypeAlias = Callable[[web.Request], Awaitable[ApiResult]]
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, (set, frozenset)):
+        return sorted(value)
+    if isinstance(value, enum.Enum):
+        return value.value
+    if isinstance(value, PurePath):
+        return str(value)
+    if isinstance(value, Mapping):
+        return dict(value)
+    raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
+
+
+def dumps(obj: Any) -> str:
+    """JSON as cam_server writes it (NaN allowed), numpy scalars/arrays converted."""
+    return json.dumps(obj, default=_json_default)
+
+
+def ok_body(payload: Mapping[str, Any]) -> dict[str, Any]:
+    """The ok envelope for ``payload`` (``state`` and ``status`` first)."""
+    body: dict[str, Any] = {"state": "ok", "status": payload.get("status", "ok")}
+    body.update((key, value) for key, value in payload.items() if key not in ("state", "status"))
+    return body
+
+
+def error_body(exc: BaseException) -> dict[str, Any]:
+    """The error envelope: ``status`` is the exception text (class name if it has none)."""
+    return {"state": "error", "status": str(exc) or type(exc).__name__}
+
+
+def _json_response(text: str) -> web.Response:
+    return web.Response(text=text, content_type="application/json")
+
+
+async def _to_response(result: ApiResult) -> web.StreamResponse:
+    if isinstance(result, web.StreamResponse):
+        return result
+    if isinstance(result, BigPayload):
+        return _json_response(await asyncio.to_thread(dumps, ok_body(result)))
+    return _json_response(dumps(ok_body(result)))
+
+
+def _refusal(request: web.Request, exc: BaseException) -> web.Response:
+    if isinstance(exc, CamiocError):
+        log.info("%s %s refused: %s", request.method, request.path, exc)
+    else:
+        log.exception("%s %s failed", request.method, request.path)
+    return _json_response(dumps(error_body(exc)))
+
+
+@web.middleware
+async def envelope_middleware(request: web.Request, handler: ApiHandler) -> web.StreamResponse:
+    """Envelope, errors as HTTP 200, CORS and OPTIONS, for every route of an app."""
+    if request.method == "OPTIONS":
+        return web.Response(status=200, headers=CORS_HEADERS)
+    try:
+        response = await _to_response(await handler(request))
+    except web.HTTPException as exc:
+        if request.match_info.http_exception is not None:
+            # No route matched: aiohttp's plain 404/405, plus CORS.
+            exc.headers.update(CORS_HEADERS)
+            raise
+        # Raised while handling a matched route (e.g. body too large): cam_server envelope.
+        response = _refusal(request, ConfigError(exc.text or exc.reason))
+    except Exception as exc:  # noqa: BLE001 - the one place that turns any failure into an envelope
+        response = _refusal(request, exc)
+    response.headers.update(CORS_HEADERS)
+    return response
+
+
+async def read_body(request: web.Request) -> bytes:
+    """The raw request body; too large a body is refused with a clear message."""
+    try:
+        return await request.read()
+    except web.HTTPRequestEntityTooLarge as exc:
+        detail = (exc.text or "").rstrip(".") or "over the limit"
+        raise ConfigError(f"Request body too large: {detail}.") from exc
+
+
+async def read_json_object(request: web.Request, *, empty_message: str) -> dict[str, Any]:
+    """The request body parsed as a JSON object.
+
+    An empty body (or ``null``) raises ``ConfigError(empty_message)``; a body that is not JSON or
+    not an object is refused with a message saying so. The Content-Type is not checked (cam_server
+    users post with ``curl -d`` as often as with ``requests.post(json=...)``).
+    """
+    body = await read_body(request)
+    if not body.strip():
+        raise ConfigError(empty_message)
+    try:
+        value = json.loads(body)
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"Request body is not UTF-8 encoded JSON: {exc}.") from exc
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"Request body is not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno}).") from exc
+    if value is None:
+        raise ConfigError(empty_message)
+    if not isinstance(value, dict):
+        raise ConfigError(f"Request body must be a JSON object, got {type(value).__name__}.")
+    return value
+
+
+__all__ = [
+    "CORS_HEADERS",
+    "MAX_BODY_BYTES",
+    "ApiHandler",
+    "ApiResult",
+    "BigPayload",
+    "dumps",
+    "envelope_middleware",
+    "error_body",
+    "ok_body",
+    "read_body",
+    "read_json_object",
+]

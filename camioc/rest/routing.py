@@ -1,0 +1,75 @@
+"""A route table that installs routes the way cam_server (Bottle) matches them.
+
+aiohttp matches routes in registration order; Bottle lets static routes win over ``<param>``
+routes regardless of order (``GET /api/v1/cam/aliases`` is the alias list, not a camera named
+``aliases``). :class:`Routes` collects routes from several modules (common, scripts, camera or
+pipeline API) and :meth:`Routes.install` adds them most specific first: comparing path segments
+left to right, a literal segment sorts before a ``{param}`` segment. Routes of one path are
+installed together, so aiohttp gives them one resource.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import cast
+
+from aiohttp import web
+from aiohttp.typedefs import Handler
+
+from camioc.rest.envelope import ApiHandler
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    method: str
+    path: str
+    handler: ApiHandler
+
+
+def specificity(path: str) -> tuple[int, ...]:
+    """Sort key: per segment 0 for a literal, 1 for a ``{param}``."""
+    return tuple(1 if "{" in segment else 0 for segment in path.strip("/").split("/") if segment)
+
+
+class Routes:
+    """Collects ``(method, path, handler)`` and installs them in Bottle's precedence."""
+
+    def __init__(self) -> None:
+        self._routes: list[Route] = []
+
+    def add(self, method: str, path: str, handler: ApiHandler) -> None:
+        for route in self._routes:
+            if route.method == method and route.path == path:
+                raise ValueError(f"route {method} {path} registered twice")
+        self._routes.append(Route(method, path, handler))
+
+    def get(self, path: str, handler: ApiHandler) -> None:
+        self.add("GET", path, handler)
+
+    def post(self, path: str, handler: ApiHandler) -> None:
+        self.add("POST", path, handler)
+
+    def put(self, path: str, handler: ApiHandler) -> None:
+        self.add("PUT", path, handler)
+
+    def delete(self, path: str, handler: ApiHandler) -> None:
+        self.add("DELETE", path, handler)
+
+    def __iter__(self):
+        return iter(self.ordered())
+
+    def ordered(self) -> list[Route]:
+        """The routes in installation order (stable within one path)."""
+        return sorted(self._routes, key=lambda route: (specificity(route.path), route.path))
+
+    def install(self, app: web.Application) -> None:
+        for route in self.ordered():
+            # Handlers return payload mappings that envelope_middleware turns into responses.
+            handler = cast(Handler, route.handler)
+            if route.method == "GET":
+                app.router.add_get(route.path, handler)  # answers HEAD too, as Bottle does
+            else:
+                app.router.add_route(route.method, route.path, handler)
+
+
+__all__ = ["Route", "Routes", "specificity"]
