@@ -73,14 +73,13 @@ def make_frames(size: int, count: int = N_FRAMES) -> list[Any]:
 
 
 # ----------------------------------------------------------------------------- sender process
-def sender_main(kind: str, mode: str, size: int, port_q: Any, stop: Any, done_q: Any) -> None:
+def sender_main(kind: str, mode: str, size: int, port_q: Any, stop: Any) -> None:
     """Send pre-generated frames as fast as possible until ``stop`` is set."""
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     import numpy as np
     import zmq
 
     frames = make_frames(size)
-    start_cpu = time.process_time()
     sent = 0
     if kind == "raw":
         ctx = zmq.Context.instance()
@@ -109,7 +108,6 @@ def sender_main(kind: str, mode: str, size: int, port_q: Any, stop: Any, done_q:
             if pub.publish(frames[sent % N_FRAMES], x_axis, y_axis, pulse_id=sent, timestamp=t0 + sent * 1e-3):
                 sent += 1
         pub.close()
-    done_q.put((time.process_time() - start_cpu, sent))
 
 
 # ----------------------------------------------------------------------------- receiver process
@@ -215,21 +213,23 @@ def receiver_main(
 # ----------------------------------------------------------------------------- driver
 def measure(ctx: Any, sender_kind: str, receiver_kind: str, mode: str, size: int, duration: float) -> Result:
     """Run one sender/receiver pair in two spawned processes."""
-    port_q, result_q, done_q = ctx.Queue(), ctx.Queue(), ctx.Queue()
+    port_q, result_q = ctx.Queue(), ctx.Queue()
     stop = ctx.Event()
-    sender = ctx.Process(target=sender_main, args=(sender_kind, mode, size, port_q, stop, done_q), daemon=True)
+    sender = ctx.Process(target=sender_main, args=(sender_kind, mode, size, port_q, stop), daemon=True)
     sender.start()
     port = port_q.get(timeout=60)
     receiver = ctx.Process(target=receiver_main,
                            args=(receiver_kind, mode, port, duration, sender.pid, stop, result_q), daemon=True)
     receiver.start()
     frames, seconds, pixel_bytes, recv_cpu, send_cpu, foreign, gaps = result_q.get(timeout=duration + 60)
-    done_q.get(timeout=30)
     receiver.join(10)
     sender.join(10)
-    for proc in (receiver, sender):
+    for role, proc in (("receiver", receiver), ("sender", sender)):
         if proc.is_alive():
+            print(f"  [{role} of {sender_kind}->{receiver_kind} {mode} did not exit; terminated]")
             proc.terminate()
+        elif proc.exitcode:
+            print(f"  [{role} of {sender_kind}->{receiver_kind} {mode} exited with {proc.exitcode}]")
     return Result(frames, seconds, pixel_bytes, recv_cpu / seconds, send_cpu / seconds, foreign / seconds, gaps)
 
 

@@ -86,7 +86,9 @@ class CamiocApp:
 
     async def start(self) -> None:
         from camioc.config.store import ConfigLayout, ConfigStore
+        from camioc.core.backgrounds import BackgroundStore
         from camioc.core.camera_manager import CameraManager
+        from camioc.core.pipeline_manager import PipelineManager
         from camioc.ioc.server import CamiocIoc
         from camioc.logbuffer import install_log_buffer
         from camioc.rest.camera_api import create_camera_app
@@ -108,17 +110,30 @@ class CamiocApp:
             background_dir=layout.background_config,
             log_level=settings.log_level,
         )
-        self.ioc = CamiocIoc(settings.prefix, self.cameras, version=__version__, start_count=start_count)
+        self.pipelines = PipelineManager(
+            ConfigStore(layout.pipeline_config),
+            self.cameras,
+            BackgroundStore(layout.background_config),
+            hostname=settings.effective_hostname,
+            bind_host=settings.effective_stream_interface,
+            port_range=settings.pipeline_stream_ports,
+            scripts_dir=layout.user_scripts,
+            log_level=settings.log_level,
+        )
+        self.ioc = CamiocIoc(settings.prefix, self.cameras, version=__version__, start_count=start_count,
+                             pipelines=self.pipelines)
         self.camera_site = RestSite(
             create_camera_app(self.cameras, version=__version__, logs=self.logs, scripts_dir=layout.user_scripts),
             settings.interface,
             settings.camera_port,
         )
         self.pipeline_site = RestSite(
-            create_pipeline_app(self.cameras, version=__version__, logs=self.logs, scripts_dir=layout.user_scripts),
+            create_pipeline_app(self.pipelines, self.cameras, version=__version__, logs=self.logs,
+                                scripts_dir=layout.user_scripts, libs_dir=layout.user_libs),
             settings.interface,
             settings.pipeline_port,
         )
+        self._warm_up = await _start_kernel_warm_up()
         await self.ioc.start()
         await self.camera_site.start()
         await self.pipeline_site.start()
@@ -141,13 +156,38 @@ class CamiocApp:
                     await site.stop()
                 except Exception:
                     log.exception("stopping %s failed", part)
-        cameras = getattr(self, "cameras", None)
-        if cameras is not None:
-            await cameras.close()
+        for part in ("pipelines", "cameras"):  # pipelines first: they hold camera streams
+            manager = getattr(self, part, None)
+            if manager is not None:
+                try:
+                    await manager.close()
+                except Exception:
+                    log.exception("stopping %s failed", part)
         ioc = getattr(self, "ioc", None)
         if ioc is not None:
             await ioc.stop()
+        warm_up = getattr(self, "_warm_up", None)
+        if warm_up is not None and warm_up.returncode is None:
+            warm_up.kill()
+            await warm_up.wait()
         self._started = False
+
+
+async def _start_kernel_warm_up() -> asyncio.subprocess.Process | None:
+    """Fill numba's on-disk kernel cache in a separate process, off the event loop.
+
+    Pipeline workers then load compiled kernels in about a second instead of compiling them
+    (tens of seconds) when the first pipeline starts. Failure only costs that time later.
+    """
+    import sys
+
+    try:
+        return await asyncio.create_subprocess_exec(
+            sys.executable, "-c", "from camioc.processing import warm_up; warm_up()",
+            stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL)
+    except OSError as exc:
+        log.warning("kernel warm-up not started: %s", exc)
+        return None
 
 
 async def serve(settings: Settings) -> None:

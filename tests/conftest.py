@@ -48,6 +48,19 @@ def pytest_configure(config: pytest.Config) -> None:
     _configure_epics_environment()
 
 
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """Compile the processing kernels into numba's on-disk cache once, before any test.
+
+    Pipeline workers load compiled kernels from that cache in about a second; compiling them
+    from scratch takes tens of seconds, which would otherwise land inside the first test that
+    starts a pipeline (and its deadlines).
+    """
+    import subprocess
+
+    subprocess.run([sys.executable, "-c", "from camioc.processing import warm_up; warm_up()"],
+                   check=True, cwd=REPO_ROOT, timeout=600)
+
+
 @pytest.fixture
 def pv_prefix() -> str:
     """A random PV prefix, so that no two tests (or test runs) share PV names."""

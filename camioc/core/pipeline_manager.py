@@ -20,6 +20,7 @@ binds a PULL input that ``output_pipeline`` workers PUSH into, and publishes in 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
 import uuid
@@ -54,6 +55,9 @@ TIME_FORMAT = "%Y-%m-%d %H:%M:%S UTC%z"
 START_TIMEOUT = 60.0
 BACKGROUND_TIMEOUT_PER_IMAGE = 2.0
 CAMERA_TYPES = ("processing", "store", "fanout", "custom", "script")
+#: After a camera stopped under a running pipeline and was restarted for it, a further stop within
+#: this time is left to the worker's ``camera_timeout`` (no restart storm for a crashing camera).
+CAMERA_RESTART_HOLDOFF = 5.0
 
 
 class _PipelineInstance:
@@ -69,6 +73,8 @@ class _PipelineInstance:
         self.started_monotonic = time.monotonic()
         self.pid: int | None = None
         self.clients = 0
+        self.camera_input = ""  # the camera whose stream this instance reads ("" for other inputs)
+        self.last_camera_restart = float("-inf")
 
     @property
     def alive(self) -> bool:
@@ -112,6 +118,8 @@ class PipelineManager:
         self._locks: dict[str, asyncio.Lock] = {}
         self._snapshot_counters: dict[str, int] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._camera_watcher = _CameraWatcher(self)
+        cameras.add_listener(self._camera_watcher)
 
     # ================================================================== saved configs
     def pipeline_names(self) -> list[str]:
@@ -121,9 +129,11 @@ class PipelineManager:
         configs = []
         for name in self._store.names():
             try:
-                configs.append(self._load(name))
-            except ConfigError:
-                continue
+                raw = dict(self._store.load(name))
+                raw["name"] = name
+                configs.append(PipelineConfig.from_dict(raw))
+            except ConfigError as exc:
+                log.warning("pipeline config %s is invalid: %s", name, exc)
         return pipeline_groups(configs)
 
     def _load(self, name: str) -> dict[str, Any]:
@@ -223,14 +233,25 @@ class PipelineManager:
         probe_id = str(uuid.uuid4())
         raw.setdefault("name", probe_id)
         effective = PipelineConfig.from_dict(raw).to_dict()
-        for instance in self._instances.values():
-            if instance.alive and instance.read_only and _same_config(instance.config, effective):
-                return instance.instance_id, instance.stream_address, instance.config
-        return await self.create_instance(raw, instance_id=probe_id)
+        # One lock per effective config: concurrent equal requests share one instance, and none
+        # sees an instance that is still starting (no stream address yet).
+        key = "from_config:" + json.dumps({k: v for k, v in effective.items() if k != "name"},
+                                          sort_keys=True, default=str)
+        async with self._lock(key):
+            for instance in self._instances.values():
+                if (instance.alive and instance.read_only and instance.stream_address
+                        and _same_config(instance.config, effective)):
+                    return instance.instance_id, instance.stream_address, instance.config
+            return await self.create_instance(raw, instance_id=probe_id)
 
     async def _start(self, instance_id: str, config: dict[str, Any], read_only: bool) -> str:
         instance = _PipelineInstance(instance_id, config, read_only)
-        options = await self._wire(instance)
+        try:
+            options = await self._wire(instance)
+        except BaseException:
+            for port in instance.ports:  # e.g. a fan-in input port allocated before a later failure
+                self._ports.release(port)
+            raise
         handle = WorkerHandle(
             instance_id,
             run_pipeline_worker,
@@ -302,12 +323,14 @@ class PipelineManager:
             except (CameraOfflineError, InstanceError) as exc:
                 raise InstanceError(f"Camera {camera} is not online. Cannot start pipeline.") from exc
             options.input_mode = "SUB"
+            instance.camera_input = camera
         if config.get("output_pipeline"):
             target = self._instances.get(str(config["output_pipeline"]))
             if target is None or not target.alive:
                 await self.get_instance_stream(str(config["output_pipeline"]))
                 target = self._instances[str(config["output_pipeline"])]
             options.output_address = target.input_address
+            options.output_mode = "PUSH"
         elif config.get("output_stream"):
             options.output_address = str(config["output_stream"])
         elif str(config.get("mode") or "PUB").upper() != "FILE":
@@ -372,6 +395,10 @@ class PipelineManager:
         if instance is not None and instance.handle is not None:
             await instance.handle.stop()
 
+    async def stop(self, instance_id: str) -> None:
+        """Same as :meth:`stop_instance` (the name the common REST routes use)."""
+        await self.stop_instance(instance_id)
+
     async def stop_all(self) -> None:
         await asyncio.gather(*(self.stop_instance(i) for i in list(self._instances)))
 
@@ -435,6 +462,22 @@ class PipelineManager:
             return
         if instance.handle is not None:
             instance.handle.send("camera_stream", address)
+
+    def _camera_instances_changed(self, camera: str) -> None:
+        """A camera instance started or stopped. If it stopped while pipelines read it, restart it
+        for them now rather than after their ``camera_timeout``: e.g. a camera that stopped for
+        lack of clients just after handing its address to a pipeline that was still starting."""
+        if camera in self._cameras.running_names:
+            return
+        now = time.monotonic()
+        for instance in list(self._instances.values()):
+            if instance.camera_input != camera or not instance.alive:
+                continue
+            if now - instance.last_camera_restart < CAMERA_RESTART_HOLDOFF:
+                continue
+            instance.last_camera_restart = now
+            log.info("pipeline %s: camera %s stopped; restarting it", instance.instance_id, camera)
+            self._spawn(self._reconnect_camera(instance.instance_id, camera))
 
     def _spawn(self, coroutine: Any) -> None:
         task = asyncio.get_running_loop().create_task(coroutine)
@@ -521,11 +564,20 @@ class PipelineManager:
         log.info("background %s collected from %d images", background_id, n)
         return background_id
 
+    def _background_camera(self, camera_name: str) -> str:
+        """The camera whose backgrounds are meant: an alias resolves to its camera (collections are
+        stored under the camera name); an unknown name is used as given (deleted cameras keep
+        their backgrounds)."""
+        try:
+            return self._cameras.resolve(camera_name)
+        except NotFoundError:
+            return camera_name
+
     def latest_background(self, camera_name: str) -> str:
-        return self.backgrounds.latest(camera_name)
+        return self.backgrounds.latest(self._background_camera(camera_name))
 
     def background_ids(self, camera_name: str) -> list[str]:
-        return self.backgrounds.ids(camera_name)
+        return self.backgrounds.ids(self._background_camera(camera_name))
 
     async def get_background(self, background_id: str) -> np.ndarray:
         return await asyncio.to_thread(self.backgrounds.load, background_id)
@@ -560,10 +612,21 @@ class PipelineManager:
                 log.exception("listener %r failed on %s", listener, event)
 
     async def close(self) -> None:
+        self._cameras.remove_listener(self._camera_watcher)
         await self.stop_all()
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+
+
+class _CameraWatcher:
+    """The pipeline manager's camera listener (only ``instances_changed``; other events unused)."""
+
+    def __init__(self, manager: PipelineManager) -> None:
+        self._manager = manager
+
+    def instances_changed(self, camera: str) -> None:
+        self._manager._camera_instances_changed(camera)
 
 
 def _same_config(a: Mapping[str, Any], b: Mapping[str, Any]) -> bool:

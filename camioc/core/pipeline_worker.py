@@ -33,6 +33,7 @@ log = logging.getLogger(__name__)
 
 STATUS_PERIOD = 1.0
 RECEIVE_TIMEOUT = 0.1
+SEND_TIMEOUT = 1.0
 CAMERA_CHANNELS = ("image", "timestamp", "width", "height", "x_axis", "y_axis")
 ARRAY_RESULTS = ("x_profile", "y_profile", "x_axis", "y_axis", "x_fit_gauss_function", "y_fit_gauss_function")
 
@@ -47,6 +48,7 @@ class PipelineWorkerOptions:
     input_bind: bool = False          # fan-in binds its input
     output_port: int | None = None    # bind port for PUB/PUSH output
     output_address: str | None = None  # connect address (output_pipeline / output_stream)
+    output_mode: str | None = None    # overrides config "mode" (PUSH into a fan-in)
     bind_host: str = "127.0.0.1"
     hostname: str = "127.0.0.1"
     scripts_dir: str = ""
@@ -142,6 +144,42 @@ class _PidReorderBuffer:
         return out
 
 
+class _FileOutput:
+    """``mode: FILE``: bsread messages into an HDF5 file that appears only when complete.
+
+    The file is written as ``<file>.partial`` and renamed on close, so a reader never sees a
+    half-written file under the final name, and a crash leaves the partial file for inspection
+    instead of a truncated result. ``file`` may contain ``strftime`` fields (``%Y%m%d_%H%M%S``),
+    expanded in local time (``localtime``, default) or UTC.
+    """
+
+    def __init__(self, config: dict[str, Any]) -> None:
+        from camioc.streams.hdf5 import Hdf5Writer
+
+        name = str(config.get("file") or "")
+        if not name:
+            raise ValueError("File name not defined")
+        stamp = time.localtime() if config.get("localtime", True) else time.gmtime()
+        self.path = Path(time.strftime(name, stamp)).expanduser()
+        self.partial = self.path.with_name(self.path.name + ".partial")
+        layout = str(config.get("layout") or "DEFAULT").lower()
+        self._writer = Hdf5Writer(self.partial, layout="flat" if layout == "flat" else "default")
+        self.port = None
+
+    def open(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._writer.open()
+
+    def send(self, data: dict[str, Any], *, pulse_id: int, timestamp: Any) -> bool:
+        self._writer.write(data, pulse_id=pulse_id, timestamp=timestamp)
+        return True
+
+    def close(self) -> None:
+        self._writer.close()
+        if self.partial.exists():
+            os.replace(self.partial, self.path)
+
+
 class _PipelineWorker:
     def __init__(self, link: WorkerLink, config: dict[str, Any], options: PipelineWorkerOptions) -> None:
         self.link = link
@@ -183,7 +221,9 @@ class _PipelineWorker:
     # ------------------------------------------------------------------ set-up
     def _make_function(self) -> None:
         if self.pipeline_type in ("processing", "custom", "script"):
-            from camioc.processing import ImagePipeline
+            from camioc.processing import ImagePipeline, warm_up
+
+            warm_up()  # compile (or load cached) kernels before the first frame, not on it
 
             background_store = None
             if self.options.background_dir:
@@ -203,14 +243,9 @@ class _PipelineWorker:
                 reload=bool(self.config.get("reload")))
 
     def _make_output(self) -> Any:
-        mode = str(self.config.get("mode") or "PUB").upper()
+        mode = str(self.options.output_mode or self.config.get("mode") or "PUB").upper()
         if mode == "FILE":
-            from camioc.streams.hdf5 import Hdf5Writer
-
-            writer = Hdf5Writer(
-                self.config["file"], layout=str(self.config.get("layout") or "DEFAULT"),
-                localtime=bool(self.config.get("localtime", True)), change=bool(self.config.get("change", False)))
-            return writer
+            return _FileOutput(self.config)
         from camioc.streams.bsread import BsreadSender, HeaderPolicy
 
         policy = HeaderPolicy(
@@ -221,15 +256,18 @@ class _PipelineWorker:
         compression = self.config.get("data_compression")
         if compression is True:
             compression = "bitshuffle_lz4"
+        common = {
+            "mode": mode,
+            "queue_size": int(self.config.get("queue_size") or 10),
+            "block": bool(self.config.get("block")),
+            # a blocking PUSH waits at most this long, so stop commands are never ignored
+            "send_timeout": SEND_TIMEOUT,
+            "header_policy": policy,
+            "data_compression": compression or None,
+        }
         if self.options.output_address:
-            return BsreadSender(mode=mode, conn_type="connect", address=self.options.output_address,
-                                queue_size=int(self.config.get("queue_size") or 10),
-                                block=bool(self.config.get("block")), header_policy=policy,
-                                data_compression=compression or None)
-        return BsreadSender(mode=mode, port=self.options.output_port, host=self.options.bind_host,
-                            queue_size=int(self.config.get("queue_size") or 10),
-                            block=bool(self.config.get("block")), header_policy=policy,
-                            data_compression=compression or None)
+            return BsreadSender(conn_type="connect", address=self.options.output_address, **common)
+        return BsreadSender(port=self.options.output_port, host=self.options.bind_host, **common)
 
     def _make_input(self, address: str) -> Any:
         from camioc.streams.bsread import BsreadReceiver

@@ -13,6 +13,11 @@ adding PVs is ``pvdb.update``. Doing it *right* takes more (reference/caproto.md
   disconnect of exactly those channels and re-searches them; other PVs are unaffected.
 - **field cache**: caproto caches ``REC.FIELD`` lookups back into ``pvdb``; those keys go too.
 
+- **late requests**: a client may have a request in flight for a channel the server just
+  disconnected (a read, a subscription, a cancel). caproto's error path for an unknown channel id
+  raises again inside the circuit's command loop and kills the whole circuit; the circuits of
+  :class:`CamiocContext` drop such requests instead.
+
 All methods run on the event-loop thread.
 """
 
@@ -25,9 +30,31 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import caproto as ca
+from caproto.asyncio.server import Context, VirtualCircuit
 from caproto.server import PVGroup
 
 log = logging.getLogger(__name__)
+
+
+#: Requests that name a channel by its server id.
+_SID_REQUESTS = (ca.ReadNotifyRequest, ca.ReadRequest, ca.WriteRequest, ca.WriteNotifyRequest,
+                 ca.EventAddRequest, ca.EventCancelRequest, ca.ClearChannelRequest)
+
+
+class CamiocCircuit(VirtualCircuit):
+    """A server circuit that ignores requests for channels it has disconnected (see module doc)."""
+
+    async def _command_queue_iteration(self, command):
+        if isinstance(command, _SID_REQUESTS) and command.sid not in self.circuit.channels_sid:
+            self.log.debug("ignoring %s for a removed channel (sid %d)", type(command).__name__, command.sid)
+            return None
+        return await super()._command_queue_iteration(command)
+
+
+class CamiocContext(Context):
+    """caproto's asyncio server context with :class:`CamiocCircuit` circuits."""
+
+    CircuitClass = CamiocCircuit
 
 
 def record_of(name: str) -> str:
@@ -128,10 +155,16 @@ class PVRegistry:
             ]
             for chan in channels:
                 try:
-                    await circuit._cull_subscriptions(None, lambda sub, c=chan: sub.channel is c)
+                    culled = await circuit._cull_subscriptions(None, lambda sub, c=chan: sub.channel is c)
                     await circuit.send(chan.disconnect())
                 except Exception as exc:  # the client may be gone already; others must proceed
                     log.debug("disconnecting %s from %s failed: %s", chan.name, circuit, exc)
+                    continue
+                for _, sub in culled:
+                    circuit.unexpired_updates.pop(sub.subscriptionid, None)
+                    circuit.circuit.event_add_commands.pop(sub.subscriptionid, None)
+                for spec in [spec for spec, subs in circuit.subscriptions.items() if not subs]:
+                    del circuit.subscriptions[spec]
 
     async def _run_shutdown_hooks(self, group: PVGroup) -> None:
         if self._context is None:
@@ -149,4 +182,4 @@ class PVRegistry:
             await self.remove(key)
 
 
-__all__ = ["PVRegistry", "record_of"]
+__all__ = ["CamiocCircuit", "CamiocContext", "PVRegistry", "record_of"]

@@ -30,25 +30,48 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
-import time
+import re
 from collections.abc import Coroutine
 from typing import Any
 
 import numpy as np
-from caproto.asyncio.server import Context
 
 from camioc.core.api import CameraService, CameraStatus, ImageSnapshot
 from camioc.ioc.camera import CameraDriverGroup, image_group_class
 from camioc.ioc.pvnames import MAX_PV_NAME_LENGTH, camera_prefix, image_prefix
 from camioc.ioc.pvspec import DEFAULT_IMAGE_ELEMENTS, DEFAULT_IMAGE_FORMAT, ImageFormat, image_format
-from camioc.ioc.registry import PVRegistry
+from camioc.ioc.registry import CamiocContext, PVRegistry
 from camioc.ioc.service import ServiceGroup
 
 log = logging.getLogger(__name__)
 
+#: Characters EPICS record names conventionally use.
+_PV_NAME_PART = re.compile(r"[A-Za-z0-9_:.\-]+")
 #: How long :meth:`CamiocIoc.start` waits for the server to bind its sockets.
 START_TIMEOUT = 10.0
 HEARTBEAT_PERIOD = 1.0
+
+
+class RefusedPutLogFilter(logging.Filter):
+    """Log a refused put as one warning line instead of caproto's ERROR with a traceback.
+
+    A refused put is the IOC working as intended (bad input, service refusal); the client gets
+    the message. Installed on caproto's circuit logger while an IOC runs.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if str(record.msg).startswith("Invalid write request") and record.exc_info:
+            error = record.exc_info[1]
+            user, host = (record.args or ("?", "?"))[:2]
+            record.msg = "Refused put by %s (%s): %s %s"
+            record.args = (user, host, type(error).__name__, error)
+            record.exc_info = None
+            record.exc_text = None
+            record.levelno, record.levelname = logging.WARNING, "WARNING"
+        return True
+
+
+_REFUSED_PUT_FILTER = RefusedPutLogFilter()
 
 
 def _format_of(dtype: str) -> ImageFormat | None:
@@ -120,7 +143,7 @@ class CamiocIoc:
         self._service: Any = None
         self._pvdb: dict[str, Any] = {}
         self._registry = PVRegistry(self._pvdb)
-        self._context: Context | None = None
+        self._context: CamiocContext | None = None
         self._server_task: asyncio.Task | None = None
         self._service_task: asyncio.Task | None = None
         self._service_refresh_pending = False
@@ -137,11 +160,12 @@ class CamiocIoc:
         if self._stopped:
             raise RuntimeError("a stopped CamiocIoc cannot be started again")
         self._started = True
+        logging.getLogger("caproto.circ").addFilter(_REFUSED_PUT_FILTER)
         self._service = ServiceGroup(self.prefix, stop_all=self._stop_all)
         self._service.version._data["value"] = self._version[:39]
         self._service.start_count._data["value"] = self._start_count
         self._pvdb.update(self._service.pvdb)
-        self._context = Context(self._pvdb)
+        self._context = CamiocContext(self._pvdb)
         serving = asyncio.Event()
 
         async def startup_hook(async_lib: Any) -> None:
@@ -155,7 +179,10 @@ class CamiocIoc:
                                          return_when=asyncio.FIRST_COMPLETED)
         finally:
             waiter.cancel()
+            await asyncio.gather(waiter, return_exceptions=True)
         if self._server_task in done:
+            logging.getLogger("caproto.circ").removeFilter(_REFUSED_PUT_FILTER)
+            self._stopped = True
             error = self._server_task.exception() if not self._server_task.cancelled() else None
             raise RuntimeError(f"the CA server failed to start: {error}") from error
         if not serving.is_set():
@@ -202,6 +229,7 @@ class CamiocIoc:
                     circuit.client.close()
                 except Exception:
                     pass
+        logging.getLogger("caproto.circ").removeFilter(_REFUSED_PUT_FILTER)
         log.info("CA server for prefix %s stopped", self.prefix)
 
     def pv_names(self) -> list[str]:
@@ -274,6 +302,8 @@ class CamiocIoc:
             log.warning("camera %s: cannot read its config: %s", binding.name, exc)
         self._kick_status(binding)
         self._kick_image(binding)
+        if not _PV_NAME_PART.fullmatch(binding.name):
+            log.warning("camera %r: its name has characters EPICS tools may not handle in PV names", binding.name)
         longest = max((len(name) for name in (*driver.pvdb, *image.pvdb)), default=0)
         if longest > MAX_PV_NAME_LENGTH:
             log.warning("camera %s: PV names up to %d characters; EPICS tools expect <= %d",
@@ -313,8 +343,7 @@ class CamiocIoc:
             if binding.removed or binding.image is None or self._image_fits(binding, fmt, elements):
                 return
             old = binding.image
-            if binding.image_format is not None and binding.image_format.ftvl == fmt.ftvl:
-                elements = max(elements, old.capacity)
+            elements = max(elements, old.capacity)  # never shrink: capacity costs no memory
             new = await asyncio.to_thread(self._build_image_group, binding, fmt, elements)
             if binding.removed:
                 return

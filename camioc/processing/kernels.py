@@ -10,13 +10,14 @@ Conventions shared by the kernels:
 
 * Images are C-contiguous 2-D arrays; views (ROI, mirror) are expressed as a source row mapping
   (``row0 + i * row_step``) and a source column window (``col0 .. col0 + width``), so the inner
-  loop always runs over contiguous memory and vectorises. A mirrored x direction is handled by
-  reversing the finished output row while it is still in cache, and the x profile once at the end.
+  loop always runs over contiguous memory and vectorises. A mirrored x direction is a separate
+  in-place pass (:func:`reverse_columns`) plus a reversed x profile.
 * Sums are accumulated in an *accumulator* type: int32 where no overflow is possible (8/16-bit
   pixels), int64 for wider integers, float64 for floats. The caller picks it with
   :func:`accumulator_dtype` and converts profiles to cam_server's int64/float64 afterwards.
-* Minimum/maximum skip NaN (like ``numpy.nanmin``); they are initialised by the caller with the
-  accumulator type's extreme values.
+* Integer kernels also return the minimum/maximum (initialised by the caller with the
+  accumulator type's extreme values); float kernels leave them to numpy (see
+  :func:`pixelwise_float`).
 
 All kernels are compiled with ``cache=True, nogil=True``; :func:`camioc.processing.warm_up`
 compiles them for the common pixel types outside the hot path.
@@ -41,11 +42,18 @@ __all__ = [
     "full_width",
     "gauss_evaluate",
     "good_region_bounds",
-    "pixelwise",
-    "region_stats",
+    "pixelwise_float",
+    "pixelwise_int",
+    "region_stats_float",
+    "region_stats_int",
+    "reverse_columns",
 ]
 
-#: Background modes understood by :func:`pixelwise`.
+#: Re-association only (no ``nnan``/``ninf``): lets LLVM vectorise float sums while NaN and
+#: infinity keep their IEEE meaning (cam_server's profiles propagate NaN, its min/max skip it).
+_REASSOC = {"reassoc", "nsz", "contract"}
+
+#: Background modes understood by :func:`pixelwise_int` / :func:`pixelwise_float`.
 BG_NONE = 0
 BG_UNSIGNED = 1
 BG_SIGNED = 2
@@ -73,23 +81,23 @@ def accumulator_dtype(dtype: np.dtype, shape: tuple[int, ...]) -> np.dtype:
 
 
 @njit(cache=True, nogil=True)
-def pixelwise(src, bg, mode, row0, row_step, col0, reverse, thr, out, xacc, yacc, mn, mx):  # noqa: PLR0913
-    """Fused background subtraction, geometry (ROI/mirror), threshold and statistics.
+def pixelwise_int(src, bg, mode, row0, row_step, col0, thr, out, xacc, yacc, mn, mx):  # noqa: PLR0913
+    """Fused background subtraction, ROI/row mirror, threshold and statistics (integer pixels).
 
-    ``out[i, j]`` takes source pixel ``src[row0 + i*row_step, col0 + j]`` (the finished row is
-    reversed if ``reverse``). Value in the accumulator type: ``mode`` BG_UNSIGNED →
-    ``max(s - b, 0)``, BG_SIGNED → ``s - b``; then ``v < thr`` → 0 (cam_server's
-    ``image[image < thr] = 0``; NaN stays NaN). The column sums (in *source* column order: the
-    caller reverses ``xacc`` when ``reverse``), row sums and min/max of the stored values are
-    accumulated in the same pass. Returns ``(min, max)``.
+    ``out[i, j]`` takes source pixel ``src[row0 + i*row_step, col0 + j]``. Value in the
+    accumulator type: ``mode`` BG_UNSIGNED → ``max(s - b, 0)``, BG_SIGNED → ``s - b``; then
+    ``v < thr`` → 0 (cam_server's ``image[image < thr] = 0``). Column sums, row sums and
+    min/max of the stored values are accumulated in the same pass. Returns ``(min, max)``.
 
     The loop body is written the way LLVM vectorises it: ``min``/``max`` builtins, only
     loop-invariant branches, row slices instead of offset indices (a possibly negative index
-    makes numba emit wrap-around code), and no optional statistics (a flag tested in the loop
-    stops vectorisation; the statistics cost less than the branch).
+    makes numba emit wrap-around code), no optional work (a flag tested in the loop, or a second
+    loop over the row in the same nest, stops vectorisation: mirroring columns is a separate
+    pass, :func:`reverse_columns`).
     """
     height, width = out.shape
     acc = yacc.dtype.type
+    store = out.dtype.type
     zero = acc(0)
     for i in range(height):
         srow = src[row0 + i * row_step][col0 : col0 + width]
@@ -104,33 +112,72 @@ def pixelwise(src, bg, mode, row0, row_step, col0, reverse, thr, out, xacc, yacc
                 v = acc(v - acc(brow[j]))
             if v < thr:
                 v = zero
-            orow[j] = v
-            v = acc(orow[j])
+            w = store(v)
+            orow[j] = w
+            v = acc(w)
             xacc[j] += v
             s += v
             mn = min(mn, v)
             mx = max(mx, v)
         yacc[i] = s
-        if reverse:
-            for j in range(width // 2):
-                t = orow[j]
-                orow[j] = orow[width - 1 - j]
-                orow[width - 1 - j] = t
     return mn, mx
 
 
-@njit(cache=True, nogil=True)
-def region_stats(img, r0, r1, c0, c1, xacc, yacc, mn, mx):
-    """Column sums (into ``xacc``), row sums (into ``yacc``) and min/max of ``img[r0:r1, c0:c1]``.
+@njit(cache=True, nogil=True, fastmath=_REASSOC)
+def pixelwise_float(src, bg, mode, row0, row_step, col0, thr, out, xacc, yacc):  # noqa: PLR0913
+    """:func:`pixelwise_int` for float pixels, without min/max.
 
-    One pass over the region; ``xacc`` must be zeroed by the caller.
+    Sums are re-associated (vectorised, float64); a min/max chain over floats with NaN
+    semantics does not vectorise, so the caller takes them with ``numpy.fmin/fmax.reduce``
+    (NaN-ignoring, SIMD), which together cost a third of a fused scalar loop. NaN pixels stay
+    NaN through the background and threshold steps, as with numpy.
     """
-    zero = yacc.dtype.type(0)
+    height, width = out.shape
+    store = out.dtype.type
+    for i in range(height):
+        srow = src[row0 + i * row_step][col0 : col0 + width]
+        brow = bg[row0 + i * row_step][col0 : col0 + width]
+        orow = out[i]
+        s = 0.0
+        for j in range(width):
+            v = float(srow[j])
+            if mode == BG_UNSIGNED:
+                d = v - float(brow[j])
+                v = 0.0 if d < 0.0 else d
+            elif mode == BG_SIGNED:
+                v = v - float(brow[j])
+            if v < thr:
+                v = 0.0
+            w = store(v)
+            orow[j] = w
+            v = float(w)
+            xacc[j] += v
+            s += v
+        yacc[i] = s
+
+
+@njit(cache=True, nogil=True)
+def reverse_columns(img):
+    """Mirror ``img`` left-right in place (one in-cache pass per row)."""
+    height, width = img.shape
+    for i in range(height):
+        row = img[i]
+        for j in range(width // 2):
+            t = row[j]
+            row[j] = row[width - 1 - j]
+            row[width - 1 - j] = t
+
+
+@njit(cache=True, nogil=True)
+def region_stats_int(img, r0, r1, c0, c1, xacc, yacc, mn, mx):
+    """Column sums (into zeroed ``xacc``), row sums (into ``yacc``) and min/max of ``img[r0:r1, c0:c1]``."""
+    acc = yacc.dtype.type
+    zero = acc(0)
     for i in range(r0, r1):
         row = img[i][c0:c1]
         s = zero
         for j in range(c1 - c0):
-            v = yacc.dtype.type(row[j])
+            v = acc(row[j])
             xacc[j] += v
             s += v
             mn = min(mn, v)
@@ -139,28 +186,42 @@ def region_stats(img, r0, r1, c0, c1, xacc, yacc, mn, mx):
     return mn, mx
 
 
+@njit(cache=True, nogil=True, fastmath=_REASSOC)
+def region_stats_float(img, r0, r1, c0, c1, xacc, yacc):
+    """:func:`region_stats_int` for float pixels, sums only (see :func:`pixelwise_float`)."""
+    for i in range(r0, r1):
+        row = img[i][c0:c1]
+        s = 0.0
+        for j in range(c1 - c0):
+            v = float(row[j])
+            xacc[j] += v
+            s += v
+        yacc[i - r0] = s
+
+
 @njit(cache=True, nogil=True)
 def band_x_profiles(img, row_edges, c0, c1, out):
     """Column sums of consecutive row bands: ``out[k] = img[row_edges[k]:row_edges[k+1], c0:c1].sum(0)``."""
     for k in range(row_edges.shape[0] - 1):
         acc = out[k]
         for i in range(row_edges[k], row_edges[k + 1]):
-            row = img[i]
-            for j in range(c0, c1):
-                acc[j - c0] += row[j]
+            row = img[i][c0:c1]
+            for j in range(c1 - c0):
+                acc[j] += row[j]
 
 
 @njit(cache=True, nogil=True)
 def band_y_profiles(img, col_edges, r0, r1, out):
     """Row sums of consecutive column bands: ``out[k, i] = img[r0+i, col_edges[k]:col_edges[k+1]].sum()``."""
     zero = out.dtype.type(0)
-    for i in range(r0, r1):
-        row = img[i]
+    for i in range(r1 - r0):
+        row = img[r0 + i]
         for k in range(col_edges.shape[0] - 1):
+            band = row[col_edges[k] : col_edges[k + 1]]
             s = zero
-            for j in range(col_edges[k], col_edges[k + 1]):
-                s += row[j]
-            out[k, i - r0] = s
+            for j in range(band.shape[0]):
+                s += band[j]
+            out[k, i] = s
 
 
 @njit(cache=True, nogil=True)

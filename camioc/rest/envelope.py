@@ -46,6 +46,10 @@ CORS_HEADERS: Mapping[str, str] = {
 MAX_BODY_BYTES = 512 * 1024 * 1024
 
 
+#: Request bodies larger than this are JSON-parsed in a worker thread.
+LARGE_JSON_BYTES = 256 * 1024
+
+
 class BigPayload(dict[str, Any]):
     """A payload large enough that it is JSON-serialised off the event loop."""
 
@@ -140,14 +144,16 @@ async def read_json_object(request: web.Request, *, empty_message: str) -> dict[
     """The request body parsed as a JSON object.
 
     An empty body (or ``null``) raises ``ConfigError(empty_message)``; a body that is not JSON or
-    not an object is refused with a message saying so. The Content-Type is not checked (cam_server
+    not an object is refused with a message saying so. Bodies over :data:`LARGE_JSON_BYTES` are
+    parsed in a worker thread. The Content-Type is not checked (cam_server
     users post with ``curl -d`` as often as with ``requests.post(json=...)``).
     """
     body = await read_body(request)
     if not body.strip():
         raise ConfigError(empty_message)
     try:
-        value = json.loads(body)
+        # Large bodies (e.g. a background image as nested lists) are parsed off the event loop.
+        value = await asyncio.to_thread(json.loads, body) if len(body) > LARGE_JSON_BYTES else json.loads(body)
     except UnicodeDecodeError as exc:
         raise ConfigError(f"Request body is not UTF-8 encoded JSON: {exc}.") from exc
     except json.JSONDecodeError as exc:

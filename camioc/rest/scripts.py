@@ -32,18 +32,24 @@ from camioc.rest.routing import Routes
 class ScriptStore:
     """A folder of user scripts: list, read, write (atomically), delete.
 
-    The pipeline API can reuse it for binary libraries (``lib/``) with other suffixes.
+    The pipeline API reuses it for user libraries (``lib/``, any file name: ``suffixes=None``).
     """
 
-    def __init__(self, folder: Path, suffixes: tuple[str, ...] = (".py", ".c"), kind: str = "Script") -> None:
+    def __init__(
+        self, folder: Path, suffixes: tuple[str, ...] | None = (".py", ".c"), kind: str = "Script"
+    ) -> None:
+        """``suffixes=None`` accepts any (valid) file name, e.g. for binary libraries."""
         self.folder = Path(folder)
         self.suffixes = suffixes
         self.kind = kind
 
+    def _accepts(self, name: str) -> bool:
+        return self.suffixes is None or name.endswith(self.suffixes)
+
     def path(self, name: str) -> Path:
         validate_name(name, f"{self.kind.lower()} name")
-        if not name.endswith(self.suffixes):
-            raise ConfigError(f"Invalid {self.kind.lower()} name '{name}': it must end with one of {list(self.suffixes)}.")
+        if not self._accepts(name):
+            raise ConfigError(f"Invalid {self.kind.lower()} name '{name}': it must end with one of {list(self.suffixes or ())}.")
         return self.folder / name
 
     def names(self) -> list[str]:
@@ -52,7 +58,7 @@ class ScriptStore:
         return sorted(
             entry.name
             for entry in self.folder.iterdir()
-            if entry.is_file() and entry.name.endswith(self.suffixes) and not entry.name.startswith(".")
+            if entry.is_file() and self._accepts(entry.name) and not entry.name.startswith(".")
         )
 
     def read(self, name: str) -> bytes:

@@ -345,8 +345,9 @@ def _value_encoder(spec: ChannelSpec) -> _ValueEncoder:
         else:
             raise _Mismatch
         if arr.dtype != dtype:
-            if arr.dtype.kind not in "biuf" or (kind == "b") != (arr.dtype.kind == "b"):
-                raise _Mismatch
+            src = arr.dtype.kind
+            if src not in "biuf" or (kind == "b") != (src == "b") or (src == "f" and kind in "iu"):
+                raise _Mismatch  # never bool<->number or float->int (NaN, truncation)
             if arr.dtype.kind in "iu" and kind in "iu" and arr.size:
                 info = np.iinfo(dtype)
                 if arr.min() < info.min or arr.max() > info.max:

@@ -38,6 +38,10 @@ class PeerMonitor:
     :meth:`close` it *before* closing the socket. For a binding socket a peer is an accepted
     connection (a SUB or PULL client); for a connecting socket it is an established connection to
     the remote end.
+
+    A peer is counted at the TCP level (ACCEPTED), a moment before the ZMTP handshake completes and,
+    for SUB clients, before their subscription reaches a PUB socket: "counted" does not yet mean
+    "receives the next message" (the usual ZeroMQ slow-joiner window).
     """
 
     def __init__(self, socket: zmq.Socket, *, name: str = "zmq") -> None:

@@ -102,8 +102,7 @@ async def test_service_pvs(ioc, ca, service, pv_prefix):
     assert json.loads(await ca.get_text(service_pv(pv_prefix, "Cameras_RBV"))) == ["cam_a", "cam_b"]
     assert json.loads(await ca.get_text(service_pv(pv_prefix, "Cameras_RBV.$"))) == ["cam_a", "cam_b"]
     assert json.loads(await ca.get_text(service_pv(pv_prefix, "Instances_RBV"))) == []
-    assert await ca.get(service_pv(pv_prefix, "PluginType_RBV").replace(pv_prefix, f"{pv_prefix}cam_a:image1:")) \
-        == "NDPluginStdArrays"
+    assert await ca.get(image_pv(pv_prefix, "cam_a", "PluginType_RBV")) == "NDPluginStdArrays"
 
     async def beats() -> int:
         return int(await ca.get(service_pv(pv_prefix, "HEARTBEAT")))

@@ -1,0 +1,144 @@
+"""Pipeline functions: the built-ins and user Python files.
+
+The config key ``function`` names what runs after pre-processing:
+
+* nothing, ``"default"`` → :mod:`camioc.processing.default` (cam_server's default function);
+* ``"transparent"`` → :mod:`camioc.processing.transparent`;
+* a Python file defining ``process_image(image, pulse_id, timestamp, x_axis, y_axis, parameters,
+  bsdata)`` (image pipelines) or ``process(stream_data, pulse_id, timestamp, parameters)``
+  (stream pipelines), returning a dict of output channels.
+
+Lookup order (a user file shadows a built-in of the same name, as in cam_server): an absolute
+path is used as is; otherwise ``<scripts_dir>/<name>`` and ``<scripts_dir>/<name>.py``; otherwise
+the built-in whose name is the file stem (so ``"transparent.py"`` still works without a file).
+The scripts folder is passed in by the caller: there is no global search path and no global cache;
+every call imports the file afresh (the pipeline keeps the loaded function and calls this again
+only when ``function`` changes or ``reload`` is set). ``.c`` functions (compiled on the fly by
+cam_server) are not supported.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from camioc.errors import ProcessingError
+from camioc.processing import default, transparent
+
+__all__ = ["BUILTIN_FUNCTIONS", "LoadedFunction", "load_function", "load_stream_function"]
+
+#: Built-in function names → cam_server-signature callables.
+BUILTIN_FUNCTIONS: dict[str, Callable[..., dict[str, Any]]] = {
+    "default": default.process_image,
+    "transparent": transparent.process_image,
+}
+
+FunctionKind = Literal["image", "stream"]
+
+
+@dataclass(frozen=True, slots=True)
+class LoadedFunction:
+    """A resolved pipeline function.
+
+    ``func`` has cam_server's signature for its ``kind``: ``process_image(image, pulse_id,
+    timestamp, x_axis, y_axis, parameters, bsdata)`` for ``"image"``, ``process(stream_data,
+    pulse_id, timestamp, parameters)`` for ``"stream"``. ``path`` is None for built-ins.
+    """
+
+    name: str
+    kind: FunctionKind
+    func: Callable[..., Any]
+    path: Path | None = None
+
+    @property
+    def builtin(self) -> str | None:
+        """The built-in's name, or None for a user function."""
+        if self.path is not None:
+            return None
+        return next((key for key, fn in BUILTIN_FUNCTIONS.items() if fn is self.func), None)
+
+
+def load_function(
+    name: str | None, scripts_dir: Path | None = None, *, reload: bool = True
+) -> LoadedFunction:
+    """Resolve ``name`` to a built-in or import a user file.
+
+    Every call imports the file afresh (``reload`` is accepted for cam_server's vocabulary; there
+    is no cache to bypass — the caller keeps the result as long as it wants it). Raises :class:`ProcessingError` if nothing matches, the file cannot be imported, or it defines
+    neither ``process_image`` nor ``process``.
+    """
+    del reload
+    text = (name or "default").strip() or "default"
+    path = _find_file(text, scripts_dir)
+    if path is None:
+        stem = Path(text).stem if text.endswith(".py") else text
+        if stem in BUILTIN_FUNCTIONS:
+            return LoadedFunction(stem, "image", BUILTIN_FUNCTIONS[stem])
+        where = f" in {scripts_dir}" if scripts_dir is not None else " (no scripts folder configured)"
+        raise ProcessingError(
+            f"Function '{text}' not found: no file '{text}'{where} and no built-in of that name "
+            f"(built-ins: {', '.join(sorted(BUILTIN_FUNCTIONS))})"
+        )
+    if path.suffix == ".c":
+        raise ProcessingError(f"Function '{text}': C functions (.c) are not supported by camioc")
+    return _import_file(text, path)
+
+
+def _find_file(text: str, scripts_dir: Path | None) -> Path | None:
+    candidate = Path(text).expanduser()
+    if candidate.is_absolute():
+        if not candidate.is_file():
+            raise ProcessingError(f"Function file not found: {candidate}")
+        return candidate
+    if scripts_dir is None:
+        return None
+    for option in (Path(scripts_dir) / text, Path(scripts_dir) / f"{text}.py"):
+        if option.is_file():
+            return option
+    return None
+
+
+def _import_file(name: str, path: Path) -> LoadedFunction:
+    resolved = path.resolve()
+    digest = hashlib.sha1(str(resolved).encode(), usedforsecurity=False).hexdigest()[:12]
+    module_name = f"camioc_user_function_{digest}"
+    spec = importlib.util.spec_from_file_location(module_name, resolved)
+    if spec is None or spec.loader is None:
+        raise ProcessingError(f"Function '{name}': cannot import {resolved} (not a Python file?)")
+    module = importlib.util.module_from_spec(spec)
+    # Registered while executing so that dataclasses/pickle in the user file can find their module;
+    # re-imports replace the entry, and every pipeline keeps its own module object.
+    sys.modules[module_name] = module
+    try:
+        spec.loader.exec_module(module)
+    except Exception as exc:  # user code: anything can fail at import
+        sys.modules.pop(module_name, None)
+        raise ProcessingError(f"Function '{name}': importing {resolved} failed: {exc!r}") from exc
+    image_function = getattr(module, "process_image", None)
+    if callable(image_function):
+        return LoadedFunction(name, "image", image_function, resolved)
+    stream_function = getattr(module, "process", None)
+    if callable(stream_function):
+        return LoadedFunction(name, "stream", stream_function, resolved)
+    raise ProcessingError(
+        f"Function '{name}': {resolved} defines neither process_image(image, pulse_id, timestamp, "
+        "x_axis, y_axis, parameters, bsdata) nor process(stream_data, pulse_id, timestamp, parameters)"
+    )
+
+
+def load_stream_function(
+    name: str, scripts_dir: Path | None = None, *, reload: bool = True
+) -> Callable[..., dict[str, Any] | None]:
+    """The ``process(stream_data, pulse_id, timestamp, parameters)`` of a stream-pipeline file."""
+    loaded = load_function(name, scripts_dir, reload=reload)
+    if loaded.kind != "stream":
+        raise ProcessingError(
+            f"Function '{loaded.name}' has no process(stream_data, pulse_id, timestamp, parameters) "
+            "for stream pipelines"
+        )
+    return loaded.func

@@ -1,0 +1,175 @@
+"""Pipeline instances end to end in one process: PipelineManager -> worker processes -> streams.
+
+Real parts: real camera and pipeline worker processes, the processing core, bsread streams read
+with psi-bsread, HDF5 files read back with h5py.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+import time
+from pathlib import Path
+
+import bsread
+import h5py
+import numpy as np
+import pytest
+
+from camioc.config.store import ConfigStore
+from camioc.core.backgrounds import BackgroundStore
+from camioc.core.camera_manager import CameraManager
+from camioc.core.pipeline_manager import PipelineManager
+from camioc.errors import ConfigError, InstanceError, NotFoundError, ReadOnlyError
+
+SIM = {"source": "simulation", "source_type": "simulation", "size_x": 200, "size_y": 150,
+       "dtype": "uint16", "image_type": "beam", "frame_rate": 50.0, "no_client_timeout": 0}
+
+
+@pytest.fixture
+async def managers(tmp_path: Path):
+    cams = tmp_path / "camera_config"
+    pipes = tmp_path / "pipeline_config"
+    cams.mkdir()
+    pipes.mkdir()
+    (cams / "sim.json").write_text(json.dumps({"name": "sim", **SIM}))
+    (pipes / "sim_sp.json").write_text(json.dumps({"name": "sim_sp", "camera_name": "sim"}))
+    start = random.randrange(52000, 60000, 200)
+    cameras = CameraManager(ConfigStore(cams), hostname="127.0.0.1", port_range=(start, start + 100),
+                            background_dir=tmp_path / "background_config")
+    pipelines = PipelineManager(ConfigStore(pipes), cameras, BackgroundStore(tmp_path / "background_config"),
+                                hostname="127.0.0.1", port_range=(start + 100, start + 200),
+                                scripts_dir=tmp_path / "user_scripts")
+    try:
+        yield cameras, pipelines, tmp_path
+    finally:
+        await pipelines.close()
+        await cameras.close()
+
+
+def receive(address: str, count: int = 1, timeout: float = 20.0, mode: int = bsread.SUB) -> list:
+    host, port = address.rsplit(":", 1)
+    out = []
+    deadline = time.monotonic() + timeout
+    with bsread.Source(host=host.split("//")[1], port=int(port), mode=mode, receive_timeout=500) as source:
+        while len(out) < count:
+            assert time.monotonic() < deadline, f"only {len(out)} of {count} messages within {timeout} s"
+            message = source.receive()
+            if message is not None:
+                out.append(message)
+    return out
+
+
+async def test_processing_pipeline_streams_results(managers) -> None:
+    _cameras, pipelines, _ = managers
+    instance_id, stream, config = await pipelines.create_instance({"camera_name": "sim"})
+    assert config["pipeline_type"] == "processing"
+    data = (await asyncio.to_thread(receive, stream, 2))[-1].data.data
+    for key in ("x_center_of_mass", "y_center_of_mass", "x_rms", "intensity", "x_profile",
+                "x_fit_mean", "image", "processing_parameters", "width", "height"):
+        assert key in data, key
+    assert 0 < data["x_center_of_mass"].value < 200
+    assert json.loads(data["processing_parameters"].value)["camera_name"] == "sim"
+    info = pipelines.instance_info(instance_id)
+    assert info["camera_name"] == "sim" and info["read_only"] is False
+
+
+async def test_live_config_update_and_validation(managers) -> None:
+    _cameras, pipelines, _ = managers
+    instance_id, stream, _ = await pipelines.create_instance({"camera_name": "sim"}, instance_id="sim_sp1")
+    await pipelines.set_instance_config(instance_id, {"image_threshold": 17, "image_region_of_interest": [10, 50, 5, 40]})
+
+    def applied() -> bool:
+        data = receive(stream)[0].data.data
+        params = json.loads(data["processing_parameters"].value)
+        return params["image_threshold"] == 17 and data["image"].value.shape == (40, 50)
+
+    deadline = time.monotonic() + 10
+    while not await asyncio.to_thread(applied):
+        assert time.monotonic() < deadline
+    before = pipelines.instance_config(instance_id)
+    with pytest.raises(ConfigError):
+        await pipelines.set_instance_config(instance_id, {"image_slices": {"number_of_slices": "many"}})
+    with pytest.raises(ConfigError, match="Cannot change the camera name"):
+        await pipelines.set_instance_config(instance_id, {"camera_name": "other"})
+    with pytest.raises(ConfigError, match="Config updates cannot be empty."):
+        await pipelines.set_instance_config(instance_id, {})
+    assert pipelines.instance_config(instance_id) == before
+    with pytest.raises(InstanceError, match="already present and running"):
+        await pipelines.create_instance({"camera_name": "sim"}, instance_id="sim_sp1")
+
+
+async def test_shared_instance_is_read_only(managers) -> None:
+    _cameras, pipelines, _ = managers
+    stream = await pipelines.get_instance_stream("sim_sp")
+    assert await pipelines.get_instance_stream("sim_sp") == stream
+    with pytest.raises(ReadOnlyError, match="Cannot set config on a read only instance."):
+        await pipelines.set_instance_config("sim_sp", {"image_threshold": 3})
+    with pytest.raises(NotFoundError, match="is not present on server and it is not a saved pipeline name"):
+        await pipelines.get_instance_stream("nothing_here")
+    same_id, same_stream, _ = await pipelines.get_instance_stream_from_config({"camera_name": "sim"})
+    again_id, again_stream, _ = await pipelines.get_instance_stream_from_config({"camera_name": "sim"})
+    assert (same_id, same_stream) == (again_id, again_stream)
+
+
+async def test_background_collect_and_enable(managers) -> None:
+    _cameras, pipelines, _ = managers
+    background_id = await pipelines.collect_background("sim", 3)
+    assert background_id.startswith("sim_") and pipelines.latest_background("sim") == background_id
+    assert pipelines.background_ids("sim") == [background_id]
+    background = await pipelines.get_background(background_id)
+    assert background.dtype == np.uint16 and background.shape == (150, 200)
+    instance_id, stream, _ = await pipelines.create_instance(
+        {"camera_name": "sim", "image_background_enable": True, "image_background": background_id})
+    data = (await asyncio.to_thread(receive, stream))[0].data.data
+    params = json.loads(data["processing_parameters"].value)
+    assert params["image_background"] == background_id and params.get("image_background_ok", True)
+    with pytest.raises(ConfigError):
+        await pipelines.collect_background("sim", 0)
+
+
+async def test_file_output_records_100_frames(managers) -> None:
+    _cameras, pipelines, tmp_path = managers
+    path = tmp_path / "out" / "frames.h5"
+    instance_id, _stream, _ = await pipelines.create_instance(
+        {"camera_name": "sim", "mode": "FILE", "file": str(path), "records": 100})
+    deadline = time.monotonic() + 30
+    while pipelines.exit_code(instance_id) is None:
+        assert time.monotonic() < deadline, "FILE pipeline did not complete"
+        await asyncio.sleep(0.1)
+    assert pipelines.exit_code(instance_id) == 0
+    with h5py.File(path, "r") as f:
+        assert f["pulse_id"].shape[0] == 100
+        assert f["x_center_of_mass/data"].shape[0] == 100
+        assert f["image/data"].shape == (100, 150, 200)
+        pulse_ids = f["pulse_id"][:]
+        assert np.all(np.diff(pulse_ids) > 0)
+
+
+async def test_store_fanout_fanin_chain(managers) -> None:
+    _cameras, pipelines, _ = managers
+    _, fanin_stream, _ = await pipelines.create_instance({"pipeline_type": "fanin", "pid_buffer": 5},
+                                                          instance_id="fanin")
+    _, fanout_stream, cfg = await pipelines.create_instance({"pipeline_type": "fanout", "camera_name": "sim"},
+                                                            instance_id="fanout")
+    assert cfg["mode"] == "PUSH"
+    for worker in ("w1", "w2"):
+        await pipelines.create_instance({"camera_name": "sim", "input_pipeline": "fanout",
+                                         "output_pipeline": "fanin"}, instance_id=worker)
+    messages = await asyncio.to_thread(receive, fanin_stream, 10)
+    pulse_ids = [m.data.pulse_id for m in messages]
+    assert pulse_ids == sorted(pulse_ids)
+    assert "x_center_of_mass" in messages[-1].data.data
+
+
+async def test_processing_error_is_reported_not_fatal(managers) -> None:
+    _cameras, pipelines, _ = managers
+    instance_id, stream, _ = await pipelines.create_instance(
+        {"camera_name": "sim", "image_background_enable": True, "image_background": "sim_19990101_000000_000000"},
+        instance_id="sim_sp2")  # _sp: notify_on_error -> zero image + processing_error
+    data = (await asyncio.to_thread(receive, stream))[0].data.data
+    params = json.loads(data["processing_parameters"].value)
+    assert params.get("processing_error")
+    assert not np.any(data["image"].value)
+    assert instance_id in pipelines.active_instances()
