@@ -17,9 +17,12 @@ The lossless figures use PUSH/PULL with a blocking sender, so "frames/s" is what
 actually receives with nothing dropped; the PUB figure counts arrivals and reports the pulse-id
 gaps. Each measurement runs ``--duration`` seconds after a short warm-up; the frames are
 pre-generated camera-like uint16 images (Poisson background + Gaussian spot) cycled by the
-sender. Results are printed; nothing is asserted (not a test).
+sender. MB/s counts image bytes (10^6 B). The cases run interleaved ``--repeat`` times and the
+median is printed; the machine may be shared, so every run also measures the CPU other processes
+used meanwhile ("foreign", in cores) and a disturbed run is retried (``--retries``,
+``--max-foreign``). Results are printed; nothing is asserted (not a test).
 
-    /tmp/venv/bin/python benchmarks/bench_camera_stream.py [--sizes 1024 2048] [--duration 2] [--repeat 1]
+    /tmp/venv/bin/python benchmarks/bench_camera_stream.py [--sizes 1024 2048] [--duration 2] [--repeat 3]
 """
 
 from __future__ import annotations
@@ -85,7 +88,7 @@ def sender_main(kind: str, mode: str, size: int, port_q: Any, stop: Any) -> None
         ctx = zmq.Context.instance()
         sock = ctx.socket(zmq.PUSH if mode == "PUSH" else zmq.PUB)
         sock.setsockopt(zmq.SNDHWM, HWM)
-        sock.setsockopt(zmq.LINGER, 0)
+        sock.setsockopt(zmq.LINGER, 200)  # LINGER 0 + a peer leaving mid-message can abort libzmq
         port = sock.bind_to_random_port("tcp://127.0.0.1")
         port_q.put(port)
         while not stop.is_set():
@@ -105,7 +108,8 @@ def sender_main(kind: str, mode: str, size: int, port_q: Any, stop: Any) -> None
         port_q.put(pub.port)
         t0 = time.time()
         while not stop.is_set():
-            if pub.publish(frames[sent % N_FRAMES], x_axis, y_axis, pulse_id=sent, timestamp=t0 + sent * 1e-3):
+            frame = frames[sent % N_FRAMES]
+            if pub.publish(frame, x_axis, y_axis, pulse_id=sent, timestamp=t0 + sent * 1e-3):
                 sent += 1
         pub.close()
 
@@ -161,8 +165,8 @@ def receiver_main(
     else:
         import bsread
 
-        source = bsread.Source(host="127.0.0.1", port=port, mode=bsread.PULL if mode == "PUSH" else bsread.SUB,
-                               receive_timeout=1000, queue_size=HWM)
+        source = bsread.Source(host="127.0.0.1", port=port, receive_timeout=1000, queue_size=HWM,
+                               mode=bsread.PULL if mode == "PUSH" else bsread.SUB)
         source.connect()
 
         def receive() -> tuple[int, int] | None:
@@ -218,8 +222,8 @@ def measure(ctx: Any, sender_kind: str, receiver_kind: str, mode: str, size: int
     sender = ctx.Process(target=sender_main, args=(sender_kind, mode, size, port_q, stop), daemon=True)
     sender.start()
     port = port_q.get(timeout=60)
-    receiver = ctx.Process(target=receiver_main,
-                           args=(receiver_kind, mode, port, duration, sender.pid, stop, result_q), daemon=True)
+    receiver = ctx.Process(target=receiver_main, daemon=True,
+                           args=(receiver_kind, mode, port, duration, sender.pid, stop, result_q))
     receiver.start()
     frames, seconds, pixel_bytes, recv_cpu, send_cpu, foreign, gaps = result_q.get(timeout=duration + 60)
     receiver.join(10)
@@ -230,7 +234,8 @@ def measure(ctx: Any, sender_kind: str, receiver_kind: str, mode: str, size: int
             proc.terminate()
         elif proc.exitcode:
             print(f"  [{role} of {sender_kind}->{receiver_kind} {mode} exited with {proc.exitcode}]")
-    return Result(frames, seconds, pixel_bytes, recv_cpu / seconds, send_cpu / seconds, foreign / seconds, gaps)
+    per_s = 1.0 / seconds
+    return Result(frames, seconds, pixel_bytes, recv_cpu * per_s, send_cpu * per_s, foreign * per_s, gaps)
 
 
 CASES = [  # (label, sender kind, receiver kind, mode)
@@ -260,10 +265,12 @@ def measure_quiet(ctx: Any, case: tuple[str, str, str, str], size: int, args: ar
 
 def main() -> None:
     """Parse arguments, run every case per image size (interleaved repeats), print the table."""
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", type=int, nargs="+", default=[1024, 2048])
     parser.add_argument("--duration", type=float, default=2.0)
-    parser.add_argument("--repeat", type=int, default=1, help="interleaved runs per case; the median is printed")
+    parser.add_argument("--repeat", type=int, default=3,
+                        help="interleaved runs per case; the median is printed")
     parser.add_argument("--retries", type=int, default=2, help="re-runs of a case disturbed by foreign load")
     parser.add_argument("--max-foreign", type=float, default=0.15, help="foreign cores tolerated in a run")
     parser.add_argument("--cases", nargs="+", type=int, help="indices into the case list (default: all)")

@@ -96,6 +96,8 @@ class WorkerHandle:
         try:
             await asyncio.wait_for(asyncio.shield(self._exited), timeout)
         except TimeoutError:
+            if not self._process.is_alive():
+                return
             log.warning("worker %s did not stop within %.1f s; terminating", self.name, timeout)
             self._process.terminate()
             try:

@@ -132,39 +132,73 @@ class PVRegistry:
         entry = self._entries.pop(key, None)
         if entry is None:
             return None
+        await self._stop_hooks(entry)
+        channels = self._channels_of(entry.names)
+        self._unserve(entry.names)
+        await self._disconnect(channels)
+        await self._run_shutdown_hooks(entry.group)
+        return entry.group
+
+    async def replace(self, key: str, group: PVGroup) -> PVGroup:
+        """Serve ``group`` instead of the group registered as ``key`` (e.g. the same names with
+        another type or length), with no moment in which the names are unknown: the swap is one
+        step, then the clients of the old channels see them disconnect, re-search, and connect
+        to the new PVs."""
+        old = self._entries[key]
+        names = frozenset(group.pvdb)
+        clash = names & (set(self.pvdb) - {n for n in self.pvdb if n in old.names or record_of(n) in old.names})
+        if clash:
+            raise KeyError(f"PV names already served: {', '.join(sorted(clash)[:5])}")
+        await self._stop_hooks(old)
+        channels = self._channels_of(old.names)  # before the swap: later channels are the new PVs'
+        self._unserve(old.names)
+        self.pvdb.update(group.pvdb)
+        entry = self._entries[key] = _Entry(group, names)
+        if self._context is not None:
+            entry.tasks = self._start_hooks(group.pvdb.values())
+        await self._disconnect(channels)
+        await self._run_shutdown_hooks(old.group)
+        return old.group
+
+    @staticmethod
+    async def _stop_hooks(entry: _Entry) -> None:
         for task in entry.tasks:
             task.cancel()
         if entry.tasks:
             await asyncio.gather(*entry.tasks, return_exceptions=True)
-        names = entry.names
+        entry.tasks = []
+
+    def _unserve(self, names: frozenset[str]) -> None:
         for name in list(self.pvdb):
             if name in names or record_of(name) in names:
                 del self.pvdb[name]
-        await self._disconnect_channels(names)
-        await self._run_shutdown_hooks(entry.group)
-        return entry.group
 
-    async def _disconnect_channels(self, names: frozenset[str]) -> None:
+    def _channels_of(self, names: frozenset[str]) -> list[tuple[Any, Any]]:
+        """(circuit, channel) of every open channel of these records (fields included)."""
         context = self._context
         if context is None:
-            return
-        for circuit in list(context.circuits):
-            channels = [
-                chan for chan in list(circuit.circuit.channels.values())
-                if chan.name in names or record_of(chan.name) in names
-            ]
-            for chan in channels:
-                try:
-                    culled = await circuit._cull_subscriptions(None, lambda sub, c=chan: sub.channel is c)
-                    await circuit.send(chan.disconnect())
-                except Exception as exc:  # the client may be gone already; others must proceed
-                    log.debug("disconnecting %s from %s failed: %s", chan.name, circuit, exc)
-                    continue
-                for _, sub in culled:
-                    circuit.unexpired_updates.pop(sub.subscriptionid, None)
-                    circuit.circuit.event_add_commands.pop(sub.subscriptionid, None)
-                for spec in [spec for spec, subs in circuit.subscriptions.items() if not subs]:
-                    del circuit.subscriptions[spec]
+            return []
+        return [
+            (circuit, chan)
+            for circuit in list(context.circuits)
+            for chan in list(circuit.circuit.channels.values())
+            if chan.name in names or record_of(chan.name) in names
+        ]
+
+    @staticmethod
+    async def _disconnect(channels: list[tuple[Any, Any]]) -> None:
+        for circuit, chan in channels:
+            try:
+                culled = await circuit._cull_subscriptions(None, lambda sub, c=chan: sub.channel is c)
+                await circuit.send(chan.disconnect())
+            except Exception as exc:  # the client may be gone already; others must proceed
+                log.debug("disconnecting %s from %s failed: %s", chan.name, circuit, exc)
+                continue
+            for _, sub in culled:
+                circuit.unexpired_updates.pop(sub.subscriptionid, None)
+                circuit.circuit.event_add_commands.pop(sub.subscriptionid, None)
+            for spec in [spec for spec, subs in circuit.subscriptions.items() if not subs]:
+                del circuit.subscriptions[spec]
 
     async def _run_shutdown_hooks(self, group: PVGroup) -> None:
         if self._context is None:

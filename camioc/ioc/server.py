@@ -20,7 +20,8 @@ Image PVs: ``ArrayData``'s element type follows the camera's dtype (see
 FLOAT, float64 and 64-bit integers -> DOUBLE) and its length (NELM, fixed for a PV's lifetime) is the
 sensor's ``MaxSizeX * MaxSizeY`` (no transform makes an image larger), or 2048 x 2048 before the
 sensor is known. When a camera reports a larger sensor or another element type, its image block is
-re-created: clients of the old image PVs see them disconnect and reconnect (libca re-searches with
+re-created: the new PVs replace the old ones in one step (the names never go unknown), and clients
+of the old image PVs see them disconnect and reconnect to the new ones (libca re-searches with
 back-off, typically within seconds). Images only ever need this on a camera's first start or after
 a dtype change; blocks never shrink.
 """
@@ -347,8 +348,7 @@ class CamiocIoc:
             new = await asyncio.to_thread(self._build_image_group, binding, fmt, elements)
             if binding.removed:
                 return
-            await self._registry.remove(binding.image_key)
-            self._registry.add(binding.image_key, new)
+            await self._registry.replace(binding.image_key, new)
             binding.image, binding.image_format = new, fmt
             log.info("camera %s: image PVs re-created for %s x %d elements (were %s x %d)", binding.name,
                      fmt.ftvl, elements, old.array_data.data_type.name, old.capacity)

@@ -21,8 +21,9 @@ Output names and types follow compat §2.3. Decisions where the reference is sil
   extends to that edge.
 * Slices (``n`` odd): slice width ``w = max(1, round(scale * sigma / n / pitch))`` pixels along
   the slicing direction (``pitch`` = mean axis step); the middle slice is the band of ``w``
-  pixels whose centre is nearest to the fitted mean (fractional index on the linear axis); pair ``k`` (slices ``middle ± k``) exists only if both lie fully
-  inside the good region (and all inner pairs exist); the middle slice is clipped to it. Slices
+  pixels whose centre is nearest to the fitted mean (fractional index on the linear axis);
+  pair ``k`` (slices ``middle ± k``) exists only if both lie fully inside the good region (and
+  all inner pairs exist); the middle slice is clipped to it. Slices
   are numbered in pixel order (``slice_0`` has the lowest row/column index, the middle one is
   ``n // 2``). A slice that does not exist reports NaN in its four fields, so that every frame
   has the same channels. ``slice_<i>_intensity`` is the band sum (float64); the band centre

@@ -18,6 +18,11 @@ the optimum:
   pivoted Cholesky factorisation of ``J^T J``. MINPACK's ``lmpar``/``qrsolv`` then run on that R
   unchanged. One evaluation is one pass with one ``exp`` per sample.
 
+The kernels use numba's ``error_model="numpy"``: a division by zero gives inf/NaN and the
+iteration proceeds as MINPACK's C code would, instead of raising from inside the fit. Loop bounds
+are taken from array shapes rather than the constant 4, which keeps LLVM from unrolling every
+4×4 loop and halves the compile time.
+
 Because the iterates follow MINPACK's path, the result lands on the optimum scipy finds (to about
 1e-6 relative on beam profiles, see the tests) and fails where scipy fails (maxfev exhausted,
 tolerances too small: info 5-8), in which case the initial guesses are returned, as cam_server
@@ -68,7 +73,7 @@ class GaussianFit:
 # --------------------------------------------------------------------------------------------
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, error_model="numpy")
 def _evaluate(x, y, p, jtj, jtf):
     """``||f||^2`` for ``f = model(p) - y`` and the normal matrix ``J^T J`` and ``J^T f`` at p."""
     o = p[0]
@@ -133,7 +138,7 @@ def _evaluate(x, y, p, jtj, jtf):
     return f2
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, error_model="numpy")
 def _enorm(v):
     s = 0.0
     for i in range(v.shape[0]):
@@ -141,7 +146,7 @@ def _enorm(v):
     return math.sqrt(s)
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, error_model="numpy")
 def _factorize(jtj, jtf, r, ipvt, qtf):
     """Pivoted R with ``R^T R = P^T J^T J P`` and ``qtf = R^-T P^T J^T f`` (what qrfac yields).
 
@@ -149,7 +154,7 @@ def _factorize(jtj, jtf, r, ipvt, qtf):
     of largest norm, as qrfac does. A non-positive pivot marks the remaining columns singular
     (R's diagonal 0 there), as an exactly dependent column does in qrfac.
     """
-    n = 4
+    n = jtj.shape[0]  # runtime size: constant 4 makes LLVM unroll everything (slow to compile)
     s = jtj.copy()
     for j in range(n):
         ipvt[j] = j
@@ -196,10 +201,10 @@ def _factorize(jtj, jtf, r, ipvt, qtf):
         qtf[j] = t / r[j, j]
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, error_model="numpy")
 def _qrsolv(r, ipvt, diag, qtb, x, sdiag):
     """MINPACK qrsolv: solve ``[R; D] x ≈ [Q^T b; 0]`` by Givens rotations (R's upper part kept)."""
-    n = 4
+    n = r.shape[0]  # runtime size: constant 4 makes LLVM unroll everything (slow to compile)
     wa = np.empty(n)
     for j in range(n):
         for i in range(j, n):
@@ -250,10 +255,10 @@ def _qrsolv(r, ipvt, diag, qtb, x, sdiag):
         x[ipvt[j]] = wa[j]
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, error_model="numpy")
 def _lmpar(r, ipvt, diag, qtb, delta, par, x, sdiag):  # noqa: C901, PLR0912
     """MINPACK lmpar: the Levenberg-Marquardt parameter for the step bound ``delta``."""
-    n = 4
+    n = r.shape[0]  # runtime size: constant 4 makes LLVM unroll everything (slow to compile)
     wa1 = np.empty(n)
     wa2 = np.empty(n)
     nsing = n
@@ -334,14 +339,14 @@ def _lmpar(r, ipvt, diag, qtb, delta, par, x, sdiag):  # noqa: C901, PLR0912
     return par
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, error_model="numpy")
 def _lmdif(x, y, p):  # noqa: C901, PLR0912, PLR0915
     """MINPACK lmdif's iteration on the gaussian model, in place on ``p``; returns ``info``.
 
     info 1-4: converged (curve_fit accepts); 5: maxfev; 6-8: tolerances too small (curve_fit
     raises for 5-8).
     """
-    n = 4
+    n = p.shape[0]  # runtime size: constant 4 makes LLVM unroll everything (slow to compile)
     jtj = np.empty((n, n))
     jtf = np.empty(n)
     jtj1 = np.empty((n, n))
@@ -450,7 +455,7 @@ def _lmdif(x, y, p):  # noqa: C901, PLR0912, PLR0915
                 break
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, error_model="numpy")
 def _initial_guess(axis, profile, p0):
     """cam_server's initial guesses into ``p0``; returns False if the profile has NaN/inf.
 
@@ -487,7 +492,7 @@ def _initial_guess(axis, profile, p0):
     return finite
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, error_model="numpy")
 def _fit_gaussian(axis, profile, out):
     """Fit into ``out = [offset, amplitude, mean, sigma]``; returns True if the fit converged."""
     n = profile.shape[0]

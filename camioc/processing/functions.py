@@ -47,20 +47,15 @@ class LoadedFunction:
 
     ``func`` has cam_server's signature for its ``kind``: ``process_image(image, pulse_id,
     timestamp, x_axis, y_axis, parameters, bsdata)`` for ``"image"``, ``process(stream_data,
-    pulse_id, timestamp, parameters)`` for ``"stream"``. ``path`` is None for built-ins.
+    pulse_id, timestamp, parameters)`` for ``"stream"``. ``path`` is the imported file (None for
+    built-ins); ``builtin`` the built-in's name (None for user files).
     """
 
     name: str
     kind: FunctionKind
     func: Callable[..., Any]
     path: Path | None = None
-
-    @property
-    def builtin(self) -> str | None:
-        """The built-in's name, or None for a user function."""
-        if self.path is not None:
-            return None
-        return next((key for key, fn in BUILTIN_FUNCTIONS.items() if fn is self.func), None)
+    builtin: str | None = None
 
 
 def load_function(
@@ -69,7 +64,8 @@ def load_function(
     """Resolve ``name`` to a built-in or import a user file.
 
     Every call imports the file afresh (``reload`` is accepted for cam_server's vocabulary; there
-    is no cache to bypass — the caller keeps the result as long as it wants it). Raises :class:`ProcessingError` if nothing matches, the file cannot be imported, or it defines
+    is no cache to bypass — the caller keeps the result as long as it wants it). Raises
+    :class:`ProcessingError` if nothing matches, the file cannot be imported, or it defines
     neither ``process_image`` nor ``process``.
     """
     del reload
@@ -78,7 +74,7 @@ def load_function(
     if path is None:
         stem = Path(text).stem if text.endswith(".py") else text
         if stem in BUILTIN_FUNCTIONS:
-            return LoadedFunction(stem, "image", BUILTIN_FUNCTIONS[stem])
+            return LoadedFunction(stem, "image", BUILTIN_FUNCTIONS[stem], builtin=stem)
         where = f" in {scripts_dir}" if scripts_dir is not None else " (no scripts folder configured)"
         raise ProcessingError(
             f"Function '{text}' not found: no file '{text}'{where} and no built-in of that name "

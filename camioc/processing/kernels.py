@@ -19,8 +19,9 @@ Conventions shared by the kernels:
   accumulator type's extreme values); float kernels leave them to numpy (see
   :func:`pixelwise_float`).
 
-All kernels are compiled with ``cache=True, nogil=True``; :func:`camioc.processing.warm_up`
-compiles them for the common pixel types outside the hot path.
+All kernels are compiled with ``cache=True, nogil=True, error_model="numpy"`` (IEEE division:
+inf/NaN like numpy, never a ZeroDivisionError from inside a kernel);
+:func:`camioc.processing.warm_up` compiles them for the common pixel types outside the hot path.
 """
 
 from __future__ import annotations
@@ -80,7 +81,7 @@ def accumulator_dtype(dtype: np.dtype, shape: tuple[int, ...]) -> np.dtype:
 # --------------------------------------------------------------------------------------------
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, error_model="numpy")
 def pixelwise_int(src, bg, mode, row0, row_step, col0, thr, out, xacc, yacc, mn, mx):  # noqa: PLR0913
     """Fused background subtraction, ROI/row mirror, threshold and statistics (integer pixels).
 
@@ -123,7 +124,7 @@ def pixelwise_int(src, bg, mode, row0, row_step, col0, thr, out, xacc, yacc, mn,
     return mn, mx
 
 
-@njit(cache=True, nogil=True, fastmath=_REASSOC)
+@njit(cache=True, nogil=True, error_model="numpy", fastmath=_REASSOC)
 def pixelwise_float(src, bg, mode, row0, row_step, col0, thr, out, xacc, yacc):  # noqa: PLR0913
     """:func:`pixelwise_int` for float pixels, without min/max.
 
@@ -156,7 +157,7 @@ def pixelwise_float(src, bg, mode, row0, row_step, col0, thr, out, xacc, yacc): 
         yacc[i] = s
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, error_model="numpy")
 def reverse_columns(img):
     """Mirror ``img`` left-right in place (one in-cache pass per row)."""
     height, width = img.shape
@@ -168,7 +169,7 @@ def reverse_columns(img):
             row[width - 1 - j] = t
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, error_model="numpy")
 def region_stats_int(img, r0, r1, c0, c1, xacc, yacc, mn, mx):
     """Column sums (into zeroed ``xacc``), row sums (into ``yacc``) and min/max of ``img[r0:r1, c0:c1]``."""
     acc = yacc.dtype.type
@@ -186,7 +187,7 @@ def region_stats_int(img, r0, r1, c0, c1, xacc, yacc, mn, mx):
     return mn, mx
 
 
-@njit(cache=True, nogil=True, fastmath=_REASSOC)
+@njit(cache=True, nogil=True, error_model="numpy", fastmath=_REASSOC)
 def region_stats_float(img, r0, r1, c0, c1, xacc, yacc):
     """:func:`region_stats_int` for float pixels, sums only (see :func:`pixelwise_float`)."""
     for i in range(r0, r1):
@@ -199,7 +200,7 @@ def region_stats_float(img, r0, r1, c0, c1, xacc, yacc):
         yacc[i - r0] = s
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, error_model="numpy")
 def band_x_profiles(img, row_edges, c0, c1, out):
     """Column sums of consecutive row bands: ``out[k] = img[row_edges[k]:row_edges[k+1], c0:c1].sum(0)``."""
     for k in range(row_edges.shape[0] - 1):
@@ -210,7 +211,7 @@ def band_x_profiles(img, row_edges, c0, c1, out):
                 acc[j] += row[j]
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, error_model="numpy")
 def band_y_profiles(img, col_edges, r0, r1, out):
     """Row sums of consecutive column bands: ``out[k, i] = img[r0+i, col_edges[k]:col_edges[k+1]].sum()``."""
     zero = out.dtype.type(0)
@@ -224,7 +225,7 @@ def band_y_profiles(img, col_edges, r0, r1, out):
             out[k, i] = s
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, error_model="numpy")
 def bin_image(src, by, bx, mean, clip, out):
     """Block sums (or means) of ``by × bx`` pixels; the remainder rows/columns are dropped.
 
@@ -252,7 +253,7 @@ def bin_image(src, by, bx, mean, clip, out):
 # --------------------------------------------------------------------------------------------
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, error_model="numpy")
 def full_width(x, y, fraction):
     """Full width of the peak of ``y(x)`` at ``fraction`` of its height above the minimum.
 
@@ -296,7 +297,7 @@ def full_width(x, y, fraction):
     return abs(xr - xl)
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, error_model="numpy")
 def good_region_bounds(y, threshold, gfscale):
     """cam_server's good region of one profile, as inclusive sample indices ``(start, end)``.
 
@@ -331,7 +332,7 @@ def good_region_bounds(y, threshold, gfscale):
     return int(fstart), int(fend)
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, error_model="numpy")
 def com_rms(x, y, offset, mean, sigma):
     """Centre of mass and rms of ``y - offset`` restricted to ``|x - mean| <= 5 sigma``.
 
@@ -364,7 +365,7 @@ def com_rms(x, y, offset, mean, sigma):
     return com, math.sqrt(var)
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, error_model="numpy")
 def gauss_evaluate(x, offset, amplitude, mean, sigma, out):
     """``offset + amplitude * exp(-(x - mean)**2 / (2 sigma**2))`` into ``out`` (cam_server's model)."""
     two_s2 = 2.0 * sigma * sigma

@@ -302,8 +302,9 @@ class Background:
         if cached is not None:
             return cached
         matched = self.matched(image_shape, raw_shape, binning)
+        # always an owned, writable, C-contiguous copy: one numba signature whatever the loader gave
         if matched.dtype == dtype:
-            converted = np.ascontiguousarray(matched)
+            converted = np.array(matched, order="C")
         elif dtype.kind in "iu":
             info = np.iinfo(dtype)
             values = np.rint(matched) if matched.dtype.kind == "f" else matched

@@ -3,7 +3,9 @@
 Kernels are compiled per pixel type on first use (and cached on disk by numba); a pipeline worker
 calls :func:`warm_up` at start-up so that the first frames are not delayed by compilation. It runs
 a small synthetic beam through every code path (plain, background/threshold/ROI/mirror, signed
-background, good region with vertical and horizontal slices, averaging/scale in float64, binning).
+background, good region with vertical and horizontal slices, averaging/scale in float64, binning),
+once writable and once read-only: numba compiles read-only arrays (frames received zero-copy from
+a stream) as a separate type.
 """
 
 from __future__ import annotations
@@ -56,12 +58,14 @@ def warm_up(dtypes: Iterable[DTypeLike] = (np.uint16,)) -> float:
     shape = (48, 64)
     for dtype_like in dtypes:
         dtype = np.dtype(dtype_like)
-        image = _beam(shape, dtype)
+        writable = _beam(shape, dtype)
+        readonly = writable.copy()
+        readonly.flags.writeable = False
         background = np.full(shape, 5, dtype=dtype)
         x_axis = np.arange(shape[1], dtype=np.float32)
         y_axis = np.arange(shape[0], dtype=np.float32)
         for config in _CONFIGS:
             pipeline = ImagePipeline(config, background_loader=lambda _id, bg=background: bg)
-            for pulse_id in range(2):
+            for pulse_id, image in enumerate((writable, readonly, writable)):
                 pipeline.process(image, pulse_id, 0.0, x_axis, y_axis)
     return time.perf_counter() - start

@@ -3,5 +3,6 @@
 Modules: ``envelope`` (the cam_server envelope, errors as HTTP 200, CORS — one middleware),
 ``routing`` (Bottle's route precedence), ``common`` (routes both servers share), ``scripts``
 (user script uploads), ``images`` (PNG/colormaps, ``image_bytes``), ``unpickle`` (safe loading of
-pickled arrays), ``camera_api`` (``create_camera_app``), ``server`` (``RestSite``).
+pickled arrays), ``camera_api`` (``create_camera_app``), ``pipeline_api``
+(``create_pipeline_app``), ``server`` (``RestSite``).
 """

@@ -334,7 +334,8 @@ def _value_encoder(spec: ChannelSpec) -> _ValueEncoder:
     dtype = spec.dtype
     nshape = spec.numpy_shape
     scalar = spec.shape == (1,)
-    packer = struct.Struct(("<" if spec.encoding == "little" else ">") + _STRUCT_CODES[SUPPORTED_TYPES[spec.type]])
+    order = "<" if spec.encoding == "little" else ">"
+    packer = struct.Struct(order + _STRUCT_CODES[SUPPORTED_TYPES[spec.type]])
     kind = dtype.kind
 
     def as_array(value: Any) -> np.ndarray:
@@ -884,8 +885,11 @@ class BsreadSender:
         context = self._context or zmq.Context.instance()
         sock = context.socket(self._sock_type)
         sock.setsockopt(zmq.SNDHWM, self._queue_size)
-        # PUB: unsent frames are worthless at close. PUSH: give queued frames a second to leave.
-        sock.setsockopt(zmq.LINGER, 0 if self._sock_type == zmq.PUB else 1000)
+        # Never LINGER 0 on a sender: closing with LINGER 0 while a peer drops mid-way through a
+        # multipart message can abort the process in libzmq 4.3.x (errno_assert in
+        # session_base.cpp clean_pipes: the half-sent message can no longer be drained). A short
+        # linger keeps the pipe drainable; PUSH gets longer to deliver what it queued.
+        sock.setsockopt(zmq.LINGER, 200 if self._sock_type == zmq.PUB else 1000)
         monitor = PeerMonitor(sock, name=f"bsread-{self._mode.lower()}")
         try:
             if self._conn_type == "bind":

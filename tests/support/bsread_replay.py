@@ -117,7 +117,9 @@ class BsreadReplayServer:
     def start(self) -> BsreadReplayServer:
         """Bind and start replaying."""
         sock = self._context.socket(self._type)
-        sock.setsockopt(zmq.LINGER, 0)
+        # Not 0: LINGER 0 while a peer leaves mid-way through a multipart message can abort
+        # libzmq 4.3.x (session_base.cpp clean_pipes assertion).
+        sock.setsockopt(zmq.LINGER, 200)
         sock.bind(self._bind)
         self.endpoint = sock.getsockopt_string(zmq.LAST_ENDPOINT)
         self._socket = sock
@@ -132,7 +134,7 @@ class BsreadReplayServer:
             self._thread.join(5)
             self._thread = None
         if self._socket is not None:
-            self._socket.close(linger=0)
+            self._socket.close()
             self._socket = None
 
     def __enter__(self) -> BsreadReplayServer:

@@ -173,3 +173,82 @@ async def test_processing_error_is_reported_not_fatal(managers) -> None:
     assert params.get("processing_error")
     assert not np.any(data["image"].value)
     assert instance_id in pipelines.active_instances()
+
+
+async def test_per_frame_controls(managers) -> None:
+    _cameras, pipelines, _ = managers
+    instance_id, stream, _ = await pipelines.create_instance(
+        {"camera_name": "sim", "include": ["x_center_of_mass", "intensity", "processing_parameters"],
+         "downsampling": 5})
+    messages = await asyncio.to_thread(receive, stream, 4)
+    assert set(messages[-1].data.data) == {"x_center_of_mass", "intensity", "processing_parameters"}
+    steps = np.diff([m.data.pulse_id for m in messages])
+    assert np.all(steps % 5 == 0) and np.all(steps > 0), steps  # one frame in five
+    await pipelines.set_instance_config(instance_id, {"paused": True})
+    await asyncio.sleep(0.5)  # let frames in flight drain
+    deadline = time.monotonic() + 5
+    while pipelines.status(instance_id).config.get("paused") is not True:
+        assert time.monotonic() < deadline
+        await asyncio.sleep(0.05)
+    count = pipelines.status(instance_id).frame_count
+    await asyncio.sleep(1.5)
+    assert pipelines.status(instance_id).frame_count - count <= 1  # at most one frame was in flight
+    await pipelines.set_instance_config(instance_id, {"paused": False, "exclude": ["intensity"], "include": None})
+    data = (await asyncio.to_thread(receive, stream, 3))[-1].data.data
+    assert "intensity" not in data and "x_rms" in data
+
+
+async def test_pid_range_completes_instance(managers) -> None:
+    _cameras, pipelines, _ = managers
+    stream = await _cameras.get_stream("sim")
+    first = (await asyncio.to_thread(receive, stream))[0].data.pulse_id
+    instance_id, _stream, _ = await pipelines.create_instance(
+        {"camera_name": "sim", "pid_range": [first + 20, first + 30]})
+    deadline = time.monotonic() + 20
+    while pipelines.exit_code(instance_id) is None:
+        assert time.monotonic() < deadline, "pid_range end did not complete the instance"
+        await asyncio.sleep(0.1)
+    assert pipelines.exit_code(instance_id) == 0
+    with pytest.raises(NotFoundError):
+        pipelines.instance_config(instance_id)  # stopped instances are deleted
+
+
+async def test_camera_restart_is_followed(managers) -> None:
+    cameras, pipelines, _ = managers
+    instance_id, stream, _ = await pipelines.create_instance({"camera_name": "sim", "camera_timeout": 1.0})
+    await asyncio.to_thread(receive, stream, 2)
+    await cameras.stop("sim")  # the pipeline sees no frames, re-requests the camera after camera_timeout
+    messages = await asyncio.to_thread(receive, stream, 3, 30.0)
+    assert messages and "sim" in cameras.active_instances()
+
+
+async def test_stream_pipeline_with_user_function(managers) -> None:
+    cameras, pipelines, tmp_path = managers
+    scripts = tmp_path / "user_scripts"
+    scripts.mkdir(exist_ok=True)
+    (scripts / "double_width.py").write_text(
+        "def process(stream_data, pulse_id, timestamp, parameters):\n"
+        "    return {'double_width': int(stream_data['width']) * 2, 'pid': pulse_id}\n")
+    camera_stream = await cameras.get_stream("sim")
+    _id, stream, _ = await pipelines.create_instance(
+        {"pipeline_type": "stream", "bsread_address": camera_stream, "bsread_mode": "SUB",
+         "function": "double_width"})
+    data = (await asyncio.to_thread(receive, stream))[0].data.data
+    assert int(data["double_width"].value) == 400
+
+
+async def test_custom_processing_function(managers) -> None:
+    _cameras, pipelines, tmp_path = managers
+    scripts = tmp_path / "user_scripts"
+    scripts.mkdir(exist_ok=True)
+    (scripts / "peak.py").write_text(
+        "import numpy as np\n"
+        "def process_image(image, pulse_id, timestamp, x_axis, y_axis, parameters, bsdata=None):\n"
+        "    return {'peak': float(np.max(image)), 'image': image}\n")
+    instance_id, stream, _ = await pipelines.create_instance({"camera_name": "sim", "function": "peak.py"})
+    data = (await asyncio.to_thread(receive, stream))[0].data.data
+    assert float(data["peak"].value) == float(np.max(data["image"].value))
+    deadline = time.monotonic() + 5
+    while "peak" not in pipelines.status(instance_id).results:
+        assert time.monotonic() < deadline, "user scalar not reported to the control process"
+        await asyncio.sleep(0.05)

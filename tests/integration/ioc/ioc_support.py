@@ -254,6 +254,14 @@ class CaTools:
         assert result.returncode == 0 and "not found" not in result.output, result.output
         return result.stdout.strip()
 
+    async def try_get(self, pv: str, *options: str, timeout: float = 2.0) -> str | None:
+        """Like :meth:`get`, but None if the read fails (for polling predicates)."""
+        result = await self.caget("-t", *options, pv, timeout=timeout)
+        if result.returncode != 0 or "not found" in result.output:
+            return None
+        text = result.stdout.strip()
+        return text.encode("latin-1").decode("unicode_escape") if "-S" in options else text
+
     async def get_text(self, pv: str, timeout: float = 2.0) -> str:
         """A CHAR waveform (or ``.$`` long string) as text: ``caget -S`` output, un-escaped."""
         text = await self.get(pv, "-S", timeout=timeout)

@@ -114,11 +114,12 @@ async def test_stop_is_idempotent_and_leaves_no_tasks(service, pv_prefix, ca_rep
 
 
 async def _equals(ca, pv, expected) -> bool:
-    return await ca.get(pv) == expected
+    return await ca.try_get(pv) == expected
 
 
 async def _cameras_are(ca, prefix, expected) -> bool:
-    return json.loads(await ca.get_text(f"{prefix}Cameras_RBV")) == expected
+    text = await ca.try_get(f"{prefix}Cameras_RBV", "-S")
+    return text is not None and json.loads(text) == expected
 
 
 async def test_registry_runs_and_stops_the_hooks_of_groups_added_at_runtime(ca, pv_prefix, ca_repeater, beacon_sink):

@@ -98,7 +98,7 @@ async def test_a_ca_client_reads_the_image_with_its_sizes(ioc, ca, service, pv_p
 
 
 async def _equals(ca, pv, expected) -> bool:
-    return await ca.get(pv) == expected
+    return await ca.try_get(pv) == expected
 
 
 IMAGE_TYPES = [("uint8", "DBF_CHAR", "UInt8"), ("float32", "DBF_FLOAT", "Float32"),

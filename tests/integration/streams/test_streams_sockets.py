@@ -25,7 +25,7 @@ from tests.support.bsread_replay import CAMERA_DUMP, BsreadReplayServer, replay_
 def test_receiver_decodes_recorded_camera_stream_over_push(dump_messages) -> None:
     context = zmq.Context.instance()
     with context.socket(zmq.PUSH) as push:
-        push.setsockopt(zmq.LINGER, 0)
+        push.setsockopt(zmq.LINGER, 200)  # never 0 on a sender (libzmq abort race)
         port = push.bind_to_random_port("tcp://127.0.0.1")
         with BsreadReceiver(f"tcp://127.0.0.1:{port}", mode="PULL", receive_timeout=5.0) as receiver:
             replay_once(push, dump_messages)
@@ -54,7 +54,7 @@ def test_receiver_and_psi_source_read_the_looping_replay_over_pub(dump_messages)
 def test_receiver_drops_malformed_messages_and_keeps_going() -> None:
     context = zmq.Context.instance()
     with context.socket(zmq.PUSH) as push:
-        push.setsockopt(zmq.LINGER, 0)
+        push.setsockopt(zmq.LINGER, 200)  # never 0 on a sender (libzmq abort race)
         port = push.bind_to_random_port("tcp://127.0.0.1")
         with BsreadReceiver(f"tcp://127.0.0.1:{port}", mode="PULL", receive_timeout=5.0) as receiver:
             push.send_multipart([b"garbage"])

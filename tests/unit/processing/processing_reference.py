@@ -83,7 +83,9 @@ def full_width(x: np.ndarray, y: np.ndarray, fraction: float) -> float:
     return float(abs(x_right - x_left))
 
 
-def center_of_mass_and_rms(x: np.ndarray, y: np.ndarray, offset: float, mean: float, sigma: float) -> tuple[float, float]:
+def center_of_mass_and_rms(
+    x: np.ndarray, y: np.ndarray, offset: float, mean: float, sigma: float
+) -> tuple[float, float]:
     weights = np.asarray(y, dtype=np.float64) - offset
     if math.isfinite(sigma) and sigma > 0 and math.isfinite(mean):
         weights = np.where(np.abs(x - mean) <= 5 * sigma, weights, 0.0)
@@ -137,7 +139,11 @@ def slice_bands(axis: np.ndarray, mean: float, sigma: float, scale: float, n: in
 
 # ---------------------------------------------------------------------------- pre-processing
 def preprocess(
-    image: np.ndarray, x_axis: np.ndarray, y_axis: np.ndarray, config: dict[str, Any], background: np.ndarray | None = None
+    image: np.ndarray,
+    x_axis: np.ndarray,
+    y_axis: np.ndarray,
+    config: dict[str, Any],
+    background: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """cam_server's pre_processor order with numpy whole-array operations."""
     image = image.copy()
@@ -218,7 +224,11 @@ def preprocess(
 
 # ------------------------------------------------------------------------- default function
 def default_outputs(
-    image: np.ndarray, x_axis: np.ndarray, y_axis: np.ndarray, config: dict[str, Any], use_fits: dict[str, Any] | None = None
+    image: np.ndarray,
+    x_axis: np.ndarray,
+    y_axis: np.ndarray,
+    config: dict[str, Any],
+    use_fits: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Reference outputs of the default function.
 

@@ -21,7 +21,8 @@ def test_profiles_and_extremes_on_every_pixel_type(dtype: Any) -> None:
         image = rng.normal(0, 1e3, (33, 47)).astype(dtype)
     else:
         info = np.iinfo(dtype)
-        image = rng.integers(max(info.min, -(2**40)), min(info.max, 2**40), (33, 47), dtype=np.int64, endpoint=True).astype(dtype)
+        low, high = max(info.min, -(2**40)), min(info.max, 2**40)
+        image = rng.integers(low, high, (33, 47), dtype=np.int64, endpoint=True).astype(dtype)
     profiles = image_profiles(image)
     wide = image.astype(np.float64 if image.dtype.kind == "f" else np.int64)
     if image.dtype.kind == "f":
@@ -48,13 +49,15 @@ def test_no_overflow_at_the_int32_accumulator_boundary(rows: int) -> None:
 
 
 def _signature_counts() -> dict[str, int]:
-    dispatchers = {name: getattr(kernels, name) for name in kernels.__all__ if hasattr(getattr(kernels, name), "signatures")}
+    dispatchers = {
+        name: getattr(kernels, name) for name in kernels.__all__ if hasattr(getattr(kernels, name), "signatures")
+    }
     dispatchers["fit"] = fitting._fit_gaussian
     return {name: len(d.signatures) for name, d in dispatchers.items()}
 
 
 def test_warm_up_compiles_everything_a_uint16_pipeline_needs(beam_factory: Any) -> None:
-    """After warm_up, new frame sizes and configurations run without compiling anything."""
+    """After warm_up, new frame sizes, configurations and read-only frames compile nothing."""
     warm_up((np.uint16,))
     before = _signature_counts()
     configs = [
@@ -69,11 +72,14 @@ def test_warm_up_compiles_everything_a_uint16_pipeline_needs(beam_factory: Any) 
     ]
     for height, width in ((70, 130), (97, 201)):
         beam = beam_factory(height, width, seed=height)
+        received = beam.image.copy()
+        received.flags.writeable = False  # zero-copy from a stream: numba types it separately
         background = np.full((height, width), 50, np.uint16)
+        background.flags.writeable = False  # e.g. a memory-mapped .npy
         for config in configs:
             pipeline = ImagePipeline(config, background_loader=lambda _id, bg=background: bg)
-            for pulse_id in range(2):
-                pipeline.process(beam.image, pulse_id, 0.0, beam.x_axis, beam.y_axis)
+            for pulse_id, image in enumerate((beam.image, received, beam.image)):
+                pipeline.process(image, pulse_id, 0.0, beam.x_axis, beam.y_axis)
     assert _signature_counts() == before
 
 

@@ -24,7 +24,11 @@ DEFAULT_FIELDS = {
 }
 GOOD_REGION_FIELDS = {
     "good_region", "gr_x_axis", "gr_y_axis", "gr_x_profile", "gr_y_profile", "gr_intensity",
-    *(f"gr_{a}_fit_{p}" for a in "xy" for p in ("gauss_function", "offset", "amplitude", "mean", "standard_deviation")),
+    *(
+        f"gr_{a}_fit_{p}"
+        for a in "xy"
+        for p in ("gauss_function", "offset", "amplitude", "mean", "standard_deviation")
+    ),
 }
 
 
@@ -37,7 +41,8 @@ def test_default_outputs_names_and_types(image: np.ndarray) -> None:
     config = {"name": "cam_sp", "image_good_region": {}, "image_slices": {"number_of_slices": 2},
               "fw_threshold": 0.1, "camera_name": "cam"}
     out = ImagePipeline(config).process(image, 5, 12.25, *AXES)
-    slice_fields = {f"slice_{i}_{f}" for i in range(3) for f in ("center_x", "center_y", "standard_deviation", "intensity")}
+    per_slice = ("center_x", "center_y", "standard_deviation", "intensity")
+    slice_fields = {f"slice_{i}_{f}" for i in range(3) for f in per_slice}
     expected = DEFAULT_FIELDS | GOOD_REGION_FIELDS | slice_fields | {
         "x_fw", "y_fw", "slice_orientation", "slice_amount", "slice_length", "coupling", "coupling_slope",
         "coupling_offset"}
