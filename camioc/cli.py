@@ -10,19 +10,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
-import os
 import sys
 from pathlib import Path
 
 from camioc import __version__
-
-# caproto reads these at import of caproto.server: set defaults before anything imports it.
-# Without them, updates at >= 100 Hz reach clients with up to 1 s latency (reference/caproto.md §4.3).
-CAPROTO_DEFAULTS = {
-    "CAPROTO_SERVER_MAX_LATENCY_SEC": "0.02",
-    "CAPROTO_SERVER_HIGH_LOAD_TIMEOUT_SEC": "0.001",
-}
-
 
 def build_parser() -> argparse.ArgumentParser:
     from camioc.core.ports import parse_port_range
@@ -55,8 +46,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    for key, value in CAPROTO_DEFAULTS.items():
-        os.environ.setdefault(key, value)
+    from camioc.ioc import configure_caproto_environment
+
+    # caproto reads its latency settings at import of caproto.server: before anything imports it
+    configure_caproto_environment()
     args = build_parser().parse_args(argv)
     level = getattr(logging, args.log_level)
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)

@@ -14,14 +14,15 @@ the optimum:
 
 * the Jacobian is analytic instead of forward differences (an O(1e-8) relative difference);
 * J, its QR factorisation and ``Q^T f`` are never formed: one pass over the samples accumulates
-  ``J^T J`` (4×4) and ``J^T f``, and the pivoted triangular factor R and ``Q^T f`` come from a
-  pivoted Cholesky factorisation of ``J^T J``. MINPACK's ``lmpar``/``qrsolv`` then run on that R
-  unchanged. One evaluation is one pass with one ``exp`` per sample.
+  ``J^T J`` (4×4) and ``J^T f``; the pivoted triangular factor R and ``Q^T f`` come from a
+  pivoted Cholesky factorisation of ``J^T J``, and the damped systems that MINPACK's ``lmpar``
+  solves with ``qrsolv`` are solved by Cholesky of ``J^T J + par D^2`` (the same quantities in
+  exact arithmetic). One evaluation is one pass with one ``exp`` per sample.
 
 The kernels use numba's ``error_model="numpy"``: a division by zero gives inf/NaN and the
 iteration proceeds as MINPACK's C code would, instead of raising from inside the fit. Loop bounds
 are taken from array shapes rather than the constant 4, which keeps LLVM from unrolling every
-4×4 loop and halves the compile time.
+4×4 loop (compile time matters: it is paid once per machine, then numba's cache is used).
 
 Because the iterates follow MINPACK's path, the result lands on the optimum scipy finds (to about
 1e-6 relative on beam profiles, see the tests) and fails where scipy fails (maxfev exhausted,
@@ -202,65 +203,50 @@ def _factorize(jtj, jtf, r, ipvt, qtf):
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
-def _qrsolv(r, ipvt, diag, qtb, x, sdiag):
-    """MINPACK qrsolv: solve ``[R; D] x ≈ [Q^T b; 0]`` by Givens rotations (R's upper part kept)."""
-    n = r.shape[0]  # runtime size: constant 4 makes LLVM unroll everything (slow to compile)
-    wa = np.empty(n)
+def _cholesky_solve(m, b, lower, x):
+    """Solve the SPD system ``m x = b`` by Cholesky (``m = L L^T`` into ``lower``); False if not PD."""
+    n = m.shape[0]
     for j in range(n):
-        for i in range(j, n):
-            r[i, j] = r[j, i]
-        x[j] = r[j, j]
-        wa[j] = qtb[j]
-    for j in range(n):
-        dl = diag[ipvt[j]]
-        if dl != 0.0:
-            for k in range(j, n):
-                sdiag[k] = 0.0
-            sdiag[j] = dl
-            qtbpj = 0.0
-            for k in range(j, n):
-                if sdiag[k] == 0.0:
-                    continue
-                if abs(r[k, k]) < abs(sdiag[k]):
-                    cotan = r[k, k] / sdiag[k]
-                    sin = 0.5 / math.sqrt(0.25 + 0.25 * cotan * cotan)
-                    cos = sin * cotan
-                else:
-                    tan = sdiag[k] / r[k, k]
-                    cos = 0.5 / math.sqrt(0.25 + 0.25 * tan * tan)
-                    sin = cos * tan
-                r[k, k] = cos * r[k, k] + sin * sdiag[k]
-                temp = cos * wa[k] + sin * qtbpj
-                qtbpj = -sin * wa[k] + cos * qtbpj
-                wa[k] = temp
-                for i in range(k + 1, n):
-                    temp = cos * r[i, k] + sin * sdiag[i]
-                    sdiag[i] = -sin * r[i, k] + cos * sdiag[i]
-                    r[i, k] = temp
-        sdiag[j] = r[j, j]
-        r[j, j] = x[j]
-    nsing = n
-    for j in range(n):
-        if sdiag[j] == 0.0 and nsing == n:
-            nsing = j
-        if nsing < n:
-            wa[j] = 0.0
-    for k in range(nsing):
-        j = nsing - 1 - k
-        t = 0.0
-        for i in range(j + 1, nsing):
-            t += r[i, j] * wa[i]
-        wa[j] = (wa[j] - t) / sdiag[j]
-    for j in range(n):
-        x[ipvt[j]] = wa[j]
+        t = m[j, j]
+        for k in range(j):
+            t -= lower[j, k] * lower[j, k]
+        if not t > 0.0:
+            return False
+        lower[j, j] = math.sqrt(t)
+        for i in range(j + 1, n):
+            u = m[i, j]
+            for k in range(j):
+                u -= lower[i, k] * lower[j, k]
+            lower[i, j] = u / lower[j, j]
+    for i in range(n):
+        t = b[i]
+        for k in range(i):
+            t -= lower[i, k] * x[k]
+        x[i] = t / lower[i, i]
+    for i in range(n - 1, -1, -1):
+        t = x[i]
+        for k in range(i + 1, n):
+            t -= lower[k, i] * x[k]
+        x[i] = t / lower[i, i]
+    return True
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
-def _lmpar(r, ipvt, diag, qtb, delta, par, x, sdiag):  # noqa: C901, PLR0912
-    """MINPACK lmpar: the Levenberg-Marquardt parameter for the step bound ``delta``."""
+def _lmpar(r, ipvt, diag, qtb, jtj, jtf, delta, par, x):  # noqa: C901, PLR0912
+    """MINPACK lmpar: the Levenberg-Marquardt parameter for the step bound ``delta``.
+
+    Same iteration as MINPACK; where lmpar calls qrsolv to solve ``(J^T J + par D^2) x = J^T f``
+    and to get the triangular factor S of that matrix for the Newton correction
+    ``||S^-T D^2 x|| / ||D x||``, this uses a Cholesky factorisation of the 4×4 matrix itself
+    (the same quantities, permutation-free: ``||S^-T P^T v||^2 = v^T (J^T J + par D^2)^-1 v``).
+    The Gauss-Newton step (par = 0) still uses the pivoted R so that a rank-deficient Jacobian
+    gets MINPACK's truncated solution.
+    """
     n = r.shape[0]  # runtime size: constant 4 makes LLVM unroll everything (slow to compile)
     wa1 = np.empty(n)
     wa2 = np.empty(n)
+    m = np.empty((n, n))
+    lower = np.empty((n, n))
     nsing = n
     for j in range(n):
         wa1[j] = qtb[j]
@@ -294,10 +280,7 @@ def _lmpar(r, ipvt, diag, qtb, delta, par, x, sdiag):  # noqa: C901, PLR0912
         temp = _enorm(wa1)
         parl = ((fp / delta) / temp) / temp
     for j in range(n):
-        t = 0.0
-        for i in range(j + 1):
-            t += r[i, j] * qtb[i]
-        wa1[j] = t / diag[ipvt[j]]
+        wa1[j] = jtf[j] / diag[j]  # = (R^T Q^T f) / D, permuted
     gnorm = _enorm(wa1)
     paru = gnorm / delta
     if paru == 0.0:
@@ -311,10 +294,12 @@ def _lmpar(r, ipvt, diag, qtb, delta, par, x, sdiag):  # noqa: C901, PLR0912
         it += 1
         if par == 0.0:
             par = max(_DWARF, 0.001 * paru)
-        temp = math.sqrt(par)
-        for j in range(n):
-            wa1[j] = temp * diag[j]
-        _qrsolv(r, ipvt, wa1, qtb, x, sdiag)
+        for i in range(n):
+            for j in range(n):
+                m[i, j] = jtj[i, j]
+            m[i, i] += par * diag[i] * diag[i]
+        if not _cholesky_solve(m, jtf, lower, x):
+            return par  # cannot happen for par > 0 and D > 0 unless J^T J is not finite
         for j in range(n):
             wa2[j] = diag[j] * x[j]
         dxnorm = _enorm(wa2)
@@ -322,13 +307,12 @@ def _lmpar(r, ipvt, diag, qtb, delta, par, x, sdiag):  # noqa: C901, PLR0912
         fp = dxnorm - delta
         if abs(fp) <= 0.1 * delta or (parl == 0.0 and fp <= temp and temp < 0.0) or it == 10:
             break
-        for j in range(n):
-            wa1[j] = diag[ipvt[j]] * (wa2[ipvt[j]] / dxnorm)
-        for j in range(n):
-            wa1[j] = wa1[j] / sdiag[j]
-            temp = wa1[j]
-            for i in range(j + 1, n):
-                wa1[i] -= r[i, j] * temp
+        # Newton correction: ||L^-1 (D^2 x / ||D x||)||
+        for i in range(n):
+            t = diag[i] * (wa2[i] / dxnorm)
+            for k in range(i):
+                t -= lower[i, k] * wa1[k]
+            wa1[i] = t / lower[i, i]
         temp = _enorm(wa1)
         parc = ((fp / delta) / temp) / temp
         if fp > 0.0:
@@ -359,7 +343,6 @@ def _lmdif(x, y, p):  # noqa: C901, PLR0912, PLR0915
     step = np.empty(n)
     trial = np.empty(n)
     wa3 = np.empty(n)
-    sdiag = np.empty(n)
     fnorm = math.sqrt(_evaluate(x, y, p, jtj, jtf))
     nfev = 1
     par = 0.0
@@ -389,7 +372,7 @@ def _lmdif(x, y, p):  # noqa: C901, PLR0912, PLR0915
         for j in range(n):
             diag[j] = max(diag[j], cnorm[j])
         while True:
-            par = _lmpar(r, ipvt, diag, qtf, delta, par, step, sdiag)
+            par = _lmpar(r, ipvt, diag, qtf, jtj, jtf, delta, par, step)
             for j in range(n):
                 step[j] = -step[j]
                 trial[j] = p[j] + step[j]
