@@ -14,8 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
-import tempfile
 import time
 from collections.abc import Mapping
 from dataclasses import replace
@@ -29,7 +27,9 @@ from camioc.config.camera import CameraConfig, camera_aliases, camera_groups
 from camioc.config.names import validate_name
 from camioc.config.store import ConfigStore
 from camioc.core.api import CameraEvents, CameraStatus, DetectorState, ImageSnapshot
+from camioc.core.backgrounds import BackgroundStore
 from camioc.core.camera_worker import CameraWorkerOptions, run_camera_worker
+from camioc.core.events import Listeners
 from camioc.core.ports import PortAllocator
 from camioc.core.worker import WorkerHandle
 from camioc.errors import CameraOfflineError, ConfigError, InstanceError, NotFoundError
@@ -79,7 +79,7 @@ class CameraManager:
         self._log_level = log_level
         self._instances: dict[str, _CameraInstance] = {}
         self._locks: dict[str, asyncio.Lock] = {}
-        self._listeners: list[CameraEvents] = []
+        self._listeners = Listeners()
         self._statuses: dict[str, CameraStatus] = {}
         self._publishing: dict[str, tuple[bool, float]] = {}
         self._last_ports: dict[str, int] = {}
@@ -359,13 +359,11 @@ class CameraManager:
         return await asyncio.to_thread(_read_one_image, config, raw)
 
     async def set_background_image(self, name: str, image: np.ndarray) -> None:
-        validate_name(name, "background name")
+        """Store a camera-level background (replacing one of the same name, as cam_server does)."""
         if self._background_dir is None:
             raise ConfigError("No background folder configured.")
-        array = np.asarray(image)
-        if array.ndim != 2:
-            raise ConfigError(f"Background image must be 2-D, got shape {array.shape}.")
-        await asyncio.to_thread(_save_npy_atomic, self._background_dir / f"{name}.npy", array)
+        store = BackgroundStore(self._background_dir)
+        await asyncio.to_thread(store.save, name, image, overwrite=True)
 
     # ================================================================== CA publishing & events
     def set_image_publishing(self, name: str, enabled: bool, min_period: float) -> None:
@@ -377,21 +375,13 @@ class CameraManager:
             instance.handle.send("publishing", {"enabled": bool(enabled), "period": float(min_period)})
 
     def add_listener(self, listener: CameraEvents) -> None:
-        self._listeners.append(listener)
+        self._listeners.add(listener)
 
     def remove_listener(self, listener: CameraEvents) -> None:
-        if listener in self._listeners:
-            self._listeners.remove(listener)
+        self._listeners.remove(listener)
 
     def _emit(self, event: str, argument: Any) -> None:
-        for listener in list(self._listeners):
-            method = getattr(listener, event, None)
-            if method is None:
-                continue
-            try:
-                method(argument)
-            except Exception:
-                log.exception("listener %r failed on %s", listener, event)
+        self._listeners.emit(event, argument)
 
     @property
     def running_names(self) -> list[str]:
@@ -436,23 +426,6 @@ def _read_one_image(config: CameraConfig, raw: bool) -> np.ndarray:
         raise InstanceError(f"Camera '{config.name}' delivered no image within {PROBE_TIMEOUT:g} s.")
     image = frame.image if raw else transform_image(frame.image, config)
     return np.ascontiguousarray(image)
-
-
-def _save_npy_atomic(path: Path, array: np.ndarray) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            np.save(handle, array, allow_pickle=False)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
 
 
 __all__ = ["CameraManager"]

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from camioc.core.api import DetectorState
-from camioc.core.worker import ForwardingLogHandler, RateMeter, WorkerLink
+from camioc.core.worker import RateMeter, WorkerLink, setup_worker_logging
 
 log = logging.getLogger(__name__)
 
@@ -58,10 +58,11 @@ class _Pipeline:
             self._load_background(background_id)
 
     def _load_background(self, background_id: str) -> None:
-        path = Path(self._background_dir) / f"{background_id}.npy"
+        from camioc.core.backgrounds import BackgroundStore
+
         try:
-            self.background = np.load(path, allow_pickle=False)
-        except (OSError, ValueError) as exc:
+            self.background = BackgroundStore(Path(self._background_dir)).load(background_id)
+        except (LookupError, ValueError) as exc:
             self.background_error = f"Invalid background image file: {background_id} ({exc})"
             log.warning("%s", self.background_error)
 
@@ -95,7 +96,7 @@ class _Pipeline:
 def run_camera_worker(link_conn: Any, config_dict: dict[str, Any], options: CameraWorkerOptions) -> None:
     """Process entry point (spawned). Never raises: failures are reported, then the process exits."""
     link = WorkerLink(link_conn)
-    _setup_logging(link, options.log_level, config_dict.get("name", "camera"))
+    setup_worker_logging(link, options.log_level, config_dict.get("name", "camera"))
     exit_code = 0
     try:
         _CameraWorker(link, config_dict, options).run()
@@ -107,15 +108,6 @@ def run_camera_worker(link_conn: Any, config_dict: dict[str, Any], options: Came
     finally:
         link_conn.close()
     os._exit(exit_code)  # skip interpreter teardown: libca/zmq threads must not hang the exit
-
-
-def _setup_logging(link: WorkerLink, level: int, name: str) -> None:
-    root = logging.getLogger()
-    root.setLevel(level)
-    stderr = logging.StreamHandler()
-    stderr.setFormatter(logging.Formatter(f"%(asctime)s %(levelname)s [{name}] %(name)s: %(message)s"))
-    root.addHandler(stderr)
-    root.addHandler(ForwardingLogHandler(link, logging.WARNING))
 
 
 class _CameraWorker:

@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from camioc.core.api import DetectorState
-from camioc.core.worker import ForwardingLogHandler, RateMeter, WorkerLink
+from camioc.core.worker import RateMeter, WorkerLink, setup_worker_logging
 
 log = logging.getLogger(__name__)
 
@@ -63,13 +63,7 @@ class PipelineWorkerOptions:
 def run_pipeline_worker(link_conn: Any, config: dict[str, Any], options: PipelineWorkerOptions) -> None:
     """Process entry point (spawned). Never raises: failures are reported, then the process exits."""
     link = WorkerLink(link_conn)
-    root = logging.getLogger()
-    root.setLevel(options.log_level)
-    stderr = logging.StreamHandler()
-    stderr.setFormatter(logging.Formatter(
-        f"%(asctime)s %(levelname)s [{options.instance_id}] %(name)s: %(message)s"))
-    root.addHandler(stderr)
-    root.addHandler(ForwardingLogHandler(link, logging.WARNING))
+    setup_worker_logging(link, options.log_level, options.instance_id)
     exit_code = 0
     try:
         exit_code = _PipelineWorker(link, config, options).run()

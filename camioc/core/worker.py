@@ -257,6 +257,17 @@ class ForwardingLogHandler(logging.Handler):
             self.handleError(record)
 
 
+def setup_worker_logging(link: WorkerLink, level: int, tag: str) -> None:
+    """A worker's logging: stderr lines tagged with the instance, WARNING+ forwarded to the control
+    process (where they reach the REST log routes and the instance's log ring)."""
+    root = logging.getLogger()
+    root.setLevel(level)
+    stderr = logging.StreamHandler()
+    stderr.setFormatter(logging.Formatter(f"%(asctime)s %(levelname)s [{tag}] %(name)s: %(message)s"))
+    root.addHandler(stderr)
+    root.addHandler(ForwardingLogHandler(link, logging.WARNING))
+
+
 class RateMeter:
     """Frames per second over a sliding window of about one second."""
 
@@ -280,4 +291,4 @@ class RateMeter:
         return (len(recent) - 1) / span if span > 0 else 0.0
 
 
-__all__ = ["ForwardingLogHandler", "RateMeter", "WorkerHandle", "WorkerLink"]
+__all__ = ["ForwardingLogHandler", "RateMeter", "WorkerHandle", "WorkerLink", "setup_worker_logging"]
