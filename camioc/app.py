@@ -89,6 +89,7 @@ class CamiocApp:
         from camioc.core.backgrounds import BackgroundStore
         from camioc.core.camera_manager import CameraManager
         from camioc.core.pipeline_manager import PipelineManager
+        from camioc.core.worker import start_worker_server
         from camioc.ioc.server import CamiocIoc
         from camioc.logbuffer import install_log_buffer
         from camioc.rest.camera_api import create_camera_app
@@ -133,7 +134,9 @@ class CamiocApp:
             settings.interface,
             settings.pipeline_port,
         )
-        self._warm_up = await _start_kernel_warm_up()
+        # the worker fork server imports and compiles everything once (seconds): start it now,
+        # off the loop, so that the first instance a user asks for starts at once
+        self._worker_server = asyncio.get_running_loop().run_in_executor(None, start_worker_server)
         await self.ioc.start()
         await self.camera_site.start()
         await self.pipeline_site.start()
@@ -166,28 +169,7 @@ class CamiocApp:
         ioc = getattr(self, "ioc", None)
         if ioc is not None:
             await ioc.stop()
-        warm_up = getattr(self, "_warm_up", None)
-        if warm_up is not None and warm_up.returncode is None:
-            warm_up.kill()
-            await warm_up.wait()
         self._started = False
-
-
-async def _start_kernel_warm_up() -> asyncio.subprocess.Process | None:
-    """Fill numba's on-disk kernel cache in a separate process, off the event loop.
-
-    Pipeline workers then load compiled kernels in about a second instead of compiling them
-    (tens of seconds) when the first pipeline starts. Failure only costs that time later.
-    """
-    import sys
-
-    try:
-        return await asyncio.create_subprocess_exec(
-            sys.executable, "-c", "from camioc.processing import warm_up; warm_up()",
-            stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL)
-    except OSError as exc:
-        log.warning("kernel warm-up not started: %s", exc)
-        return None
 
 
 async def serve(settings: Settings) -> None:

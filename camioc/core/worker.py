@@ -35,7 +35,19 @@ from camioc.errors import InstanceError
 
 log = logging.getLogger(__name__)
 
-_MP_CONTEXT = multiprocessing.get_context("spawn")
+# Workers are forked from a fork server (a clean, single-threaded process started once) that has
+# preloaded and compiled everything (camioc.core.preload): instances start in ~0.1 s instead of the
+# seconds a fresh interpreter needs, and nothing of the control process (threads, event loop,
+# sockets) leaks into a worker, unlike a plain fork.
+_MP_CONTEXT = multiprocessing.get_context("forkserver")
+_MP_CONTEXT.set_forkserver_preload(["camioc.core.preload"])
+
+
+def start_worker_server() -> None:
+    """Start the worker fork server now (blocking, seconds): call it from a thread at start-up."""
+    from multiprocessing import forkserver
+
+    forkserver.ensure_running()
 
 MessageCallback = Callable[[str, Any], None]
 
@@ -291,4 +303,11 @@ class RateMeter:
         return (len(recent) - 1) / span if span > 0 else 0.0
 
 
-__all__ = ["ForwardingLogHandler", "RateMeter", "WorkerHandle", "WorkerLink", "setup_worker_logging"]
+__all__ = [
+    "ForwardingLogHandler",
+    "RateMeter",
+    "WorkerHandle",
+    "WorkerLink",
+    "setup_worker_logging",
+    "start_worker_server",
+]

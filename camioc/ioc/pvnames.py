@@ -6,6 +6,11 @@ Each block of :mod:`camioc.ioc.pvspec` lives under one prefix:
 - service: ``$(P)``                     e.g. ``CAMIOC:HEARTBEAT``
 - camera:  ``$(P)<cam>:cam1:``          e.g. ``CAMIOC:simulation:cam1:Acquire``
 - image:   ``$(P)<cam>:image1:``        e.g. ``CAMIOC:simulation:image1:ArrayData``
+- pipeline: ``$(P)<id>:``               e.g. ``CAMIOC:simulation_sp1:CentroidX_RBV``
+- its image: ``$(P)<id>:image1:``       e.g. ``CAMIOC:simulation_sp1:image1:ArrayData``
+
+Camera and pipeline names share the ``$(P)<name>:`` level: a pipeline named like a camera would
+serve the same ``image1:`` names; whichever comes second is then not served (an error is logged).
 """
 
 from __future__ import annotations
@@ -28,8 +33,13 @@ def camera_prefix(prefix: str, camera: str) -> str:
 
 
 def image_prefix(prefix: str, owner: str) -> str:
-    """``$(P)<owner>:image1:`` (``owner`` is a camera name, later also a pipeline instance id)."""
+    """``$(P)<owner>:image1:`` (``owner`` is a camera name or a pipeline id)."""
     return f"{prefix}{owner}:{IMAGE_PLUGIN}"
+
+
+def pipeline_prefix(prefix: str, pipeline: str) -> str:
+    """``$(P)<id>:`` (``pipeline`` is a saved pipeline name or an instance id)."""
+    return f"{prefix}{pipeline}:"
 
 
 def service_pv(prefix: str, name: str) -> str:
@@ -44,6 +54,10 @@ def image_pv(prefix: str, owner: str, name: str) -> str:
     return f"{image_prefix(prefix, owner)}{name}"
 
 
+def pipeline_pv(prefix: str, pipeline: str, name: str) -> str:
+    return f"{pipeline_prefix(prefix, pipeline)}{name}"
+
+
 __all__ = [
     "CAMERA_DRIVER",
     "IMAGE_PLUGIN",
@@ -52,6 +66,8 @@ __all__ = [
     "camera_pv",
     "image_prefix",
     "image_pv",
+    "pipeline_prefix",
+    "pipeline_pv",
     "service_prefix",
     "service_pv",
 ]

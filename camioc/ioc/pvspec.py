@@ -14,9 +14,15 @@ table          prefix                areaDetector role
 SERVICE_PVS    ``$(P)``              iocStats-like health, lists, StopAll
 CAMERA_PVS     ``$(P)<cam>:cam1:``   ADBase driver
 IMAGE_PVS      ``$(P)<cam>:image1:`` NDStdArrays (pipelines reuse it under ``$(P)<id>:image1:``)
+PIPELINE_PVS   ``$(P)<id>:``         NDPluginStats + NDPluginBase subset, ROI, background
+                                     (NDPluginProcess names), good region, slices, results
+PIPELINE_      ``$(P)<id>:``         the pipeline's profile/axis/fit waveforms (their length
+ARRAY_PVS                            is decided at runtime, so they are a block of their own)
 ============== ===================== ==========================================================
 
-The pipeline block (NDPluginStats-like, ``$(P)<id>:``) will be one more table of the same rows.
+Result readbacks name the pipeline output they show in ``source`` (cam_server's output field
+names, reference/camserver-compat.md §2.3). ``Out:<field>_RBV`` readbacks of other scalar outputs
+are made at runtime by :func:`out_field_spec`.
 
 Names and semantics follow areaDetector (reference/epics-conventions.md): settings are an output
 record ``Name`` plus an input record ``Name_RBV`` showing the value in force; DESC <= 40 chars,
@@ -25,6 +31,7 @@ EGU <= 15 chars, enum strings <= 25 chars and <= 16 states (checked by tests).
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -82,11 +89,17 @@ class PVDef:
     ftvl: str = ""
     nelm: int = 0
     value: Any = None
+    #: the pipeline output (``results``/``arrays`` key) a result readback shows
+    source: str = ""
+    #: a waveform clients may write (a long string setting, e.g. ``BackgroundId``)
+    output: bool = False
+    #: for waveforms sized at runtime: the db macro of the length (``nelm`` is its default)
+    nelm_macro: str = ""
 
     @property
     def writable(self) -> bool:
-        """Whether CA clients may put to the PV (output records)."""
-        return self.record in OUTPUT_RECORDS
+        """Whether CA clients may put to the PV (output records, output waveforms)."""
+        return self.record in OUTPUT_RECORDS or (self.output and self.record == "waveform")
 
     @property
     def is_enum(self) -> bool:
@@ -131,6 +144,8 @@ def _rbv(setting: PVDef, record: str, desc: str, enums: tuple[str, ...] | None =
         low=setting.low,
         high=setting.high,
         enums=setting.enums if enums is None else enums,
+        ftvl=setting.ftvl,
+        nelm=setting.nelm,
         value=None if enums is not None else setting.value,
     )
 
@@ -229,11 +244,186 @@ IMAGE_PVS: tuple[PVDef, ...] = (
     PVDef("plugin_type", "PluginType_RBV", "stringin", "Plugin type", value="NDPluginStdArrays"),
 )
 
+# =========================================================================================
+# Pipeline (NDPluginStats-like): $(P)<id>:
+# =========================================================================================
+#: Slices with readbacks (``Slice0:`` .. ``Slice14:``); cam_server makes an odd number of slices,
+#: so ``Slices:Number`` 0..15 gives at most 15.
+MAX_SLICES = 15
+#: ``Config_RBV`` (effective config as JSON; longer texts are cut).
+CONFIG_NELM = 16384
+#: Initial length of the profile/axis/fit waveforms (grown at runtime when a pipeline needs more).
+PROFILE_NELM = 4096
+THRESHOLD_LIMIT = 1e9
+BACKGROUND_MODES = ("Disable", "Enable", "Signed", "Passive")
+SLICE_ORIENTATIONS = ("vertical", "horizontal")
+
+
+def _result(attr: str, name: str, desc: str, source: str, egu: str = "", prec: int = 3) -> PVDef:
+    return PVDef(attr, name, "ai", desc, egu=egu, prec=prec, source=source)
+
+
+PIPELINE_STATUS_PVS: tuple[PVDef, ...] = (
+    *_pair(PVDef("enable_callbacks", "EnableCallbacks", "bo", "Start (1) / stop (0) the instance",
+                 enums=DISABLE_ENABLE), "bi", "Pipeline instance running"),
+    PVDef("plugin_type", "PluginType_RBV", "stringin", "Plugin type", value="NDPluginStats"),
+    PVDef("nd_array_port", "NDArrayPort_RBV", "stringin", "Camera the pipeline reads"),
+    PVDef("detector_state", "DetectorState_RBV", "mbbi", "Pipeline state", enums=DETECTOR_STATES,
+          severities=tuple("MAJOR" if s in ("Error", "Disconnected") else "" for s in DETECTOR_STATES)),
+    PVDef("status_message", "StatusMessage_RBV", "waveform", "Last status or processing error", ftvl="CHAR",
+          nelm=TEXT_NELM),
+    PVDef("stream_address", "StreamAddress_RBV", "waveform", "bsread stream address", ftvl="CHAR", nelm=TEXT_NELM),
+    PVDef("read_only", "ReadOnly_RBV", "bi", "Instance is read-only", enums=NO_YES),
+    PVDef("config", "Config_RBV", "waveform", "Effective config (JSON)", ftvl="CHAR", nelm=CONFIG_NELM, value="{}"),
+    PVDef("array_counter", "ArrayCounter_RBV", "longin", "Frames processed"),
+    PVDef("array_rate", "ArrayRate_RBV", "ai", "Processing rate", egu="Hz", prec=2),
+    PVDef("execution_time", "ExecutionTime_RBV", "ai", "Processing time per frame", egu="ms", prec=3),
+    PVDef("dropped_arrays", "DroppedArrays_RBV", "longin", "Frames dropped"),
+    PVDef("unique_id", "UniqueId_RBV", "int64in", "Pulse id of the last frame"),
+    PVDef("array_size0", "ArraySize0_RBV", "longin", "Processed image width (width)", egu="px", source="width"),
+    PVDef("array_size1", "ArraySize1_RBV", "longin", "Processed image height (height)", egu="px", source="height"),
+)
+
+PIPELINE_SETTING_PVS: tuple[PVDef, ...] = (
+    *_pair(PVDef("centroid_threshold", "CentroidThreshold", "ao", "Threshold, 0 = off (image_threshold)",
+                 prec=1, low=0.0, high=THRESHOLD_LIMIT), "ai", "Pixel threshold in force"),
+    *_pair(PVDef("roi_min_x", "ROI:MinX", "longout", "ROI first column", egu="px", low=0, high=PIXEL_LIMIT),
+           "longin", "ROI first column in force"),
+    *_pair(PVDef("roi_min_y", "ROI:MinY", "longout", "ROI first row", egu="px", low=0, high=PIXEL_LIMIT),
+           "longin", "ROI first row in force"),
+    *_pair(PVDef("roi_size_x", "ROI:SizeX", "longout", "ROI width", egu="px", low=0, high=PIXEL_LIMIT),
+           "longin", "ROI width in force"),
+    *_pair(PVDef("roi_size_y", "ROI:SizeY", "longout", "ROI height", egu="px", low=0, high=PIXEL_LIMIT),
+           "longin", "ROI height in force"),
+    *_pair(PVDef("roi_enable", "ROI:Enable", "bo", "Apply the ROI (image_region_of_interest)", enums=DISABLE_ENABLE),
+           "bi", "ROI in force"),
+    *_pair(PVDef("enable_background", "EnableBackground", "mbbo", "Background subtraction mode",
+                 enums=BACKGROUND_MODES), "mbbi", "Background subtraction in force"),
+    *_pair(PVDef("background_id", "BackgroundId", "waveform", "Background id (image_background)", ftvl="CHAR",
+                 nelm=TEXT_NELM, output=True), "waveform", "Background id in force"),
+    *_pair(PVDef("save_background", "SaveBackground", "bo", "Write 1: collect a background now",
+                 enums=("Done", "Save")), "bi", "Background collection busy", ("Done", "Saving")),
+    *_pair(PVDef("num_background_images", "NumBackgroundImages", "longout", "Images averaged per background",
+                 low=1, high=1000, value=10), "longin", "Images per background in force"),
+    PVDef("valid_background", "ValidBackground_RBV", "bi", "Background usable", enums=("Invalid", "Valid")),
+    *_pair(PVDef("good_region_enable", "GoodRegion:Enable", "bo", "Use good region (image_good_region)",
+                 enums=DISABLE_ENABLE), "bi", "Good region in force"),
+    *_pair(PVDef("good_region_threshold", "GoodRegion:Threshold", "ao", "Good region level, fraction of max",
+                 prec=3, low=0.0, high=1.0, value=0.3), "ai", "Good region level in force"),
+    *_pair(PVDef("good_region_gfscale", "GoodRegion:GFScale", "ao", "Good region widening factor", prec=2,
+                 low=0.0, high=100.0, value=1.8), "ai", "Good region widening in force"),
+    *_pair(PVDef("slices_number", "Slices:Number", "longout", "Slices, 0 = none (image_slices)",
+                 low=0, high=MAX_SLICES), "longin", "Number of slices in force"),
+    *_pair(PVDef("slices_scale", "Slices:Scale", "ao", "Slice extent in sigmas", prec=2, low=0.0, high=100.0,
+                 value=2.0), "ai", "Slice extent in force"),
+    *_pair(PVDef("slices_orientation", "Slices:Orientation", "mbbo", "Slice orientation", enums=SLICE_ORIENTATIONS),
+           "mbbi", "Slice orientation in force"),
+    *_pair(PVDef("averaging", "Averaging", "longout", "Frames averaged, <0 rolling, 0 = off",
+                 low=-1000, high=1000), "longin", "Frames averaged in force"),
+    *_pair(PVDef("max_array_rate", "MaxArrayRate", "ao", "Max processing rate, 0 = unlimited", egu="Hz", prec=2,
+                 low=0.0, high=1000.0), "ai", "Max processing rate in force"),
+    *_pair(PVDef("pause", "Pause", "bo", "Pause processing (paused)", enums=NO_YES), "bi", "Processing paused"),
+)
+
+
+def _fit_results(prefix: str, attr: str, axis: str, source: str, what: str) -> tuple[PVDef, ...]:
+    return (
+        _result(f"{attr}_mean", f"{prefix}Mean_RBV", f"{what} mean", f"{source}_fit_mean"),
+        _result(f"{attr}_sigma", f"{prefix}Sigma_RBV", f"{what} sigma", f"{source}_fit_standard_deviation"),
+        _result(f"{attr}_amplitude", f"{prefix}Amplitude_RBV", f"{what} amplitude", f"{source}_fit_amplitude"),
+        _result(f"{attr}_offset", f"{prefix}Offset_RBV", f"{what} offset", f"{source}_fit_offset"),
+    )
+
+
+def _slice_results(index: int) -> tuple[PVDef, ...]:
+    key = f"slice_{index}"
+    return (
+        _result(f"slice{index}_center_x", f"Slice{index}:CenterX_RBV", f"Slice {index} center X", f"{key}_center_x"),
+        _result(f"slice{index}_center_y", f"Slice{index}:CenterY_RBV", f"Slice {index} center Y", f"{key}_center_y"),
+        _result(f"slice{index}_sigma", f"Slice{index}:Sigma_RBV", f"Slice {index} sigma", f"{key}_standard_deviation"),
+        _result(f"slice{index}_total", f"Slice{index}:Total_RBV", f"Slice {index} intensity", f"{key}_intensity"),
+    )
+
+
+PIPELINE_RESULT_PVS: tuple[PVDef, ...] = (
+    _result("centroid_x", "CentroidX_RBV", "Centroid X (x_center_of_mass)", "x_center_of_mass"),
+    _result("centroid_y", "CentroidY_RBV", "Centroid Y (y_center_of_mass)", "y_center_of_mass"),
+    _result("sigma_x", "SigmaX_RBV", "RMS width X (x_rms)", "x_rms"),
+    _result("sigma_y", "SigmaY_RBV", "RMS width Y (y_rms)", "y_rms"),
+    _result("total", "Total_RBV", "Sum of the image (intensity)", "intensity", prec=0),
+    _result("min_value", "MinValue_RBV", "Minimum pixel value (min_value)", "min_value", prec=0),
+    _result("max_value", "MaxValue_RBV", "Maximum pixel value (max_value)", "max_value", prec=0),
+    _result("fwhm_x", "FWHMX_RBV", "FWHM X (x_fwhm)", "x_fwhm"),
+    _result("fwhm_y", "FWHMY_RBV", "FWHM Y (y_fwhm)", "y_fwhm"),
+    *_fit_results("FitX:", "fit_x", "x", "x", "Gauss fit X"),
+    *_fit_results("FitY:", "fit_y", "y", "y", "Gauss fit Y"),
+    *_fit_results("GoodRegion:FitX:", "gr_fit_x", "x", "gr_x", "Good region fit X"),
+    *_fit_results("GoodRegion:FitY:", "gr_fit_y", "y", "gr_y", "Good region fit Y"),
+    _result("gr_total", "GoodRegion:Total_RBV", "Good region intensity (gr_intensity)", "gr_intensity", prec=0),
+    *(pv for index in range(MAX_SLICES) for pv in _slice_results(index)),
+    _result("coupling", "Coupling_RBV", "Coupling (coupling)", "coupling"),
+    _result("coupling_slope", "CouplingSlope_RBV", "Coupling slope (coupling_slope)", "coupling_slope"),
+    _result("coupling_offset", "CouplingOffset_RBV", "Coupling offset (coupling_offset)", "coupling_offset"),
+)
+
+#: ``$(P)<id>:`` without the waveforms.
+PIPELINE_PVS: tuple[PVDef, ...] = PIPELINE_STATUS_PVS + PIPELINE_SETTING_PVS + PIPELINE_RESULT_PVS
+
+
+def _profile(attr: str, name: str, desc: str, source: str) -> PVDef:
+    return PVDef(attr, name, "waveform", desc, ftvl="DOUBLE", nelm=PROFILE_NELM, source=source, nelm_macro="NPROFILE")
+
+
+#: ``$(P)<id>:`` waveforms (DOUBLE; NELM ``PROFILE_NELM`` or more, see :mod:`camioc.ioc.pipeline`).
+PIPELINE_ARRAY_PVS: tuple[PVDef, ...] = (
+    _profile("profile_x", "ProfileX_RBV", "Column sums (x_profile)", "x_profile"),
+    _profile("profile_y", "ProfileY_RBV", "Row sums (y_profile)", "y_profile"),
+    _profile("axis_x", "AxisX_RBV", "X axis (x_axis)", "x_axis"),
+    _profile("axis_y", "AxisY_RBV", "Y axis (y_axis)", "y_axis"),
+    _profile("fit_x_curve", "FitX:Curve_RBV", "Gauss fit X (x_fit_gauss_function)", "x_fit_gauss_function"),
+    _profile("fit_y_curve", "FitY:Curve_RBV", "Gauss fit Y (y_fit_gauss_function)", "y_fit_gauss_function"),
+)
+
+#: Outputs that have a readback of their own (or none: ``timestamp`` is the PVs' timestamp);
+#: every other scalar output gets an ``Out:<field>_RBV``.
+NOT_OUT_FIELDS = frozenset({spec.source for spec in PIPELINE_PVS if spec.source}) | {"timestamp"}
+#: Slice outputs of slices without readbacks (index >= MAX_SLICES) get no ``Out:`` either.
+SLICE_FIELD = re.compile(r"slice_\d+_(center_x|center_y|standard_deviation|intensity)")
+#: ``Out:<field>_RBV`` readbacks per pipeline at most; characters of field names other than these
+#: become ``_``, and names are cut to ``OUT_NAME_LENGTH`` characters.
+MAX_OUT_FIELDS = 64
+OUT_NAME_LENGTH = 40
+OUT_PREFIX = "Out:"
+_OUT_UNSAFE = re.compile(r"[^A-Za-z0-9_\-]")
+
+
+def out_field_name(field: str) -> str:
+    """The PV name part of a user output field (``Out:<this>_RBV``): unsafe characters -> ``_``."""
+    return _OUT_UNSAFE.sub("_", str(field))[:OUT_NAME_LENGTH] or "_"
+
+
+def is_out_field(field: str) -> bool:
+    """Whether a scalar output ``field`` is shown on an ``Out:<field>_RBV``."""
+    return field not in NOT_OUT_FIELDS and not SLICE_FIELD.fullmatch(field)
+
+
+def out_field_spec(index: int, field: str, text: bool = False) -> PVDef:
+    """The readback of user output ``field``: ``ai`` (numbers) or ``stringin`` (text)."""
+    desc = f"Output {field}"
+    desc = desc if len(desc) <= 40 else desc[:37] + "..."
+    desc = desc.replace('"', "'")
+    if text:
+        return PVDef(f"out_{index}", f"{OUT_PREFIX}{out_field_name(field)}_RBV", "stringin", desc, source=str(field))
+    return PVDef(f"out_{index}", f"{OUT_PREFIX}{out_field_name(field)}_RBV", "ai", desc, prec=3, source=str(field))
+
+
 #: Every table by block name (the db generator, the screen generator and tests iterate this).
 TABLES: dict[str, tuple[PVDef, ...]] = {
     "service": SERVICE_PVS,
     "camera": CAMERA_PVS,
     "image": IMAGE_PVS,
+    "pipeline": PIPELINE_PVS,
+    "pipeline_arrays": PIPELINE_ARRAY_PVS,
 }
 
 
@@ -297,6 +487,7 @@ def wire_ftvl(ftvl: str) -> str:
 
 
 __all__ = [
+    "BACKGROUND_MODES",
     "CAMERA_DATA_READBACKS",
     "CAMERA_PVS",
     "COLOR_MODES",
@@ -306,11 +497,24 @@ __all__ = [
     "DETECTOR_STATES",
     "IMAGE_FTVL",
     "IMAGE_PVS",
+    "MAX_OUT_FIELDS",
+    "MAX_SLICES",
+    "OUT_PREFIX",
+    "PIPELINE_ARRAY_PVS",
+    "PIPELINE_PVS",
+    "PIPELINE_RESULT_PVS",
+    "PIPELINE_SETTING_PVS",
+    "PIPELINE_STATUS_PVS",
+    "PROFILE_NELM",
+    "SLICE_ORIENTATIONS",
     "ImageFormat",
     "PVDef",
     "SERVICE_PVS",
     "TABLES",
     "image_format",
+    "is_out_field",
+    "out_field_name",
+    "out_field_spec",
     "spec_by_attr",
     "spec_by_name",
     "wire_ftvl",

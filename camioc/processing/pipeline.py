@@ -119,7 +119,9 @@ class ImagePipeline:
         self._function = function
         self._refresh_background(params)
         self._preprocessor.update(params)
-        self._frame_mean = _resized_frame_buffer(self._frame_mean, self._params.averaging, params.averaging)
+        self._frame_mean = _resized_frame_buffer(
+            self._frame_mean, self._params.averaging, params.averaging
+        )
         self._params = params
         self._refresh_derived()
 
@@ -171,8 +173,8 @@ class ImagePipeline:
         parameters.update(self._runtime_fields())
         parameters["processing_error"] = error
         return {
-            "x_axis": np.asarray(x_axis, dtype=np.float32),
-            "y_axis": np.asarray(y_axis, dtype=np.float32),
+            "x_axis": _axis_or_indices(x_axis, shape[1]),
+            "y_axis": _axis_or_indices(y_axis, shape[0]),
             "image": np.zeros(shape, dtype),
             "width": np.int64(shape[1]),
             "height": np.int64(shape[0]),
@@ -238,6 +240,12 @@ class ImagePipeline:
         user = dict(self._params.config)
         user.update(runtime)
         self._user_parameters = user
+
+
+def _axis_or_indices(axis: Any, size: int) -> np.ndarray:
+    if axis is None:
+        return np.arange(size, dtype=np.float32)
+    return np.asarray(axis, dtype=np.float32)
 
 
 def _frame_buffer(averaging: int | None) -> BlockMean | RollingMean | None:

@@ -37,6 +37,15 @@ _CONFIGS: tuple[dict[str, Any], ...] = (
     },
     {"image_good_region": {}, "image_slices": {"number_of_slices": 3, "orientation": "horizontal"}},
     {"image_averaging": 2, "image_scale": 2.0, "image_offset": 1.0},
+    {  # frame averaging: float64 frames through the fused pass
+        "averaging": -2,
+        "image_background_enable": True,
+        "image_background": "warm-up",
+        "image_threshold": 3,
+        "mirror_x": True,
+        "image_good_region": {},
+        "image_slices": {"number_of_slices": 3},
+    },
     {"binning_x": 2, "binning_y": 2, "image_background_enable": True, "image_background": "warm-up"},
     {"binning_x": 2, "binning_y": 2, "binning_mean": True},
 )

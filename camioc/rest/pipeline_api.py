@@ -76,6 +76,7 @@ from aiohttp import web
 
 from camioc.config.names import validate_name
 from camioc.core.api import CameraService
+from camioc.core.backgrounds import DEFAULT_N_IMAGES
 from camioc.core.pipeline_manager import PipelineManager
 from camioc.errors import ConfigError
 from camioc.logbuffer import LogBuffer
@@ -88,8 +89,8 @@ from camioc.rest.unpickle import unpickle_array
 
 PIPELINE_ROOT = API_PREFIX + "/pipeline"
 
-#: Default and largest ``n_images`` of ``POST <root>/camera/<camera>/background``.
-DEFAULT_BACKGROUND_IMAGES = 10
+#: Default (cam_server's 10) and largest ``n_images`` of ``POST <root>/camera/<camera>/background``.
+DEFAULT_BACKGROUND_IMAGES = DEFAULT_N_IMAGES
 MAX_BACKGROUND_IMAGES = 1000
 
 NO_CONFIG = "You must specify either the pipeline name or the configuration for the pipeline."

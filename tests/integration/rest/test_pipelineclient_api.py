@@ -76,7 +76,7 @@ def wait_until(predicate: Callable[[], Any], timeout: float = 15.0, what: str = 
 
 
 def receive(address: str, predicate: Callable[[dict[str, Any]], bool] = lambda data: True,
-            timeout: float = 20.0, what: str = "a message") -> bsread.Message:
+            timeout: float = 30.0, what: str = "a message") -> bsread.Message:
     """The first message of ``address`` whose channel values satisfy ``predicate``."""
     host, port = get_host_port_from_stream_address(address)
     deadline = time.monotonic() + timeout
@@ -263,7 +263,7 @@ def test_shared_read_only_instances_and_get_instance_message(pipe: PipelineClien
     with pytest.raises(ValueError, match="Instance 'nope' is not present on server and it is not a saved pipeline name."):
         pipe.get_instance_stream("nope")
 
-    message = call_with_deadline(lambda: pipe.get_instance_message("simulation_sp"), 30.0)
+    message = call_with_deadline(lambda: pipe.get_instance_message("simulation_sp"), 60.0)
     assert PROCESSING_CHANNELS <= set(message.data.data)
     assert message.data.data["image"].value.shape == (960, 1280)
 
@@ -281,7 +281,7 @@ def test_shared_read_only_instances_and_get_instance_message(pipe: PipelineClien
     private_id, _ = pipe.create_instance_from_name("simulation_sp")
     assert pipe.get_instance_info(private_id)["read_only"] is False
     assert pipe.set_instance_config(private_id, {"image_threshold": 1})["image_threshold"] == 1
-    message = call_with_deadline(lambda: pipe.get_instance_message(private_id), 30.0)
+    message = call_with_deadline(lambda: pipe.get_instance_message(private_id), 60.0)
     assert message.data.data["width"].value == 1280
 
 

@@ -1,4 +1,9 @@
-"""Fixtures for the processing tests: synthetic beams and the recorded camera frames."""
+"""Fixtures for the processing tests: synthetic beams and the recorded camera frames.
+
+numba compiles kernels on first use per pixel type and caches them on disk; the session-wide
+``warm_up()`` in ``tests/conftest.py`` covers uint16, other types compile in the first test using
+them (a one-off per machine).
+"""
 
 from __future__ import annotations
 
@@ -9,8 +14,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
-from camioc.processing import warm_up
 
 
 @dataclass(frozen=True)
@@ -70,12 +73,6 @@ def make_beam(  # noqa: PLR0913
         x_axis = np.linspace(0, width - 1, width, dtype=np.float32)
         y_axis = np.linspace(0, height - 1, height, dtype=np.float32)
     return Beam(image, x_axis, y_axis)
-
-
-@pytest.fixture(scope="session", autouse=True)
-def _compiled_kernels() -> None:
-    """Compile (or load from numba's cache) the kernels once, outside the tests' own timing."""
-    warm_up((np.uint16, np.int16, np.uint8, np.float32, np.float64))
 
 
 @pytest.fixture(scope="session")

@@ -68,6 +68,8 @@ def test_warm_up_compiles_everything_a_uint16_pipeline_needs(beam_factory: Any) 
         {"image_good_region": {}, "image_slices": {"number_of_slices": 7, "orientation": "horizontal"}},
         {"image_good_region": {}, "image_slices": {"number_of_slices": 3}, "fw_threshold": 0.3},
         {"averaging": 2, "image_scale": 3.0},
+        {"averaging": -3, "image_background_enable": True, "image_background": "b", "mirror_y": True,
+         "image_region_of_interest": [1, 50, 2, 40], "image_good_region": {}, "image_slices": {}},
         {"binning_x": 4, "binning_y": 2, "binning_mean": True},
     ]
     for height, width in ((70, 130), (97, 201)):
