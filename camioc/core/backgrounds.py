@@ -110,44 +110,54 @@ def glob_escape(text: str) -> str:
     return re.sub(r"([*?\[])", r"[\1]", text)
 
 
-def average_frames(frames: list[np.ndarray]) -> np.ndarray:
-    """cam_server's background average: uint64 sum, divided by n, cast to uint16."""
-    if not frames:
-        raise ValueError("no frames to average")
-    total = np.zeros(frames[0].shape, dtype=np.uint64)
-    for frame in frames:
-        if frame.shape != total.shape:
+class FrameAverager:
+    """cam_server's background average, accumulated frame by frame.
+
+    A running uint64 sum (one frame of memory, whatever ``n_images`` is), divided by the number of
+    frames and cast to uint16 at the end.
+    """
+
+    def __init__(self) -> None:
+        self._total: np.ndarray | None = None
+        self.count = 0
+
+    def add(self, frame: np.ndarray) -> None:
+        if self._total is None:
+            self._total = np.zeros(frame.shape, dtype=np.uint64)
+        elif frame.shape != self._total.shape:
             raise InstanceError(f"Camera image size changed while collecting the background "
-                                f"({frame.shape} != {total.shape}).")
-        total += frame.astype(np.uint64, copy=False)
-    return (total // len(frames)).astype(np.uint16)
+                                f"({frame.shape} != {self._total.shape}).")
+        self._total += frame.astype(np.uint64, copy=False)
+        self.count += 1
+
+    def result(self) -> np.ndarray:
+        if self._total is None:
+            raise ValueError("no frames to average")
+        return (self._total // self.count).astype(np.uint16)
 
 
-def collect_frames(stream_address: str, n_images: int, timeout: float) -> list[np.ndarray]:
-    """Receive ``n_images`` images from a camera stream (blocking; run it in a thread)."""
+def collect_background_image(stream_address: str, n_images: int, timeout: float) -> np.ndarray:
+    """Average ``n_images`` images of a camera stream (blocking: run it in a thread)."""
     from camioc.streams.bsread import BsreadReceiver
 
-    frames: list[np.ndarray] = []
+    averager = FrameAverager()
     deadline = time.monotonic() + timeout
     receiver = BsreadReceiver(stream_address, mode="SUB", receive_timeout=0.5)
     receiver.connect()
     try:
-        while len(frames) < n_images:
+        while averager.count < n_images:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 raise InstanceError(
-                    f"Background collection got {len(frames)} of {n_images} images within {timeout:g} s "
+                    f"Background collection got {averager.count} of {n_images} images within {timeout:g} s "
                     f"from {stream_address}."
                 )
             message = receiver.receive(timeout=min(0.5, remaining))
-            if message is None:
-                continue
-            image = message.data.get("image")
-            if image is not None:
-                frames.append(np.array(image))
+            if message is not None and message.data.get("image") is not None:
+                averager.add(message.data["image"])
     finally:
         receiver.close()
-    return frames
+    return averager.result()
 
 
-__all__ = ["DEFAULT_N_IMAGES", "BackgroundStore", "average_frames", "collect_frames"]
+__all__ = ["DEFAULT_N_IMAGES", "BackgroundStore", "FrameAverager", "collect_background_image"]

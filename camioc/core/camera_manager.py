@@ -30,7 +30,7 @@ from camioc.core.api import CameraEvents, CameraStatus, DetectorState, ImageSnap
 from camioc.core.backgrounds import BackgroundStore
 from camioc.core.camera_worker import CameraWorkerOptions, run_camera_worker
 from camioc.core.events import Listeners
-from camioc.core.ports import PortAllocator
+from camioc.core.ports import START_ATTEMPTS, PortAllocator, port_taken
 from camioc.core.worker import WorkerHandle
 from camioc.errors import CameraOfflineError, ConfigError, InstanceError, NotFoundError
 
@@ -177,11 +177,22 @@ class CameraManager:
 
     async def _start(self, name: str) -> str:
         config = self._load(name)
-        if config.port:
-            self._ports.reserve(int(config.port))
-            port = int(config.port)
-        else:
-            port = self._ports.allocate(self._last_ports.get(name))
+        for attempt in range(START_ATTEMPTS):
+            if config.port:
+                self._ports.reserve(int(config.port))
+                port = int(config.port)
+            else:
+                port = self._ports.allocate(self._last_ports.get(name) if attempt == 0 else None)
+            try:
+                return await self._start_on_port(name, config, port)
+            except InstanceError as exc:
+                # another program took the port between our check and the worker's bind: next port
+                if config.port or not port_taken(exc) or attempt == START_ATTEMPTS - 1:
+                    raise
+                log.warning("camera %s: port %d was taken, retrying on another port", name, port)
+        raise AssertionError("unreachable")
+
+    async def _start_on_port(self, name: str, config: CameraConfig, port: int) -> str:
         instance = _CameraInstance(name, config, port)
         options = CameraWorkerOptions(
             port=port,

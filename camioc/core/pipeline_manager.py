@@ -36,10 +36,10 @@ from camioc.config.names import validate_name
 from camioc.config.pipeline import PipelineConfig, merge_update, pipeline_groups
 from camioc.config.store import ConfigStore
 from camioc.core.api import DetectorState, ImageSnapshot, PipelineEvents, PipelineStatus
-from camioc.core.backgrounds import DEFAULT_N_IMAGES, BackgroundStore, average_frames, collect_frames
+from camioc.core.backgrounds import DEFAULT_N_IMAGES, BackgroundStore, collect_background_image
 from camioc.core.camera_manager import CameraManager
 from camioc.core.pipeline_worker import PipelineWorkerOptions, run_pipeline_worker
-from camioc.core.ports import PortAllocator
+from camioc.core.ports import START_ATTEMPTS, PortAllocator, port_taken
 from camioc.core.worker import WorkerHandle
 from camioc.errors import (
     CameraOfflineError,
@@ -55,6 +55,7 @@ TIME_FORMAT = "%Y-%m-%d %H:%M:%S UTC%z"
 START_TIMEOUT = 60.0
 BACKGROUND_TIMEOUT_PER_IMAGE = 2.0
 CAMERA_TYPES = ("processing", "store", "fanout", "custom", "script")
+MAX_EXIT_CODES = 1000
 #: After a camera stopped under a running pipeline and was restarted for it, a further stop within
 #: this time is left to the worker's ``camera_timeout`` (no restart storm for a crashing camera).
 CAMERA_RESTART_HOLDOFF = 5.0
@@ -245,6 +246,17 @@ class PipelineManager:
             return await self.create_instance(raw, instance_id=probe_id)
 
     async def _start(self, instance_id: str, config: dict[str, Any], read_only: bool) -> str:
+        for attempt in range(START_ATTEMPTS):
+            try:
+                return await self._start_once(instance_id, config, read_only)
+            except InstanceError as exc:
+                # a port was taken between our check and the worker's bind: wire it anew
+                if config.get("port") or not port_taken(exc) or attempt == START_ATTEMPTS - 1:
+                    raise
+                log.warning("pipeline %s: a port was taken, retrying on other ports", instance_id)
+        raise AssertionError("unreachable")
+
+    async def _start_once(self, instance_id: str, config: dict[str, Any], read_only: bool) -> str:
         instance = _PipelineInstance(instance_id, config, read_only)
         try:
             options = await self._wire(instance)
@@ -275,7 +287,7 @@ class PipelineManager:
                 self._ports.release(port)
             self._set_status(instance_id, running=False, state=DetectorState.Error,
                              message=handle.stop_error or "start failed", exit_code=handle.exitcode)
-            self._exit_codes[instance_id] = handle.exitcode
+            self._remember_exit_code(instance_id, handle.exitcode)
             if not self._store.exists(instance_id):
                 self._emit("pipeline_removed", instance_id)
             raise
@@ -413,7 +425,7 @@ class PipelineManager:
         for port in instance.ports:
             self._ports.release(port)
         code = handle.exitcode
-        self._exit_codes[instance_id] = code
+        self._remember_exit_code(instance_id, code)
         error = handle.stop_error
         state = DetectorState.Error if error else DetectorState.Idle
         message = error or f"Stopped ({handle.stop_reason or 'exit code %s' % code})"
@@ -422,7 +434,23 @@ class PipelineManager:
         log.info("pipeline %s stopped: %s", instance_id, message)
         if not self._store.exists(instance_id):
             self._emit("pipeline_removed", instance_id)
-            self._statuses.pop(instance_id, None)
+            self._forget(instance_id)
+
+    def _remember_exit_code(self, instance_id: str, code: int | None) -> None:
+        """Keep exit codes of stopped instances for ``/exitcode``, the newest MAX_EXIT_CODES only."""
+        self._exit_codes.pop(instance_id, None)
+        self._exit_codes[instance_id] = code
+        while len(self._exit_codes) > MAX_EXIT_CODES:
+            self._exit_codes.pop(next(iter(self._exit_codes)))
+
+    def _forget(self, instance_id: str) -> None:
+        """Drop per-id state of a deleted private instance (uuid ids must not accumulate)."""
+        self._statuses.pop(instance_id, None)
+        self._publishing.pop(instance_id, None)
+        self._snapshot_counters.pop(instance_id, None)
+        lock = self._locks.get(instance_id)
+        if lock is not None and not lock.locked():
+            del self._locks[instance_id]
 
     def _on_worker_message(self, instance_id: str, kind: str, payload: Any) -> None:
         if kind == "status":
@@ -557,8 +585,7 @@ class PipelineManager:
         camera = self._cameras.resolve(camera_name)
         address = await self._cameras.get_stream(camera)
         timeout = 5.0 + BACKGROUND_TIMEOUT_PER_IMAGE * n
-        frames = await asyncio.to_thread(collect_frames, address, n, timeout)
-        image = average_frames(frames)
+        image = await asyncio.to_thread(collect_background_image, address, n, timeout)
         background_id = self.backgrounds.new_id(camera)
         await asyncio.to_thread(self.backgrounds.save, background_id, image)
         log.info("background %s collected from %d images", background_id, n)

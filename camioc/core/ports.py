@@ -7,6 +7,17 @@ import socket
 from camioc.errors import InstanceError
 
 ALL_PORTS_USED = "All ports are used. Stop some instances before opening a new stream."
+#: How often an instance start is tried on a fresh port when its port was taken meanwhile.
+START_ATTEMPTS = 3
+
+
+def port_taken(error: BaseException) -> bool:
+    """Whether a worker failed because its stream port was bound by someone else meanwhile.
+
+    The allocator checks a port with a test bind, but another program can take it before the
+    worker binds (a race no check can close); the worker's bind error then says so.
+    """
+    return "Address already in use" in str(error)
 
 
 def parse_port_range(text: str) -> tuple[int, int]:
@@ -70,4 +81,4 @@ class PortAllocator:
         return True
 
 
-__all__ = ["ALL_PORTS_USED", "PortAllocator", "parse_port_range"]
+__all__ = ["ALL_PORTS_USED", "START_ATTEMPTS", "PortAllocator", "parse_port_range", "port_taken"]

@@ -1,8 +1,11 @@
 """:class:`CamiocIoc`: camioc's caproto IOC on the running asyncio loop.
 
-It serves the service block and, per configured camera, a driver block (``cam1:``) and an image
-block (``image1:``); it listens to the :class:`~camioc.core.api.CameraService` events and turns
-them into PV writes.
+It serves the service block; per configured camera a driver block (``cam1:``) and an image block
+(``image1:``); per pipeline id (every saved pipeline and every running instance) a pipeline block
+(``$(P)<id>:``, :mod:`camioc.ioc.pipeline`), its waveforms, its ``Out:`` readbacks and an image
+block with the processed image. It listens to the :class:`~camioc.core.api.CameraService` and
+pipeline service (:class:`~camioc.ioc.pipeline.PipelineService`) events and turns them into PV
+writes.
 
 Event handling (``camera_*`` are called on the loop thread and must not block):
 
@@ -14,6 +17,15 @@ Event handling (``camera_*`` are called on the loop thread and must not block):
 - ``camera_image`` keeps only the latest snapshot per camera; one task per camera publishes it
   (the service already limits snapshots to ``MinCallbackTime``). If the client side is slower,
   intermediate snapshots are skipped, never queued.
+
+Pipelines are handled the same way: ``pipeline_added``/``pipeline_removed`` add/remove the
+pipeline's groups (a stopped private instance's PVs go; a saved pipeline's stay), the latest
+``pipeline_status`` is applied at most ``result_publish_rate`` times per second per pipeline
+(one write per changed value), ``pipeline_image`` snapshots go to ``$(P)<id>:image1:`` exactly as a
+camera's. The waveforms (``ProfileX_RBV`` ...) start with 4096 elements and are re-created with
+the next power of two when a pipeline sends longer arrays (like the image block, below).
+``Out:<field>_RBV`` readbacks are added when a new output field appears (see
+:class:`~camioc.ioc.pipeline.OutFields`).
 
 Image PVs: ``ArrayData``'s element type follows the camera's dtype (see
 :func:`camioc.ioc.pvspec.image_format`: 8-bit -> CHAR, 16-bit -> SHORT, 32-bit -> LONG, float32 ->
@@ -32,15 +44,33 @@ import asyncio
 import logging
 import math
 import re
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 import numpy as np
 
-from camioc.core.api import CameraService, CameraStatus, ImageSnapshot
+from camioc.core.api import CameraService, CameraStatus, ImageSnapshot, PipelineStatus
 from camioc.ioc.camera import CameraDriverGroup, image_group_class
-from camioc.ioc.pvnames import MAX_PV_NAME_LENGTH, camera_prefix, image_prefix
-from camioc.ioc.pvspec import DEFAULT_IMAGE_ELEMENTS, DEFAULT_IMAGE_FORMAT, ImageFormat, image_format
+from camioc.ioc.groups import Alarm
+from camioc.ioc.pipeline import (
+    NO_DATA,
+    OutFields,
+    PipelineGroup,
+    PipelineService,
+    arrays_group_class,
+    grown_capacity,
+    needed_array_length,
+    out_group_class,
+)
+from camioc.ioc.pvnames import MAX_PV_NAME_LENGTH, camera_prefix, image_prefix, pipeline_prefix
+from camioc.ioc.pvspec import (
+    DEFAULT_IMAGE_ELEMENTS,
+    DEFAULT_IMAGE_FORMAT,
+    PROFILE_NELM,
+    ImageFormat,
+    PVDef,
+    image_format,
+)
 from camioc.ioc.registry import CamiocContext, PVRegistry
 from camioc.ioc.service import ServiceGroup
 
@@ -84,19 +114,25 @@ def _format_of(dtype: str) -> ImageFormat | None:
         return None
 
 
-class _CameraBinding:
-    """One camera's groups and publishing state inside the IOC."""
+class _Binding:
+    """The groups and publishing state of one camera or pipeline inside the IOC.
 
-    def __init__(self, name: str, prefix: str, min_period: float) -> None:
+    Common part: the image block (``image1:``) and the coalesced status. ``set_publishing`` is the
+    service's ``set_image_publishing`` (raising refuses the ``image1:`` put).
+    """
+
+    kind = "?"
+
+    def __init__(self, name: str, image_key: str, min_period: float,
+                 set_publishing: Callable[[str, bool, float], None]) -> None:
         self.name = name
-        self.driver_key = camera_prefix(prefix, name)
-        self.image_key = image_prefix(prefix, name)
-        self.driver: Any = None
+        self.image_key = image_key
         self.image: Any = None
         self.image_format: ImageFormat | None = None
         self.enabled = True
         self.min_period = float(min_period)
-        self.pending_status: CameraStatus | None = None
+        self.set_publishing = set_publishing
+        self.pending_status: Any = None
         self.pending_image: ImageSnapshot | None = None
         self.status_task: asyncio.Task | None = None
         self.image_task: asyncio.Task | None = None
@@ -104,16 +140,66 @@ class _CameraBinding:
         self.images_published = 0
         self.removed = False
 
+    @property
+    def label(self) -> str:
+        return f"{self.kind} {self.name}"
+
+    @property
+    def ready(self) -> bool:
+        """Whether the groups exist (status can be applied)."""
+        return self.image is not None
+
     def tasks(self) -> list[asyncio.Task]:
         return [task for task in (self.status_task, self.image_task) if task is not None]
 
 
-class CamiocIoc:
-    """camioc's caproto IOC (see the module doc). Implements :class:`~camioc.core.api.CameraEvents`.
+class _CameraBinding(_Binding):
+    kind = "camera"
 
-    ``pipelines`` (optional) is duck-typed until the pipeline service exists: if it has
-    ``pipeline_names()`` / ``active_instances()`` / ``stop_all()``, they feed ``Pipelines_RBV``,
-    ``Instances_RBV`` and ``StopAll``.
+    def __init__(self, name: str, prefix: str, min_period: float,
+                 set_publishing: Callable[[str, bool, float], None]) -> None:
+        super().__init__(name, image_prefix(prefix, name), min_period, set_publishing)
+        self.driver_key = camera_prefix(prefix, name)
+        self.driver: Any = None
+
+    @property
+    def ready(self) -> bool:
+        return self.driver is not None
+
+
+class _PipelineBinding(_Binding):
+    kind = "pipeline"
+
+    def __init__(self, name: str, prefix: str, min_period: float,
+                 set_publishing: Callable[[str, bool, float], None]) -> None:
+        super().__init__(name, image_prefix(prefix, name), min_period, set_publishing)
+        self.main_key = pipeline_prefix(prefix, name)
+        self.arrays_key = f"{self.main_key}[arrays]"
+        self.main: Any = None
+        self.arrays: Any = None
+        self.outs = OutFields()
+        self.out_keys: list[str] = []
+        #: the results of the last run (shown as no data until the current run sends its own)
+        self.stale_results: Any = None
+        self.running: bool | None = None
+
+    @property
+    def ready(self) -> bool:
+        return self.main is not None
+
+    def keys(self) -> list[str]:
+        return [self.main_key, self.arrays_key, *self.out_keys, self.image_key]
+
+
+class CamiocIoc:
+    """camioc's caproto IOC (see the module doc). Implements :class:`~camioc.core.api.CameraEvents`
+    and :class:`~camioc.core.api.PipelineEvents`.
+
+    ``pipelines`` (optional) is the pipeline service (:class:`~camioc.ioc.pipeline.PipelineService`,
+    i.e. the ``PipelineManager``): its ids get pipeline PVs, and ``pipeline_names()`` /
+    ``active_instances()`` / ``stop_all()`` feed ``Pipelines_RBV``, ``Instances_RBV``,
+    ``NumInstances_RBV`` and ``StopAll``. A partial object (only some of these methods) is used for
+    what it has.
     """
 
     def __init__(
@@ -123,7 +209,7 @@ class CamiocIoc:
         *,
         version: str,
         start_count: int,
-        pipelines: object | None = None,
+        pipelines: PipelineService | object | None = None,
         image_publish_default_period: float = 0.5,
         result_publish_rate: float = 10.0,
     ) -> None:
@@ -139,6 +225,8 @@ class CamiocIoc:
         self._default_period = float(image_publish_default_period)
         self._status_period = 1.0 / float(result_publish_rate)
         self._bindings: dict[str, _CameraBinding] = {}
+        self._pipeline_bindings: dict[str, _PipelineBinding] = {}
+        self._serves_pipelines = all(hasattr(pipelines, method) for method in ("add_listener", "ids", "status"))
         self._tasks: set[asyncio.Task] = set()
         self._structure_lock = asyncio.Lock()
         self._service: Any = None
@@ -195,6 +283,10 @@ class CamiocIoc:
         self._cameras.add_listener(self)
         for name in self._cameras.camera_names():
             self.camera_added(name)
+        if self._serves_pipelines:
+            self._pipelines.add_listener(self)
+            for instance_id in self._pipelines.ids():
+                self.pipeline_added(instance_id)
         await self._drain_structural()
         self._spawn(self._heartbeat_loop(), "heartbeat")
         self._request_service_refresh()
@@ -210,6 +302,11 @@ class CamiocIoc:
             self._cameras.remove_listener(self)
         except Exception:
             log.exception("removing the IOC as camera listener failed")
+        if self._serves_pipelines:
+            try:
+                self._pipelines.remove_listener(self)
+            except Exception:
+                log.exception("removing the IOC as pipeline listener failed")
         tasks = [*self._tasks]
         for task in tasks:
             task.cancel()
@@ -234,7 +331,7 @@ class CamiocIoc:
         log.info("CA server for prefix %s stopped", self.prefix)
 
     def pv_names(self) -> list[str]:
-        """Every record served now (service, cameras, images), sorted; no ``.FIELD`` names."""
+        """Every record served now (service, cameras, pipelines, images), sorted; no ``.FIELD``."""
         names = set(self._service.pvdb) if self._service is not None else set()
         names.update(self._registry.names())
         return sorted(names)
@@ -248,7 +345,7 @@ class CamiocIoc:
     def camera_added(self, name: str) -> None:
         if self._stopped or name in self._bindings:
             return
-        binding = _CameraBinding(name, self.prefix, self._default_period)
+        binding = _CameraBinding(name, self.prefix, self._default_period, self._cameras.set_image_publishing)
         self._bindings[name] = binding
         self._spawn(self._add_camera(binding), f"add {name}", structural=True)
         self._request_service_refresh()
@@ -270,7 +367,9 @@ class CamiocIoc:
         self._request_service_refresh()
 
     def camera_image(self, snapshot: ImageSnapshot) -> None:
-        binding = self._bindings.get(snapshot.name)
+        self._offer_image(self._bindings.get(snapshot.name), snapshot)
+
+    def _offer_image(self, binding: _Binding | None, snapshot: ImageSnapshot) -> None:
         if binding is None or self._stopped or not binding.enabled:
             return
         binding.pending_image = snapshot
@@ -279,6 +378,168 @@ class CamiocIoc:
     def instances_changed(self, name: str) -> None:
         """Optional event (the camera manager sends it): an instance started or stopped."""
         self._request_service_refresh()
+
+    # ================================================================== PipelineEvents
+    def pipeline_added(self, instance_id: str) -> None:
+        if self._stopped or not self._serves_pipelines or instance_id in self._pipeline_bindings:
+            return
+        binding = _PipelineBinding(instance_id, self.prefix, self._default_period,
+                                   self._pipelines.set_image_publishing)
+        self._pipeline_bindings[instance_id] = binding
+        self._spawn(self._add_pipeline(binding), f"add pipeline {instance_id}", structural=True)
+        self._request_service_refresh()
+
+    def pipeline_removed(self, instance_id: str) -> None:
+        binding = self._pipeline_bindings.pop(instance_id, None)
+        if binding is None:
+            return
+        binding.removed = True
+        self._spawn(self._remove_pipeline(binding), f"remove pipeline {instance_id}", structural=True)
+        self._request_service_refresh()
+
+    def pipeline_status(self, status: PipelineStatus) -> None:
+        binding = self._pipeline_bindings.get(status.instance_id)
+        if binding is None or self._stopped:
+            return
+        if not status.running:
+            binding.stale_results = status.results
+        if status.running != binding.running:
+            binding.running = status.running
+            self._request_service_refresh()
+        binding.pending_status = status
+        self._kick_status(binding)
+
+    def pipeline_image(self, snapshot: ImageSnapshot) -> None:
+        self._offer_image(self._pipeline_bindings.get(snapshot.name), snapshot)
+
+    # ================================================================== pipelines: structure
+    async def _add_pipeline(self, binding: _PipelineBinding) -> None:
+        async with self._structure_lock:
+            if binding.removed:
+                return
+            status = self._current_pipeline_status(binding.name)
+            fmt, elements = self._pipeline_image_size(status)
+            groups = await asyncio.to_thread(self._build_pipeline_groups, binding, fmt, elements)
+            if binding.removed:
+                return
+            added: list[str] = []
+            try:
+                for key, group in zip((binding.main_key, binding.arrays_key, binding.image_key), groups, strict=True):
+                    self._registry.add(key, group)
+                    added.append(key)
+            except KeyError as exc:
+                log.error("pipeline %s: its PVs are not served (a camera of the same name?): %s", binding.name, exc)
+                for key in added:
+                    await self._registry.remove(key)
+                return
+            binding.main, binding.arrays, binding.image = groups
+            binding.image_format = fmt
+        if status is not None:
+            if binding.running is None:
+                binding.running = status.running
+            if not status.running and binding.stale_results is None:
+                binding.stale_results = status.results
+            if binding.pending_status is None:
+                binding.pending_status = status
+        self._apply_publishing(binding)
+        self._kick_status(binding)
+        self._kick_image(binding)
+        self._check_names(binding.label, binding.name, groups)
+
+    def _build_pipeline_groups(self, binding: _PipelineBinding, fmt: ImageFormat, elements: int):
+        # Runs in a worker thread: pure object creation, touches nothing the loop uses.
+        main = PipelineGroup(binding.main_key, pipeline_id=binding.name, service=self._pipelines)
+        arrays = arrays_group_class(PROFILE_NELM)(binding.main_key)
+        return main, arrays, self._build_image_group(binding, fmt, elements)
+
+    def _pipeline_image_size(self, status: PipelineStatus | None) -> tuple[ImageFormat, int]:
+        """The processed image's format and size as far as known before the first image: its camera's."""
+        camera = self._current_status(status.camera_name) if status is not None and status.camera_name else None
+        fmt = (_format_of(camera.dtype) if camera else None) or DEFAULT_IMAGE_FORMAT
+        return fmt, self._needed_elements(camera) or DEFAULT_IMAGE_ELEMENTS
+
+    def _current_pipeline_status(self, instance_id: str) -> PipelineStatus | None:
+        try:
+            return self._pipelines.status(instance_id)
+        except Exception:
+            return None
+
+    @staticmethod
+    def _check_names(label: str, name: str, groups: Any) -> None:
+        if not _PV_NAME_PART.fullmatch(name):
+            log.warning("%s: its name has characters EPICS tools may not handle in PV names", label)
+        longest = max((len(pv) for group in groups for pv in group.pvdb), default=0)
+        if longest > MAX_PV_NAME_LENGTH:
+            log.warning("%s: PV names up to %d characters; EPICS tools expect <= %d", label, longest,
+                        MAX_PV_NAME_LENGTH)
+
+    async def _remove_pipeline(self, binding: _PipelineBinding) -> None:
+        tasks = binding.tasks()
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.gather(*tasks, return_exceptions=True)
+        async with self._structure_lock:
+            for key in binding.keys():
+                await self._registry.remove(key)
+            binding.main = binding.arrays = binding.image = None
+        log.info("pipeline %s: PVs removed", binding.name)
+
+    async def _ensure_array_capacity(self, binding: _PipelineBinding, needed: int) -> None:
+        """Re-create the waveforms if they cannot hold ``needed`` elements (next power of two)."""
+        if binding.arrays is None or binding.arrays.capacity >= needed:
+            return
+        async with self._structure_lock:
+            old = binding.arrays
+            if binding.removed or old is None or old.capacity >= needed:
+                return
+            elements = grown_capacity(old.capacity, needed)
+            new = await asyncio.to_thread(lambda: arrays_group_class(elements)(binding.main_key))
+            if binding.removed:
+                return
+            await self._registry.replace(binding.arrays_key, new)
+            binding.arrays = new
+            log.info("pipeline %s: waveforms re-created for %d elements (were %d)", binding.name, elements,
+                     old.capacity)
+
+    async def _add_out_fields(self, binding: _PipelineBinding, specs: list[PVDef]) -> None:
+        async with self._structure_lock:
+            if binding.removed or binding.main is None:
+                return
+            key = f"{binding.main_key}[out{len(binding.out_keys)}]"
+            group = out_group_class(specs)(binding.main_key)
+            try:
+                self._registry.add(key, group)
+            except KeyError as exc:
+                log.error("pipeline %s: output readbacks not served: %s", binding.name, exc)
+                return
+            binding.out_keys.append(key)
+            binding.outs.add(group, specs)
+        log.info("pipeline %s: output readbacks added: %s", binding.name, ", ".join(group.pvdb))
+
+    # ================================================================== pipelines: status
+    async def _apply_pipeline_status(self, binding: _PipelineBinding, status: PipelineStatus) -> None:
+        alarm = self._results_alarm(binding, status)
+        await binding.main.apply_status(status, results_alarm=alarm)
+        if alarm is None:
+            await self._ensure_array_capacity(binding, needed_array_length(status.arrays))
+            specs, refused = binding.outs.new_specs(status.results)
+            if refused:
+                log.warning("pipeline %s: no Out: readback for %s (name taken or more than the limit)",
+                            binding.name, ", ".join(refused))
+            if specs:
+                await self._add_out_fields(binding, specs)
+        if binding.arrays is not None:
+            await binding.arrays.apply(status.arrays, alarm, status.timestamp)
+        await binding.outs.apply(status.results, alarm, status.timestamp)
+
+    @staticmethod
+    def _results_alarm(binding: _PipelineBinding, status: PipelineStatus) -> Alarm | None:
+        """None if the status carries valid results; else the result readbacks' alarm."""
+        fresh = status.results and status.results is not binding.stale_results
+        if not status.running or not fresh or status.error:
+            return NO_DATA
+        return None
 
     # ================================================================== cameras: structure
     async def _add_camera(self, binding: _CameraBinding) -> None:
@@ -303,19 +564,14 @@ class CamiocIoc:
             log.warning("camera %s: cannot read its config: %s", binding.name, exc)
         self._kick_status(binding)
         self._kick_image(binding)
-        if not _PV_NAME_PART.fullmatch(binding.name):
-            log.warning("camera %r: its name has characters EPICS tools may not handle in PV names", binding.name)
-        longest = max((len(name) for name in (*driver.pvdb, *image.pvdb)), default=0)
-        if longest > MAX_PV_NAME_LENGTH:
-            log.warning("camera %s: PV names up to %d characters; EPICS tools expect <= %d",
-                        binding.name, longest, MAX_PV_NAME_LENGTH)
+        self._check_names(binding.label, binding.name, (driver, image))
 
     def _build_camera_groups(self, binding: _CameraBinding, fmt: ImageFormat, elements: int):
         # Runs in a worker thread: pure object creation, touches nothing the loop uses.
         driver = CameraDriverGroup(binding.driver_key, camera=binding.name, service=self._cameras)
         return driver, self._build_image_group(binding, fmt, elements)
 
-    def _build_image_group(self, binding: _CameraBinding, fmt: ImageFormat, elements: int):
+    def _build_image_group(self, binding: _Binding, fmt: ImageFormat, elements: int):
         group_class = image_group_class(fmt, elements)
         return group_class(
             binding.image_key,
@@ -336,7 +592,7 @@ class CamiocIoc:
             binding.driver = binding.image = None
         log.info("camera %s: PVs removed", binding.name)
 
-    async def _ensure_image_capacity(self, binding: _CameraBinding, fmt: ImageFormat, elements: int) -> None:
+    async def _ensure_image_capacity(self, binding: _Binding, fmt: ImageFormat, elements: int) -> None:
         """Re-create the image block if it cannot hold ``elements`` pixels of ``fmt``."""
         if self._image_fits(binding, fmt, elements):
             return
@@ -350,11 +606,11 @@ class CamiocIoc:
                 return
             await self._registry.replace(binding.image_key, new)
             binding.image, binding.image_format = new, fmt
-            log.info("camera %s: image PVs re-created for %s x %d elements (were %s x %d)", binding.name,
+            log.info("%s: image PVs re-created for %s x %d elements (were %s x %d)", binding.label,
                      fmt.ftvl, elements, old.array_data.data_type.name, old.capacity)
 
     @staticmethod
-    def _image_fits(binding: _CameraBinding, fmt: ImageFormat, elements: int) -> bool:
+    def _image_fits(binding: _Binding, fmt: ImageFormat, elements: int) -> bool:
         current = binding.image_format
         return (binding.image is not None and current is not None and current.ftvl == fmt.ftvl
                 and binding.image.capacity >= elements)
@@ -379,12 +635,12 @@ class CamiocIoc:
             await asyncio.gather(*pending, return_exceptions=True)
 
     # ================================================================== cameras: status
-    def _kick_status(self, binding: _CameraBinding) -> None:
-        if binding.driver is None or binding.status_task is not None or binding.pending_status is None:
+    def _kick_status(self, binding: _Binding) -> None:
+        if not binding.ready or binding.status_task is not None or binding.pending_status is None:
             return
-        binding.status_task = self._spawn(self._status_loop(binding), f"status {binding.name}")
+        binding.status_task = self._spawn(self._status_loop(binding), f"status {binding.label}")
 
-    async def _status_loop(self, binding: _CameraBinding) -> None:
+    async def _status_loop(self, binding: _Binding) -> None:
         loop = asyncio.get_running_loop()
         try:
             while binding.pending_status is not None and not binding.removed:
@@ -393,7 +649,10 @@ class CamiocIoc:
                     await asyncio.sleep(wait)
                 status, binding.pending_status = binding.pending_status, None
                 binding.last_status = loop.time()
-                await self._apply_status(binding, status)
+                if isinstance(binding, _PipelineBinding):
+                    await self._apply_pipeline_status(binding, status)
+                else:
+                    await self._apply_status(binding, status)
         finally:
             binding.status_task = None
 
@@ -410,12 +669,12 @@ class CamiocIoc:
             await self._ensure_image_capacity(binding, fmt, self._needed_elements(status))
 
     # ================================================================== cameras: images
-    def _kick_image(self, binding: _CameraBinding) -> None:
+    def _kick_image(self, binding: _Binding) -> None:
         if binding.image is None or binding.image_task is not None or binding.pending_image is None:
             return
-        binding.image_task = self._spawn(self._image_loop(binding), f"image {binding.name}")
+        binding.image_task = self._spawn(self._image_loop(binding), f"image {binding.label}")
 
-    async def _image_loop(self, binding: _CameraBinding) -> None:
+    async def _image_loop(self, binding: _Binding) -> None:
         try:
             while binding.pending_image is not None and not binding.removed:
                 snapshot, binding.pending_image = binding.pending_image, None
@@ -424,15 +683,15 @@ class CamiocIoc:
         finally:
             binding.image_task = None
 
-    async def _publish_image(self, binding: _CameraBinding, snapshot: ImageSnapshot) -> None:
+    async def _publish_image(self, binding: _Binding, snapshot: ImageSnapshot) -> None:
         image = snapshot.image
         if image.ndim != 2:
-            log.warning("camera %s: only 2-D images are published on CA, got shape %s", binding.name, image.shape)
+            log.warning("%s: only 2-D images are published on CA, got shape %s", binding.label, image.shape)
             return
         try:
             fmt = image_format(image.dtype)
         except ValueError as exc:
-            log.warning("camera %s: %s", binding.name, exc)
+            log.warning("%s: %s", binding.label, exc)
             return
         if not image.flags.c_contiguous:
             image = np.ascontiguousarray(image)
@@ -446,18 +705,18 @@ class CamiocIoc:
         await binding.image.publish(image, fmt, pulse_id=snapshot.pulse_id, timestamp=snapshot.timestamp,
                                     counter=binding.images_published)
 
-    def _set_publishing(self, binding: _CameraBinding, enabled: bool, min_period: float) -> None:
+    def _set_publishing(self, binding: _Binding, enabled: bool, min_period: float) -> None:
         # Called by the image group's putters: the service validates (raising refuses the put).
-        self._cameras.set_image_publishing(binding.name, bool(enabled), float(min_period))
+        binding.set_publishing(binding.name, bool(enabled), float(min_period))
         binding.enabled, binding.min_period = bool(enabled), float(min_period)
         if not enabled:
             binding.pending_image = None
 
-    def _apply_publishing(self, binding: _CameraBinding) -> None:
+    def _apply_publishing(self, binding: _Binding) -> None:
         try:
-            self._cameras.set_image_publishing(binding.name, binding.enabled, binding.min_period)
+            binding.set_publishing(binding.name, binding.enabled, binding.min_period)
         except Exception as exc:
-            log.warning("camera %s: cannot set image publishing: %s", binding.name, exc)
+            log.warning("%s: cannot set image publishing: %s", binding.label, exc)
 
     # ================================================================== service block
     async def _stop_all(self) -> None:
