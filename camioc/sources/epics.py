@@ -25,9 +25,10 @@ may arrive in either order, and CA flow control may collapse either of them. are
 stamp both with the NDArray's time, so a frame is paired with the counter update carrying exactly
 the same CA timestamp, whichever comes first (a frame waits at most ``PAIRING_HOLD`` s, or until
 the next frame, for its counter; if it never comes the frame gets the previous pulse id + 1). An
-IOC whose first frame finds no counter with its timestamp is treated as unstamped: from then on a
+IOC whose frames find no counter with their timestamp is treated as unstamped: from then on a
 frame takes the latest counter value (cam_server's behaviour; off by one if that IOC posts the
-counter after the data).
+counter after the data). That verdict needs ``UNSTAMPED_AFTER`` unmatched frames in a row, so a
+counter delayed on a loaded machine does not mislabel a stamped IOC.
 
 Large images need a libca that accepts them: ``EPICS_CA_AUTO_ARRAY_BYTES=YES`` (the default) or
 ``EPICS_CA_MAX_ARRAY_BYTES`` larger than the biggest image. pyepics is imported only on
@@ -53,7 +54,10 @@ if TYPE_CHECKING:
 __all__ = ["EpicsSource", "pv_names"]
 
 CONVENTIONS = ("camserver", "areadetector")
-PAIRING_HOLD = 0.1
+PAIRING_HOLD = 0.5
+#: Frames in a row whose counter never came (with no exact match in between) before an IOC is
+#: treated as unstamped: one late counter on a loaded machine must not decide it for good.
+UNSTAMPED_AFTER = 3
 QUEUE_SIZE = 4
 _WARN_INTERVAL = 5.0
 
@@ -112,6 +116,7 @@ class EpicsSource(CameraSource):
         self._last_pulse_id: int | None = None
         self._pending: _Pending | None = None
         self._stamped: bool | None = None
+        self._unmatched = 0
         # statistics
         self.frames_received = 0
         self.frames_too_small = 0
@@ -133,6 +138,7 @@ class EpicsSource(CameraSource):
             self._counters.clear()
             self._pending = None
             self._stamped = None
+            self._unmatched = 0
             self._latest_counter = self._last_pulse_id = None
         deadline = time.monotonic() + max(timeout, 0.0)
         try:
@@ -306,6 +312,7 @@ class EpicsSource(CameraSource):
             if pending is not None and pending.stamp == stamp:
                 self._pending = None
                 self._stamped = True
+                self._unmatched = 0
                 self._emit(pending.frame, counter)
 
     # The pairing helpers below run with self._lock held.
@@ -317,6 +324,7 @@ class EpicsSource(CameraSource):
             counter = next((c for s, c in reversed(self._counters) if s == stamp), None)
             if counter is not None:
                 self._stamped = True
+                self._unmatched = 0
                 self._emit(frame, counter)
             elif self._stamped is False:
                 self._emit(frame, self._latest_counter)
@@ -329,8 +337,10 @@ class EpicsSource(CameraSource):
         if pending is None:
             return
         if self._stamped is None:
-            self._stamped = False
-            self.log.info("Camera %s: counter and image timestamps differ; pairing by arrival", self.prefix)
+            self._unmatched += 1
+            if self._unmatched >= UNSTAMPED_AFTER:
+                self._stamped = False
+                self.log.info("Camera %s: counter and image timestamps differ; pairing by arrival", self.prefix)
         if self._stamped and self._last_pulse_id is not None:
             # A stamped IOC lost this frame's counter update: the next number is the best guess
             # (and never repeats the previous frame's pulse id).

@@ -78,12 +78,14 @@ def test_areadetector_uint16_and_counter_pairing(camera_ioc, order):
 
 
 def test_areadetector_unstamped_counter_first(camera_ioc):
-    """An IOC whose counters carry their own timestamps: paired by arrival after the first frame."""
+    """An IOC whose counters carry their own timestamps: paired by arrival after a few frames."""
+    from camioc.sources.epics import UNSTAMPED_AFTER
+
     prefix = camera_ioc("areadetector", "--unstamped", "--counter-first", width=40, height=30, rate=50)
     with epics_source(prefix, "areadetector", dtype="uint16") as source:
         source.connect(timeout=5.0)
-        frames = read_frames(source, 8)
-    for frame in frames[2:]:
+        frames = read_frames(source, UNSTAMPED_AFTER + 6)
+    for frame in frames[UNSTAMPED_AFTER + 1:]:
         np.testing.assert_array_equal(frame.image, pattern(frame.pulse_id, 40, 30))
 
 

@@ -140,13 +140,17 @@ def test_pending_frame_is_released_after_the_hold_time():
 
 
 def test_unstamped_ioc_pairs_by_arrival():
-    """Counters with their own timestamps: after the first frame, a frame takes the latest counter."""
+    """Counters with their own timestamps: after UNSTAMPED_AFTER unmatched frames, a frame takes the
+    latest counter (one late counter does not decide it)."""
+    from camioc.sources.epics import UNSTAMPED_AFTER
+
     src = source()
-    for n in range(1, 5):
+    total = UNSTAMPED_AFTER + 3
+    for n in range(1, total + 1):
         src._on_counter(value=n, posixseconds=100 + n, nanoseconds=1)
         image(src, n, 10 + n)
-    ids = pulse_ids(src, 4, skip=1)  # the first frame waits for a matching stamp, then guesses
-    assert ids[1:] == [2, 3, 4]
+    ids = pulse_ids(src, total, skip=UNSTAMPED_AFTER)  # the first frames wait for a stamp, then guess
+    assert ids[UNSTAMPED_AFTER:] == list(range(UNSTAMPED_AFTER + 1, total + 1))
 
 
 def test_close_wakes_and_ends_reads():
