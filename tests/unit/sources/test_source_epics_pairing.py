@@ -142,14 +142,14 @@ def test_pending_frame_is_released_after_the_hold_time():
 def test_unstamped_ioc_pairs_by_arrival():
     """Counters with their own timestamps: after UNSTAMPED_AFTER unmatched frames, a frame takes the
     latest counter (one late counter does not decide it)."""
-    from camioc.sources.epics import UNSTAMPED_AFTER
+    from camioc.sources.epics import PAIRING_HOLD, UNSTAMPED_AFTER
 
     src = source()
     total = UNSTAMPED_AFTER + 3
     for n in range(1, total + 1):
         src._on_counter(value=n, posixseconds=100 + n, nanoseconds=1)
         image(src, n, 10 + n)
-    ids = pulse_ids(src, total, skip=UNSTAMPED_AFTER)  # the first frames wait for a stamp, then guess
+    ids = pulse_ids(src, total, timeout=PAIRING_HOLD + 0.5, skip=UNSTAMPED_AFTER)  # the first frames wait for a stamp, then guess
     assert ids[UNSTAMPED_AFTER:] == list(range(UNSTAMPED_AFTER + 1, total + 1))
 
 
