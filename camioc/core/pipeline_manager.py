@@ -519,22 +519,26 @@ class PipelineManager:
     def status(self, instance_id: str) -> PipelineStatus:
         if instance_id not in self._instances and not self._store.exists(instance_id):
             raise NotFoundError(f"Instance '{instance_id}' does not exist.")
-        status = self._status(instance_id)
-        if not status.running and not status.config and self._store.exists(instance_id):
-            try:
-                config = self._load(instance_id)
-            except ConfigError:
-                config = {}
-            status = replace(status, config=config, saved=True, read_only=False,
-                             camera_name=str(config.get("camera_name") or ""))
-        return status
+        return self._public_status(instance_id, self._status(instance_id))
+
+    def _public_status(self, instance_id: str, status: PipelineStatus) -> PipelineStatus:
+        """With no instance running, a saved pipeline shows its saved config (what a start or a
+        config change would use), not the config of its last run, and is not read-only."""
+        if instance_id in self._instances or not self._store.exists(instance_id):
+            return status
+        try:
+            config = self._load(instance_id)
+        except ConfigError:
+            config = {}
+        return replace(status, config=config, saved=True, read_only=False,
+                       camera_name=str(config.get("camera_name") or ""))
 
     def _set_status(self, instance_id: str, **changes: Any) -> None:
         current = self._status(instance_id)
         allowed = {k: v for k, v in changes.items() if k in PipelineStatus.__dataclass_fields__}
         allowed["saved"] = self._store.exists(instance_id)
         self._statuses[instance_id] = replace(current, **allowed)
-        self._emit("pipeline_status", self._statuses[instance_id])
+        self._emit("pipeline_status", self._public_status(instance_id, self._statuses[instance_id]))
 
     def _refresh_status(self, instance_id: str) -> None:
         try:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import collections
 import heapq
+import threading
 import json
 import logging
 import os
@@ -174,6 +175,68 @@ class _FileOutput:
             os.replace(self.partial, self.path)
 
 
+class _ParallelStage:
+    """``processing_threads`` > 1: frames are processed by a thread pool, results leave in order.
+
+    The numba kernels release the GIL, so threads give real parallelism. Each thread has its own
+    :class:`ImagePipeline` (no state is shared between concurrent frames); a config change first
+    drains the frames in flight, then updates every thread's pipeline. Stateful functions (frame
+    averaging) are not parallelised: the caller decides with :func:`parallel_threads`.
+    """
+
+    def __init__(self, threads: int, buffer_size: int, make_pipeline: Any) -> None:
+        from concurrent.futures import ThreadPoolExecutor
+
+        self._pool = ThreadPoolExecutor(threads, thread_name_prefix="processing")
+        self._make_pipeline = make_pipeline
+        self._local = threading.local()
+        self._pipelines: list[Any] = []
+        self._lock = threading.Lock()
+        self.buffer_size = max(1, buffer_size)
+        self.pending: collections.deque[tuple[Any, Any, float]] = collections.deque()
+
+    def _pipeline(self) -> Any:
+        pipeline = getattr(self._local, "pipeline", None)
+        if pipeline is None:
+            pipeline = self._local.pipeline = self._make_pipeline()
+            with self._lock:
+                self._pipelines.append(pipeline)
+        return pipeline
+
+    def submit(self, message: Any, process: Any) -> None:
+        future = self._pool.submit(lambda: process(message, self._pipeline()))
+        self.pending.append((message, future, time.perf_counter()))
+
+    def completed(self, wait_oldest: bool = False) -> list[tuple[Any, Any, float]]:
+        """Finished frames at the head of the queue, in arrival order (futures, not results)."""
+        out = []
+        if wait_oldest and self.pending:
+            self.pending[0][1].exception()  # waits
+        while self.pending and self.pending[0][1].done():
+            out.append(self.pending.popleft())
+        return out
+
+    def update(self, config: dict[str, Any]) -> None:
+        for _message, future, _t0 in list(self.pending):
+            future.exception()  # let the frames in flight finish with the config they started with
+        with self._lock:
+            for pipeline in self._pipelines:
+                pipeline.update(config)
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+
+def parallel_threads(config: dict[str, Any]) -> int:
+    """How many processing threads a config may use (1: sequential)."""
+    threads = int(config.get("processing_threads") or 0)
+    if threads <= 1 or config.get("pipeline_type", "processing") not in ("processing", "custom", "script"):
+        return 1
+    if abs(int(config.get("averaging") or 0)) > 1 or int(config.get("image_averaging") or 0) > 1:
+        return 1  # frame averaging needs every frame in one pipeline, in order
+    return threads
+
+
 class _PipelineWorker:
     def __init__(self, link: WorkerLink, config: dict[str, Any], options: PipelineWorkerOptions) -> None:
         self.link = link
@@ -207,6 +270,7 @@ class _PipelineWorker:
         self._last_snapshot = 0.0
         self._last_message_time = time.monotonic()
         self._image_pipeline: Any = None
+        self._parallel: _ParallelStage | None = None
         self._stream_function: Any = None
         self._reorder = _PidReorderBuffer(int(self.config.get("pid_buffer") or 0) or 1) \
             if self.pipeline_type == "fanin" else None
@@ -224,11 +288,20 @@ class _PipelineWorker:
                 from camioc.core.backgrounds import BackgroundStore
 
                 background_store = BackgroundStore(Path(self.options.background_dir))
-            self._image_pipeline = ImagePipeline(
-                self.config,
-                background_loader=background_store.load if background_store else None,
-                scripts_dir=Path(self.options.scripts_dir) if self.options.scripts_dir else None,
-            )
+            def make_pipeline() -> Any:
+                return ImagePipeline(
+                    self.config,
+                    background_loader=background_store.load if background_store else None,
+                    scripts_dir=Path(self.options.scripts_dir) if self.options.scripts_dir else None,
+                )
+
+            self._image_pipeline = make_pipeline()
+            threads = parallel_threads(self.config)
+            if threads > 1:
+                self._parallel = _ParallelStage(
+                    threads, int(self.config.get("thread_buffer_size") or 20), make_pipeline)
+            elif int(self.config.get("processing_threads") or 0) > 1:
+                log.info("processing_threads ignored: frame averaging needs sequential processing")
         elif self.pipeline_type == "stream" and self.config.get("function"):
             from camioc.processing import load_stream_function
 
@@ -291,10 +364,14 @@ class _PipelineWorker:
             self.state, self.message = DetectorState.Acquire, "Running"
             self._report_status(force=True)
             reason = self._loop(receiver, output)
+            if reason in ("stopped", "no clients", "timeout") and self._parallel is not None:
+                self._drain(output)
         finally:
             if self._reorder is not None:
                 for item in self._reorder.flush():
                     self._send(output, *item)
+            if self._parallel is not None:
+                self._parallel.close()
             if receiver is not None:
                 receiver.close()
             output.close()
@@ -345,16 +422,34 @@ class _PipelineWorker:
         return "stopped"
 
     def _on_message(self, message: Any, output: Any) -> str | None:
-        pulse_id = int(message.pulse_id)
-        skip = self.gate.admit(self.config, pulse_id)
+        skip = self.gate.admit(self.config, int(message.pulse_id))
         if skip == "completed":
             return "completed"
         if skip is not None:
             return None
-        data = message.data
-        t0 = time.perf_counter()
+        parallel = self._parallel
+        if parallel is not None:
+            parallel.submit(message, self._process)
+            for done_message, future, t0 in parallel.completed(wait_oldest=len(parallel.pending) >= parallel.buffer_size):
+                outcome = self._emit_result(done_message, output, future.result, t0)
+                if outcome is not None:
+                    return outcome
+            return None
+        return self._emit_result(message, output, lambda: self._process(message), time.perf_counter())
+
+    def _drain(self, output: Any) -> None:
+        """Send the frames still in the processing threads (stop: nothing processed is lost)."""
+        parallel = self._parallel
+        while parallel is not None and parallel.pending:
+            for message, future, t0 in parallel.completed(wait_oldest=True):
+                if self._emit_result(message, output, future.result, t0) is not None:
+                    return
+
+    def _emit_result(self, message: Any, output: Any, result: Any, t0: float) -> str | None:
+        """Send one processed frame (``result()`` gives its values or raises) and account for it."""
+        pulse_id = int(message.pulse_id)
         try:
-            values = self._process(message)
+            values = result()
         except Exception as exc:
             self._processing_failed(exc)
             if self.config.get("abort_on_error") and not self.config.get("notify_on_error"):
@@ -376,7 +471,7 @@ class _PipelineWorker:
         self.frame_count += 1
         self.rate.tick()
         self.last_pulse_id, self.last_timestamp = pulse_id, message.timestamp_float
-        self._publish_results(values, data)
+        self._publish_results(values, message.data)
         records = self.config.get("records")
         if records and self.frame_count >= int(records):
             return "completed"
@@ -385,7 +480,7 @@ class _PipelineWorker:
             self._report_status(force=True)
         return None
 
-    def _process(self, message: Any) -> dict[str, Any] | None:
+    def _process(self, message: Any, image_pipeline: Any = None) -> dict[str, Any] | None:
         data = message.data
         if self.pipeline_type in ("store", "fanout", "fanin"):
             return dict(data)
@@ -399,7 +494,7 @@ class _PipelineWorker:
         if image is None:
             raise ValueError("message has no 'image' channel")
         bsdata = {k: v for k, v in data.items() if k not in CAMERA_CHANNELS}
-        return self._image_pipeline.process(
+        return (image_pipeline or self._image_pipeline).process(
             image, int(message.pulse_id), message.timestamp_float, data.get("x_axis"), data.get("y_axis"),
             bsdata=bsdata or None)
 
@@ -481,6 +576,8 @@ class _PipelineWorker:
             self.config = dict(payload)
             if self._image_pipeline is not None:
                 try:
+                    if self._parallel is not None:
+                        self._parallel.update(self.config)
                     self._image_pipeline.update(self.config)
                 except Exception as exc:
                     self._processing_failed(exc)

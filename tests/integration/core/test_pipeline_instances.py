@@ -252,3 +252,23 @@ async def test_custom_processing_function(managers) -> None:
     while "peak" not in pipelines.status(instance_id).results:
         assert time.monotonic() < deadline, "user scalar not reported to the control process"
         await asyncio.sleep(0.05)
+
+
+async def test_processing_threads_keep_frame_order(managers) -> None:
+    _cameras, pipelines, _ = managers
+    instance_id, stream, config = await pipelines.create_instance(
+        {"camera_name": "sim", "processing_threads": 2, "image_good_region": {}, "image_slices": {"number_of_slices": 3}})
+    assert config["processing_threads"] == 2
+    messages = await asyncio.to_thread(receive, stream, 20)
+    pulse_ids = [m.data.pulse_id for m in messages]
+    assert pulse_ids == sorted(pulse_ids) and len(set(pulse_ids)) == len(pulse_ids)
+    assert "slice_1_center_x" in messages[-1].data.data
+    await pipelines.set_instance_config(instance_id, {"image_threshold": 9})
+
+    def applied() -> bool:
+        data = receive(stream)[0].data.data
+        return json.loads(data["processing_parameters"].value)["image_threshold"] == 9
+
+    deadline = time.monotonic() + 10
+    while not await asyncio.to_thread(applied):
+        assert time.monotonic() < deadline
