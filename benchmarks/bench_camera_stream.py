@@ -2,7 +2,7 @@
 
 What is measured (loopback TCP, sender and receiver in separate spawned processes):
 
-* ``raw``      raw pyzmq: ``send_multipart([small header, frame], copy=False)`` -> PULL
+* ``raw``      raw pyzmq: ``[small JSON header, frame]`` zero-copy (``copy=False``) -> PULL
                ``recv_multipart(copy=False)``. The ceiling of the machine and of libzmq.
 * ``camera``   ``CameraStreamPublisher`` (the 6 cam_server channels, 14 parts) -> the same raw
                pyzmq zero-copy PULL receiver. **This is the figure compared with raw.**
@@ -85,19 +85,24 @@ def sender_main(kind: str, mode: str, size: int, port_q: Any, stop: Any) -> None
     frames = make_frames(size)
     sent = 0
     if kind == "raw":
-        ctx = zmq.Context.instance()
+        ctx = zmq.Context()  # terminated below: zero-copy buffers must be released before exit
         sock = ctx.socket(zmq.PUSH if mode == "PUSH" else zmq.PUB)
         sock.setsockopt(zmq.SNDHWM, HWM)
         sock.setsockopt(zmq.LINGER, 200)  # LINGER 0 + a peer leaving mid-message can abort libzmq
         port = sock.bind_to_random_port("tcp://127.0.0.1")
         port_q.put(port)
         while not stop.is_set():
-            if mode == "PUSH" and not sock.poll(100, zmq.POLLOUT):
+            # Same send discipline as BsreadSender: only the first part may fail (the receiver
+            # may be gone), the rest of an accepted message never blocks.
+            try:
+                sock.send(b'{"pulse_id":%d}' % sent, zmq.SNDMORE | zmq.NOBLOCK)
+            except zmq.Again:
+                sock.poll(100, zmq.POLLOUT)
                 continue
-            header = b'{"pulse_id":%d}' % sent
-            sock.send_multipart([header, frames[sent % N_FRAMES]], copy=False)
+            sock.send(frames[sent % N_FRAMES], 0, copy=False)
             sent += 1
         sock.close()
+        ctx.term()
     else:
         from camioc.streams.camera_stream import CameraStreamPublisher
 
