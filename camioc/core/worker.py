@@ -91,7 +91,9 @@ class WorkerHandle:
         self._process = _MP_CONTEXT.Process(
             target=self._target, args=(child_conn, *self._args), name=f"camioc-{self.name}", daemon=True
         )
-        self._process.start()
+        # in a thread: the first start may wait for the fork server to import and compile (seconds),
+        # and the event loop must keep serving CA and REST meanwhile
+        await asyncio.to_thread(self._process.start)
         child_conn.close()
         threading.Thread(target=self._read_loop, name=f"camioc-reader-{self.name}", daemon=True).start()
         try:
