@@ -76,6 +76,10 @@ class _PipelineInstance:
         self.clients = 0
         self.camera_input = ""  # the camera whose stream this instance reads ("" for other inputs)
         self.last_camera_restart = float("-inf")
+        # PipelineStatus.error = the worker's own error (status messages) or else the processing
+        # error of the latest results (notify_on_error frames); neither source clears the other.
+        self.worker_error = ""
+        self.results_error = ""
 
     @property
     def alive(self) -> bool:
@@ -459,12 +463,18 @@ class PipelineManager:
             instance = self._instances.get(instance_id)
             if instance is not None:
                 instance.clients = int(payload.get("clients", 0))
+                instance.worker_error = str(payload.get("error") or "")
+                payload["error"] = instance.worker_error or instance.results_error
             self._set_status(instance_id, **payload)
         elif kind == "results":
             error = payload.get("processing_error") or ""
+            instance = self._instances.get(instance_id)
+            if instance is not None:
+                instance.results_error = error
+                error = instance.worker_error or error
             self._set_status(instance_id, results=payload["results"], arrays=payload["arrays"],
                              pulse_id=int(payload["pulse_id"]), timestamp=float(payload["timestamp"]),
-                             background_ok=not error, error=error or self._status(instance_id).error)
+                             background_ok=not payload.get("processing_error"), error=error)
         elif kind == "image":
             counter = self._snapshot_counters.get(instance_id, 0) + 1
             self._snapshot_counters[instance_id] = counter

@@ -7,8 +7,9 @@ Modules:
 - :mod:`camioc.ioc.pvnames`: how full PV names are built from the service prefix.
 - :mod:`camioc.ioc.groups`: turns spec rows into caproto ``PVGroup`` classes.
 - :mod:`camioc.ioc.registry`: adds and removes whole groups while the server runs.
-- :mod:`camioc.ioc.service`, :mod:`camioc.ioc.camera`: the service, camera (``cam1:``) and image
-  (``image1:``) groups.
+- :mod:`camioc.ioc.service`, :mod:`camioc.ioc.camera`, :mod:`camioc.ioc.pipeline`: the service,
+  camera (``cam1:``), image (``image1:``) and pipeline (``$(P)<id>:``, its waveforms and ``Out:``
+  readbacks) groups.
 - :mod:`camioc.ioc.server`: :class:`~camioc.ioc.server.CamiocIoc`, what the composition root uses.
 - :mod:`camioc.ioc.dbgen`, :mod:`camioc.ioc.opigen`: ``db/`` and ``opi/`` generators.
 

@@ -11,10 +11,15 @@ file                         macros
 ============================ ===================================================================
 camioc_service.template      ``P`` service prefix (``CAMIOC:``)
 camioc_camera.template       ``P``, ``CAM`` camera name -> ``$(P)$(CAM):cam1:...``
-camioc_image.template        ``P``, ``R`` image block (``<cam>:image1:``), ``FTVL`` (SHORT),
-                             ``NELM`` (elements) -> ``$(P)$(R)ArrayData``...
+camioc_image.template        ``P``, ``R`` image block (``<cam>:image1:`` or ``<id>:image1:``),
+                             ``FTVL`` (SHORT), ``NELM`` (elements) -> ``$(P)$(R)ArrayData``...
+camioc_pipeline.template     ``P``, ``ID`` pipeline id, ``NPROFILE`` (profile waveform length,
+                             default 4096) -> ``$(P)$(ID):CentroidX_RBV``...; the processed image
+                             is ``camioc_image.template`` with ``R=$(ID):image1:``
 camioc.substitutions         an example instantiation (``msi -S`` / ``dbLoadTemplate``)
 ============================ ===================================================================
+
+``Out:<field>_RBV`` readbacks of user outputs are made at runtime and are in no template.
 
 Regenerate with ``python -m camioc.ioc.dbgen`` (``--check`` fails if the files are stale).
 """
@@ -31,6 +36,8 @@ from camioc.ioc.pvspec import (
     DEFAULT_IMAGE_ELEMENTS,
     DEFAULT_IMAGE_FORMAT,
     IMAGE_PVS,
+    PIPELINE_ARRAY_PVS,
+    PIPELINE_PVS,
     SERVICE_PVS,
     PVDef,
 )
@@ -55,6 +62,13 @@ TEMPLATES: tuple[tuple[str, tuple[PVDef, ...], str, str], ...] = (
      "# Macros: P = service prefix, R = block (<camera>:image1:),\n"
      "#   FTVL = element type (camioc: CHAR/UCHAR 8-bit, SHORT 16-bit, LONG 32-bit, FLOAT, DOUBLE),\n"
      "#   NELM = elements (camioc: the sensor's MaxSizeX * MaxSizeY).\n"),
+    ("camioc_pipeline.template", PIPELINE_PVS + PIPELINE_ARRAY_PVS, "$(P)$(ID):",
+     "# Pipeline PVs (areaDetector NDPluginStats/NDPluginBase subset, ROI, background, good region,\n"
+     "# slices, results) of one saved pipeline or pipeline instance.\n"
+     "# Macros: P = service prefix, ID = pipeline id (saved pipeline name or instance id),\n"
+     "#   NPROFILE = length of the profile/axis/fit waveforms (camioc: 4096, grown at runtime).\n"
+     "# The processed image: camioc_image.template with R=$(ID):image1:.\n"
+     "# Out:<field>_RBV readbacks of user outputs are created at runtime and are not listed.\n"),
 )
 
 
@@ -73,11 +87,13 @@ def record_fields(spec: PVDef) -> list[tuple[str, str]]:
     """The ``field(NAME, value)`` pairs of a spec's record, in a stable order."""
     fields: list[tuple[str, str]] = [("DESC", spec.desc)]
     record = spec.record
-    if record in _INPUT_RECORDS:
+    if record in _INPUT_RECORDS and not spec.writable:
         fields.append(("SCAN", "I/O Intr"))
     if record == "waveform":
         if spec.is_image:
             fields += [("FTVL", f"$(FTVL={DEFAULT_IMAGE_FORMAT.ftvl})"), ("NELM", f"$(NELM={DEFAULT_IMAGE_ELEMENTS})")]
+        elif spec.nelm_macro:
+            fields += [("FTVL", spec.ftvl), ("NELM", f"$({spec.nelm_macro}={spec.nelm})")]
         else:
             fields += [("FTVL", spec.ftvl), ("NELM", str(spec.nelm))]
     if spec.egu:
@@ -124,12 +140,15 @@ def render_substitutions() -> str:
     fmt = DEFAULT_IMAGE_FORMAT
     return (
         _HEADER.format(file="camioc.substitutions")
-        + "# Example: the PVs of a camioc server with prefix CAMIOC: and one camera 'simulation'.\n"
+        + "# Example: the PVs of a camioc server with prefix CAMIOC:, one camera 'simulation' and one\n"
+        + "# pipeline 'simulation_sp'.\n"
         + "# Expand with `msi -S camioc.substitutions` or load with dbLoadTemplate.\n\n"
         + 'file "camioc_service.template" {\n    { P="CAMIOC:" }\n}\n\n'
         + 'file "camioc_camera.template" {\n    { P="CAMIOC:", CAM="simulation" }\n}\n\n'
+        + 'file "camioc_pipeline.template" {\n    { P="CAMIOC:", ID="simulation_sp" }\n}\n\n'
         + 'file "camioc_image.template" {\n'
         + f'    {{ P="CAMIOC:", R="simulation:{IMAGE_PLUGIN}", FTVL="{fmt.ftvl}", NELM="{DEFAULT_IMAGE_ELEMENTS}" }}\n'
+        + f'    {{ P="CAMIOC:", R="simulation_sp:{IMAGE_PLUGIN}", FTVL="{fmt.ftvl}", NELM="{DEFAULT_IMAGE_ELEMENTS}" }}\n'
         + "}\n"
     )
 

@@ -4,14 +4,18 @@
 that holds the behaviour. Every generated PV gets:
 
 - ``record=`` (so ``.RTYP``, ``.DESC``, ``.EGU``, ``.PREC``, ``.NAME`` ... answer), ``doc`` = DESC,
-  units, precision, control and display limits, enum strings;
+  units, precision, control and display limits, enum strings. The records are *slim*
+  (:func:`slim_record`): the fields EPICS tools use (:data:`RECORD_FIELDS`), not all 44-104 fields of
+  caproto's full records (each a ChannelData object: a pipeline block of ~150 full records took
+  ~0.5 s and ~20 MB to build; slim, a third of that). Other fields are not served;
 - its own ``alarm_group`` (caproto shares one alarm per group otherwise: an alarm on one PV would
   show on all of them, reference/caproto.md §3.2);
 - ``.EGU`` and ``.FTVL`` field values set (caproto does not link them to ``units``/the dtype);
 - read-only record fields: caproto lets any client write ``.DESC``, ``.HOPR`` (which moves the
   enforced limit) ... even of read-only PVs; camioc's fields are read-only over CA;
 - for output records, a putter that validates enum input (an out-of-range index put as a number
-  would otherwise be stored and poison every later read) and dispatches to ``put_<attr>``.
+  would otherwise be stored and poison every later read) and dispatches to ``put_<attr>``; an
+  enum setpoint always stores its state string (never the index a client sent).
 
 Readbacks are written with :meth:`SpecGroup.post`, which writes only changed values and never runs
 putters (``verify_value=False``).
@@ -23,12 +27,14 @@ import functools
 import logging
 import math
 import types
+from collections import OrderedDict
 from collections.abc import Iterable
 from typing import Any, ClassVar
 
 import numpy as np
 from caproto import AccessRights, AlarmSeverity, AlarmStatus, ChannelType
 from caproto.server import PVGroup, pvproperty
+from caproto.server.records import records as _caproto_records
 
 from camioc.ioc.pvspec import PVDef
 
@@ -71,6 +77,36 @@ Alarm = tuple[AlarmStatus, AlarmSeverity]
 NO_ALARM: Alarm = (AlarmStatus.NO_ALARM, AlarmSeverity.NO_ALARM)
 
 
+_MBB_FIELDS = ("ZR", "ON", "TW", "TH", "FR", "FV", "SX", "SV", "EI", "NI", "TE", "EL", "TV", "TT", "FT", "FF")
+_COMMON_FIELDS = frozenset({"NAME", "RTYP", "DESC", "SCAN", "PROC", "SEVR", "STAT", "ACKS", "ACKT", "UDF", "TSE"})
+#: No alarm-limit fields (HIHI ... LLSV): camioc sets no alarm limits, and fields are read-only.
+_NUMERIC_FIELDS = frozenset({"EGU", "PREC", "HOPR", "LOPR", "DRVH", "DRVL"})
+_BINARY_FIELDS = frozenset({"ZNAM", "ONAM", "ZSV", "OSV", "RVAL"})
+_MULTI_BIT_FIELDS = frozenset({"RVAL", *(f"{p}ST" for p in _MBB_FIELDS), *(f"{p}SV" for p in _MBB_FIELDS)})
+#: The fields camioc's records serve, per record type (plus :data:`_COMMON_FIELDS`).
+RECORD_FIELDS: dict[str, frozenset[str]] = {
+    "ai": _NUMERIC_FIELDS, "ao": _NUMERIC_FIELDS, "longin": _NUMERIC_FIELDS, "longout": _NUMERIC_FIELDS,
+    "int64in": _NUMERIC_FIELDS, "bi": _BINARY_FIELDS, "bo": _BINARY_FIELDS, "mbbi": _MULTI_BIT_FIELDS,
+    "mbbo": _MULTI_BIT_FIELDS, "stringin": frozenset(), "stringout": frozenset(),
+    "waveform": frozenset({"EGU", "PREC", "HOPR", "LOPR", "NELM", "FTVL", "NORD"}),
+}
+
+
+@functools.cache
+def slim_record(record: str) -> type:
+    """caproto's field class of ``record`` with only the fields in :data:`RECORD_FIELDS`.
+
+    The other fields' attributes are None on the class, so caproto's own lookups of optional
+    fields (``getattr(fields, "high_alarm_severity", None)``) find nothing instead of failing.
+    """
+    full = _caproto_records[record]
+    keep = _COMMON_FIELDS | RECORD_FIELDS[record]
+    dropped = {attr: None for attr, prop in full._pvs_.items() if prop.pvspec.name not in keep}
+    slim = type(f"Slim{full.__name__}", (full,), {"_record_type": full._record_type, **dropped})
+    slim._pvs_ = OrderedDict((attr, prop) for attr, prop in full._pvs_.items() if attr not in dropped)
+    return slim
+
+
 def _read_only_access(hostname: str, username: str) -> AccessRights:
     return AccessRights.READ
 
@@ -87,7 +123,7 @@ def pvproperty_for(spec: PVDef, *, ftvl: str | None = None, nelm: int | None = N
     """The caproto ``pvproperty`` of one spec row (``ftvl``/``nelm`` decide an image waveform)."""
     kwargs: dict[str, Any] = {
         "name": spec.name,
-        "record": spec.record,
+        "record": slim_record(spec.record),
         "doc": spec.desc,
         "alarm_group": spec.attr,
         "read_only": not spec.writable,
@@ -147,8 +183,10 @@ class SpecGroup(PVGroup):
             self._finish_instance(getattr(self, spec.attr), spec)
 
     def _finish_instance(self, instance, spec: PVDef) -> None:
-        # Instance for the SpecGroup subclass, after caproto made it: field values caproto does
-        # not link, read-only fields, a small backlog for images.
+        # Instance for the SpecGroup subclass, after caproto made it: the record type name (caproto
+        # keeps the slim field class given as ``record``), field values caproto does not link,
+        # read-only fields, a small backlog for images.
+        instance.record_type = instance.reported_record_type = spec.record
         fields = instance.field_inst
         if fields is not None:
             if spec.egu:
@@ -173,7 +211,10 @@ class SpecGroup(PVGroup):
         handler = getattr(self, f"put_{attr}", None)
         if handler is None:
             raise PermissionError(f"{spec.name} is not writable")
-        return await handler(instance, value)
+        result = await handler(instance, value)
+        if result is None and spec.is_enum:
+            return value  # store the state string, also when the client sent an index
+        return result
 
     @staticmethod
     def _checked_enum(instance, value) -> str:
@@ -265,10 +306,12 @@ def cached_group_class(name: str, base: type[SpecGroup], specs: tuple[PVDef, ...
 
 __all__ = [
     "IMAGE_SUBSCRIPTION_BACKLOG",
+    "RECORD_FIELDS",
     "NO_ALARM",
     "Alarm",
     "SpecGroup",
     "cached_group_class",
     "make_group_class",
     "pvproperty_for",
+    "slim_record",
 ]

@@ -7,8 +7,13 @@
   ``image`` widget on ``image1:ArrayData`` whose ``data_width``/``data_height`` follow
   ``ArraySize0_RBV``/``ArraySize1_RBV`` through rules; ``unsigned`` true, switched off by a rule
   for the signed data types).
+- ``camioc_pipeline.bob``: one pipeline: Start/Stop (``EnableCallbacks``), state, stream and
+  counters; every setting with its readback (threshold, ROI, background with Save, good region,
+  slices, averaging, rate, pause); the results (scalars, Gaussian fits, slices as grids); the
+  profiles (``xyplot``: ``ProfileX_RBV``/``FitX:Curve_RBV`` over ``AxisX_RBV``, same for Y) and the
+  processed image (``$(ID):image1:``, as on the camera screen).
 
-Macros: ``P`` (service prefix) and ``CAM`` (camera name) come from the caller
+Macros: ``P`` (service prefix), ``CAM`` (camera name) and ``ID`` (pipeline id) come from the caller
 (``phoebus -resource "file:/.../camioc_camera.bob?P=CAMIOC:&CAM=simulation"``); the files define no
 top-level ``P`` (a display's own macros would override the caller's). Regenerate with
 ``python -m camioc.ioc.opigen`` (``--check`` fails if the files are stale).
@@ -22,7 +27,16 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 from camioc.ioc.pvnames import CAMERA_DRIVER, IMAGE_PLUGIN
-from camioc.ioc.pvspec import CAMERA_PVS, DATA_TYPES, IMAGE_PVS, SERVICE_PVS, PVDef, spec_by_name
+from camioc.ioc.pvspec import (
+    CAMERA_PVS,
+    DATA_TYPES,
+    IMAGE_PVS,
+    MAX_SLICES,
+    PIPELINE_PVS,
+    SERVICE_PVS,
+    PVDef,
+    spec_by_name,
+)
 
 DEFAULT_OUTPUT = Path(__file__).resolve().parents[2] / "opi"
 
@@ -36,6 +50,7 @@ WIDGET_VERSIONS = {
     "action_button": "3.0.0",
     "group": "3.0.0",
     "image": "2.0.0",
+    "xyplot": "3.0.0",
 }
 #: Phoebus text format "STRING" (shows CHAR waveforms as text).
 FORMAT_STRING = "6"
@@ -43,6 +58,8 @@ FORMAT_STRING = "6"
 SERVICE = "$(P)"
 CAMERA = f"$(P)$(CAM):{CAMERA_DRIVER}"
 IMAGE = f"$(P)$(CAM):{IMAGE_PLUGIN}"
+PIPELINE = "$(P)$(ID):"
+PIPELINE_IMAGE = f"$(P)$(ID):{IMAGE_PLUGIN}"
 
 ROW = 24
 LABEL_W = 230
@@ -113,19 +130,21 @@ def _readback(display: Display, prefix: str, spec: PVDef, x: int, width: int = V
 
 def _setting(display: Display, prefix: str, spec: PVDef, x: int) -> None:
     props = {"pv_name": prefix + spec.name, "tooltip": _tooltip(spec)}
+    if spec.is_text:
+        props["format"] = FORMAT_STRING
     if spec.is_enum:
         display.widget("combo", x, display.y, VALUE_W, ROW - 2, **props)
     else:
         display.widget("textentry", x, display.y, VALUE_W, ROW - 2, show_units="true", **props)
 
 
-def spec_rows(display: Display, prefix: str, table: tuple[PVDef, ...], names: list[str]) -> None:
+def spec_rows(display: Display, prefix: str, table: tuple[PVDef, ...], names: list[str], x0: int = MARGIN) -> None:
     """One row per PV: setting + readback for pairs, readback only for read-only PVs."""
     specs = spec_by_name(table)
     for name in names:
         spec = specs[name]
-        display.widget("label", MARGIN, display.y, LABEL_W, ROW - 4, text=spec.desc)
-        x = MARGIN + LABEL_W + 6
+        display.widget("label", x0, display.y, LABEL_W, ROW - 4, text=spec.desc)
+        x = x0 + LABEL_W + 6
         if spec.writable:
             _setting(display, prefix, spec, x)
             rbv = specs.get(f"{name}_RBV")
@@ -134,6 +153,23 @@ def spec_rows(display: Display, prefix: str, table: tuple[PVDef, ...], names: li
         else:
             width = 2 * VALUE_W + 6 if spec.is_text else VALUE_W
             _readback(display, prefix, spec, x, width)
+        display.y += ROW
+
+
+def spec_grid(display: Display, prefix: str, x0: int, columns: list[str], rows: list[tuple[str, list[str]]],
+              width: int = 95) -> None:
+    """A table of readbacks: a header of ``columns``, then per row a label and one PV per column."""
+    label_w = 140
+    for index, column in enumerate(columns):
+        display.widget("label", x0 + label_w + 6 + index * (width + 4), display.y, width, ROW - 4, text=column)
+    display.y += ROW
+    specs = spec_by_name(PIPELINE_PVS)
+    for label, names in rows:
+        display.widget("label", x0, display.y, label_w, ROW - 4, text=label)
+        for index, name in enumerate(names):
+            spec = specs[name]
+            display.widget("textupdate", x0 + label_w + 6 + index * (width + 4), display.y, width, ROW - 4,
+                           pv_name=prefix + name, tooltip=_tooltip(spec))
         display.y += ROW
 
 
@@ -160,17 +196,51 @@ def _rule(parent: ET.Element, name: str, prop: str, pv: str, expressions: list[t
     ET.SubElement(rule, "pv_name", trigger="true").text = pv
 
 
-def image_widget(display: Display, x: int, y: int, width: int, height: int) -> ET.Element:
+def image_widget(display: Display, x: int, y: int, width: int, height: int, prefix: str = IMAGE) -> ET.Element:
     image = display.widget("image", x, y, width, height, name="Image",
-                           pv_name=f"{IMAGE}ArrayData", data_width="320", data_height="240",
+                           pv_name=f"{prefix}ArrayData", data_width="320", data_height="240",
                            unsigned="true", autoscale="true", show_toolbar="true",
                            tooltip="$(pv_name): image1:ArrayData shaped by ArraySize0/1_RBV")
     rules = ET.SubElement(image, "rules")
-    _rule(rules, "width from ArraySize0_RBV", "data_width", f"{IMAGE}ArraySize0_RBV", [("pv0 > 0", None)])
-    _rule(rules, "height from ArraySize1_RBV", "data_height", f"{IMAGE}ArraySize1_RBV", [("pv0 > 0", None)])
+    _rule(rules, "width from ArraySize0_RBV", "data_width", f"{prefix}ArraySize0_RBV", [("pv0 > 0", None)])
+    _rule(rules, "height from ArraySize1_RBV", "data_height", f"{prefix}ArraySize1_RBV", [("pv0 > 0", None)])
     signed = " || ".join(f"pv0 == {DATA_TYPES.index(t)}" for t in ("Int8", "Int16", "Int32", "Int64"))
-    _rule(rules, "signed data types", "unsigned", f"{IMAGE}DataType_RBV", [(signed, "false")])
+    _rule(rules, "signed data types", "unsigned", f"{prefix}DataType_RBV", [(signed, "false")])
     return image
+
+
+#: Trace colours (Phoebus' default blue, then red).
+_TRACE_COLORS = ((0, 0, 255), (255, 0, 0))
+
+
+def xyplot_widget(display: Display, x: int, y: int, width: int, height: int, title: str, x_title: str,
+                  traces: list[tuple[str, str, str]]) -> ET.Element:
+    """A Phoebus XY plot; ``traces`` = [(name, x_pv, y_pv)] (waveforms, y over x)."""
+    plot = display.widget("xyplot", x, y, width, height, name=title, title=title, show_toolbar="false",
+                          show_legend="true")
+    x_axis = ET.SubElement(plot, "x_axis")
+    _text(x_axis, "title", x_title)
+    _text(x_axis, "autoscale", "true")
+    y_axes = ET.SubElement(plot, "y_axes")
+    y_axis = ET.SubElement(y_axes, "y_axis")
+    _text(y_axis, "title", "")
+    _text(y_axis, "autoscale", "true")
+    elements = ET.SubElement(plot, "traces")
+    for (name, x_pv, y_pv), (red, green, blue) in zip(traces, _TRACE_COLORS, strict=False):
+        trace = ET.SubElement(elements, "trace")
+        _text(trace, "name", name)
+        _text(trace, "x_pv", x_pv)
+        _text(trace, "y_pv", y_pv)
+        _text(trace, "err_pv", "")
+        _text(trace, "axis", "0")
+        _text(trace, "trace_type", "1")
+        color = ET.SubElement(trace, "color")
+        ET.SubElement(color, "color", red=str(red), green=str(green), blue=str(blue))
+        _text(trace, "line_width", "1")
+        _text(trace, "point_type", "0")
+        _text(trace, "point_size", "4")
+        _text(trace, "visible", "true")
+    return plot
 
 
 def camera_display() -> str:
@@ -208,6 +278,73 @@ def camera_display() -> str:
     return display.xml()
 
 
+PIPELINE_STATUS_ROWS = ["DetectorState_RBV", "StatusMessage_RBV", "NDArrayPort_RBV", "ReadOnly_RBV",
+                        "StreamAddress_RBV", "ArrayCounter_RBV", "ArrayRate_RBV", "ExecutionTime_RBV",
+                        "DroppedArrays_RBV", "UniqueId_RBV"]
+PIPELINE_SETTING_ROWS = ["CentroidThreshold", "ROI:MinX", "ROI:SizeX", "ROI:MinY", "ROI:SizeY", "ROI:Enable",
+                         "EnableBackground", "BackgroundId", "NumBackgroundImages", "GoodRegion:Enable",
+                         "GoodRegion:Threshold", "GoodRegion:GFScale", "Slices:Number", "Slices:Scale",
+                         "Slices:Orientation", "Averaging", "MaxArrayRate", "Pause"]
+PIPELINE_RESULT_ROWS = ["CentroidX_RBV", "CentroidY_RBV", "SigmaX_RBV", "SigmaY_RBV", "FWHMX_RBV", "FWHMY_RBV",
+                        "Total_RBV", "MinValue_RBV", "MaxValue_RBV", "ArraySize0_RBV", "ArraySize1_RBV",
+                        "GoodRegion:Total_RBV", "Coupling_RBV", "CouplingSlope_RBV", "CouplingOffset_RBV",
+                        "Slices:Amount_RBV", "Slices:Length_RBV"]
+_FIT_COLUMNS = ("Mean", "Sigma", "Amplitude", "Offset")
+_SLICE_COLUMNS = ("CenterX", "CenterY", "Sigma", "Total")
+
+
+def pipeline_display() -> str:
+    display = Display("camioc pipeline $(ID)", 1820, 1000)
+    title = display.widget("label", MARGIN, display.y, 1200, 30, text="camioc pipeline $(ID)  ($(P)$(ID):)")
+    font = ET.SubElement(title, "font")
+    ET.SubElement(font, "font", family="Liberation Sans", style="BOLD", size="18")
+    top = display.y = display.y + 36
+
+    # Column 1: instance and settings.
+    display.heading("Instance", width=540)
+    _write_button(display, MARGIN, 110, f"{PIPELINE}EnableCallbacks", "1", "Start")
+    _write_button(display, MARGIN + 120, 110, f"{PIPELINE}EnableCallbacks", "0", "Stop")
+    _readback(display, PIPELINE, spec_by_name(PIPELINE_PVS)["EnableCallbacks_RBV"], MARGIN + LABEL_W + 6 + VALUE_W + 6)
+    display.y += ROW + 10
+    spec_rows(display, PIPELINE, PIPELINE_PVS, PIPELINE_STATUS_ROWS)
+    display.heading("Settings (setting, in force)", width=540)
+    spec_rows(display, PIPELINE, PIPELINE_PVS, PIPELINE_SETTING_ROWS)
+    display.y += 4
+    _write_button(display, MARGIN, 180, f"{PIPELINE}SaveBackground", "1", "Collect background")
+    _readback(display, PIPELINE, spec_by_name(PIPELINE_PVS)["SaveBackground_RBV"], MARGIN + LABEL_W + 6 + VALUE_W + 6)
+    display.y += ROW + 10
+    spec_rows(display, PIPELINE, PIPELINE_PVS, ["ValidBackground_RBV"])
+    bottom = display.y
+
+    # Column 2: results.
+    x0 = MARGIN + LABEL_W + 2 * VALUE_W + 30
+    display.y = top
+    display.heading("Results", x=x0, width=540)
+    spec_rows(display, PIPELINE, PIPELINE_PVS, PIPELINE_RESULT_ROWS, x0=x0)
+    display.heading("Gaussian fits", x=x0, width=540)
+    spec_grid(display, PIPELINE, x0, list(_FIT_COLUMNS), [
+        (label, [f"{prefix}{column}_RBV" for column in _FIT_COLUMNS])
+        for label, prefix in (("Profile X", "FitX:"), ("Profile Y", "FitY:"), ("Good region X", "GoodRegion:FitX:"),
+                              ("Good region Y", "GoodRegion:FitY:"))])
+    display.heading("Slices", x=x0, width=540)
+    spec_grid(display, PIPELINE, x0, list(_SLICE_COLUMNS), [
+        (f"Slice {index}", [f"Slice{index}:{column}_RBV" for column in _SLICE_COLUMNS]) for index in range(MAX_SLICES)])
+    bottom = max(bottom, display.y)
+
+    # Column 3: processed image and profiles.
+    x0 += 560
+    image_widget(display, x0, top, 640, 440, prefix=PIPELINE_IMAGE)
+    xyplot_widget(display, x0, top + 450, 640, 240, "Profile X", "x (AxisX_RBV)",
+                  [("ProfileX_RBV", f"{PIPELINE}AxisX_RBV", f"{PIPELINE}ProfileX_RBV"),
+                   ("FitX:Curve_RBV", f"{PIPELINE}AxisX_RBV", f"{PIPELINE}FitX:Curve_RBV")])
+    xyplot_widget(display, x0, top + 700, 640, 240, "Profile Y", "y (AxisY_RBV)",
+                  [("ProfileY_RBV", f"{PIPELINE}AxisY_RBV", f"{PIPELINE}ProfileY_RBV"),
+                   ("FitY:Curve_RBV", f"{PIPELINE}AxisY_RBV", f"{PIPELINE}FitY:Curve_RBV")])
+    display.y = max(bottom, top + 950)
+    display.fit(x0 + 640 + MARGIN, 1000)
+    return display.xml()
+
+
 def service_display() -> str:
     display = Display("camioc service $(P)", 620, 420)
     title = display.widget("label", MARGIN, display.y, 600, 30, text="camioc service $(P)")
@@ -229,6 +366,16 @@ def service_display() -> str:
     macros = ET.SubElement(action, "macros")
     _text(macros, "CAM", "$(CAM=simulation)")
     _text(action, "description", "Open camera screen")
+    display.y += ROW + 12
+    pipeline = display.widget("action_button", MARGIN + 200, display.y, 300, ROW + 6,
+                              text="Open pipeline $(ID=simulation_sp)", tooltip="Pipeline screen; set macro ID")
+    actions = ET.SubElement(pipeline, "actions")
+    action = ET.SubElement(actions, "action", type="open_display")
+    _text(action, "file", "camioc_pipeline.bob")
+    _text(action, "target", "tab")
+    macros = ET.SubElement(action, "macros")
+    _text(macros, "ID", "$(ID=simulation_sp)")
+    _text(action, "description", "Open pipeline screen")
     display.y += ROW + 16
     display.fit(620, 300)
     return display.xml()
@@ -236,7 +383,8 @@ def service_display() -> str:
 
 def generate() -> dict[str, str]:
     """File name -> content of every generated ``opi/`` file."""
-    return {"camioc_service.bob": service_display(), "camioc_camera.bob": camera_display()}
+    return {"camioc_service.bob": service_display(), "camioc_camera.bob": camera_display(),
+            "camioc_pipeline.bob": pipeline_display()}
 
 
 def write(output: Path = DEFAULT_OUTPUT) -> list[Path]:

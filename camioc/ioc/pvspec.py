@@ -360,6 +360,8 @@ PIPELINE_RESULT_PVS: tuple[PVDef, ...] = (
     *_fit_results("GoodRegion:FitX:", "gr_fit_x", "x", "gr_x", "Good region fit X"),
     *_fit_results("GoodRegion:FitY:", "gr_fit_y", "y", "gr_y", "Good region fit Y"),
     _result("gr_total", "GoodRegion:Total_RBV", "Good region intensity (gr_intensity)", "gr_intensity", prec=0),
+    PVDef("slices_amount", "Slices:Amount_RBV", "longin", "Slices computed (slice_amount)", source="slice_amount"),
+    _result("slices_length", "Slices:Length_RBV", "Slice length (slice_length)", "slice_length"),
     *(pv for index in range(MAX_SLICES) for pv in _slice_results(index)),
     _result("coupling", "Coupling_RBV", "Coupling (coupling)", "coupling"),
     _result("coupling_slope", "CouplingSlope_RBV", "Coupling slope (coupling_slope)", "coupling_slope"),
@@ -384,9 +386,10 @@ PIPELINE_ARRAY_PVS: tuple[PVDef, ...] = (
     _profile("fit_y_curve", "FitY:Curve_RBV", "Gauss fit Y (y_fit_gauss_function)", "y_fit_gauss_function"),
 )
 
-#: Outputs that have a readback of their own (or none: ``timestamp`` is the PVs' timestamp);
-#: every other scalar output gets an ``Out:<field>_RBV``.
-NOT_OUT_FIELDS = frozenset({spec.source for spec in PIPELINE_PVS if spec.source}) | {"timestamp"}
+#: Outputs that have a readback of their own (or need none: ``timestamp`` is the PVs' timestamp,
+#: ``slice_orientation`` is ``Slices:Orientation_RBV``); every other scalar output gets an
+#: ``Out:<field>_RBV``.
+NOT_OUT_FIELDS = frozenset({spec.source for spec in PIPELINE_PVS if spec.source}) | {"timestamp", "slice_orientation"}
 #: Slice outputs of slices without readbacks (index >= MAX_SLICES) get no ``Out:`` either.
 SLICE_FIELD = re.compile(r"slice_\d+_(center_x|center_y|standard_deviation|intensity)")
 #: ``Out:<field>_RBV`` readbacks per pipeline at most; characters of field names other than these
@@ -491,6 +494,7 @@ __all__ = [
     "CAMERA_DATA_READBACKS",
     "CAMERA_PVS",
     "COLOR_MODES",
+    "CONFIG_NELM",
     "DATA_TYPES",
     "DEFAULT_IMAGE_ELEMENTS",
     "DEFAULT_IMAGE_FORMAT",
@@ -499,6 +503,7 @@ __all__ = [
     "IMAGE_PVS",
     "MAX_OUT_FIELDS",
     "MAX_SLICES",
+    "NOT_OUT_FIELDS",
     "OUT_PREFIX",
     "PIPELINE_ARRAY_PVS",
     "PIPELINE_PVS",

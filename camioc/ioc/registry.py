@@ -16,7 +16,12 @@ adding PVs is ``pvdb.update``. Doing it *right* takes more (reference/caproto.md
 - **late requests**: a client may have a request in flight for a channel the server just
   disconnected (a read, a subscription, a cancel). caproto's error path for an unknown channel id
   raises again inside the circuit's command loop and kills the whole circuit; the circuits of
-  :class:`CamiocContext` drop such requests instead.
+  :class:`CamiocContext` drop such requests instead, and drop the response to a put that
+  completes after its channel was disconnected (caproto would raise in the write task).
+- **puts in progress**: the circuits of :class:`CamiocContext` keep their write tasks by channel
+  name; a removal waits for the puts in progress on the group's channels before disconnecting
+  them, so a put that removes its own PV (``EnableCallbacks`` 0 of a private pipeline instance)
+  still completes normally for its client.
 
 All methods run on the event-loop thread.
 """
@@ -35,20 +40,58 @@ from caproto.server import PVGroup
 
 log = logging.getLogger(__name__)
 
+#: How long a group's removal waits for puts in progress on it.
+PUT_WAIT_TIMEOUT = 10.0
+
 
 #: Requests that name a channel by its server id.
 _SID_REQUESTS = (ca.ReadNotifyRequest, ca.ReadRequest, ca.WriteRequest, ca.WriteNotifyRequest,
                  ca.EventAddRequest, ca.EventCancelRequest, ca.ClearChannelRequest)
 
 
+#: Responses that may complete after their channel was disconnected.
+_LATE_RESPONSES = (ca.WriteNotifyResponse, ca.ReadNotifyResponse, ca.ErrorResponse)
+
+
 class CamiocCircuit(VirtualCircuit):
     """A server circuit that ignores requests for channels it has disconnected (see module doc)."""
+
+    #: the channel of the write request being dispatched (commands of a circuit run one at a time)
+    _write_channel: str | None = None
+
+    @property
+    def writes_in_progress(self) -> dict[asyncio.Task, str]:
+        """Write tasks still running (putter, then the response), by channel name."""
+        writes = self.__dict__.get("_writes")
+        if writes is None:
+            writes = self.__dict__["_writes"] = {}
+        return writes
 
     async def _command_queue_iteration(self, command):
         if isinstance(command, _SID_REQUESTS) and command.sid not in self.circuit.channels_sid:
             self.log.debug("ignoring %s for a removed channel (sid %d)", type(command).__name__, command.sid)
             return None
-        return await super()._command_queue_iteration(command)
+        if isinstance(command, (ca.WriteRequest, ca.WriteNotifyRequest)):
+            self._write_channel = self.circuit.channels_sid[command.sid].name
+        try:
+            return await super()._command_queue_iteration(command)
+        finally:
+            self._write_channel = None
+
+    async def _start_write_task(self, handle_write):
+        task = self.tasks.create(handle_write())
+        writes = self.writes_in_progress
+        writes[task] = self._write_channel or ""
+        task.add_done_callback(lambda done: writes.pop(done, None))
+
+    async def send(self, *commands):
+        try:
+            return await super().send(*commands)
+        except ca.LocalProtocolError as exc:
+            if len(commands) == 1 and isinstance(commands[0], _LATE_RESPONSES):
+                self.log.debug("dropping %s for a removed channel: %s", type(commands[0]).__name__, exc)
+                return None
+            raise
 
 
 class CamiocContext(Context):
@@ -133,6 +176,7 @@ class PVRegistry:
         if entry is None:
             return None
         await self._stop_hooks(entry)
+        await self._wait_for_writes(entry.names)
         channels = self._channels_of(entry.names)
         self._unserve(entry.names)
         await self._disconnect(channels)
@@ -159,6 +203,19 @@ class PVRegistry:
         await self._disconnect(channels)
         await self._run_shutdown_hooks(old.group)
         return old.group
+
+    async def _wait_for_writes(self, names: frozenset[str], timeout: float = PUT_WAIT_TIMEOUT) -> None:
+        """Wait (bounded) for the puts in progress on these records to complete."""
+        if self._context is None:
+            return
+        tasks = [task for circuit in list(self._context.circuits)
+                 for task, name in list(getattr(circuit, "writes_in_progress", {}).items())
+                 if name in names or record_of(name) in names]
+        tasks = [task for task in tasks if task is not asyncio.current_task()]
+        if tasks:
+            _, pending = await asyncio.wait(tasks, timeout=timeout)
+            if pending:
+                log.warning("removing PVs with %d put(s) still in progress", len(pending))
 
     @staticmethod
     async def _stop_hooks(entry: _Entry) -> None:

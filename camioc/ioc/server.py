@@ -226,7 +226,8 @@ class CamiocIoc:
         self._status_period = 1.0 / float(result_publish_rate)
         self._bindings: dict[str, _CameraBinding] = {}
         self._pipeline_bindings: dict[str, _PipelineBinding] = {}
-        self._serves_pipelines = all(hasattr(pipelines, method) for method in ("add_listener", "ids", "status"))
+        self._serves_pipelines = all(hasattr(pipelines, method)
+                                     for method in ("add_listener", "ids", "status", "set_image_publishing"))
         self._tasks: set[asyncio.Task] = set()
         self._structure_lock = asyncio.Lock()
         self._service: Any = None

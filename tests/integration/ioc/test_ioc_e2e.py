@@ -15,11 +15,11 @@ import time
 import bsread
 import numpy as np
 import pytest
-from cam_server_client import CamClient
+from cam_server_client import CamClient, PipelineClient
 from ioc_support import CaTools, put_failed
 
 from camioc import __version__
-from camioc.ioc.pvspec import CAMERA_PVS, IMAGE_PVS, SERVICE_PVS
+from camioc.ioc.pvspec import CAMERA_PVS, IMAGE_PVS, PIPELINE_ARRAY_PVS, PIPELINE_PVS, SERVICE_PVS
 from tests.support.server import REPO_ROOT, start_camioc, stop_camioc
 
 SIM = "simulation2"  # 640 x 480 uint16, static beam: every frame identical
@@ -220,3 +220,27 @@ def test_stop_all_from_ca(server, client, tools):
     assert not client.get_server_info()["active_instances"]
     wait_until(lambda: poll_get(tools, p + "NumInstances_RBV") == "0", what="NumInstances_RBV 0")
     assert json.loads(get(tools, p + "Instances_RBV", "-S")) == []
+
+
+def test_pipeline_pvs_of_the_real_server(server, tools):
+    """The saved pipeline's PVs; EnableCallbacks runs its shared instance (seen on REST)."""
+    p, sp = server.prefix, f"{server.prefix}simulation_sp:"
+    names = [sp + s.name for s in (*PIPELINE_PVS, *PIPELINE_ARRAY_PVS)] + [f"{sp}image1:{s.name}" for s in IMAGE_PVS]
+    result = tools.run_sync("caget", "-w", "3", "-t", *(f"{name}.RTYP" for name in names), timeout=30)
+    assert result.returncode == 0 and "not found" not in result.output, result.output
+    assert json.loads(get(tools, p + "Pipelines_RBV", "-S")) == ["simulation_sp"]
+    assert get(tools, sp + "NDArrayPort_RBV") == "simulation"
+    pipelines = PipelineClient(server.pipeline_url)
+    try:
+        assert not put_failed(put(tools, sp + "EnableCallbacks", "1", "-c"))
+        info = pipelines.get_instance_info("simulation_sp")
+        assert info["read_only"] is True
+        assert wait_until(lambda: poll_get(tools, sp + "StreamAddress_RBV", "-S") == info["stream_address"],
+                          what="StreamAddress_RBV")
+        wait_until(lambda: "INVALID" not in tools.run_sync("caget", "-w", "2", "-a", sp + "CentroidX_RBV").stdout,
+                   what="results")
+        assert "simulation_sp" in json.loads(get(tools, p + "Instances_RBV", "-S"))
+    finally:
+        assert not put_failed(put(tools, sp + "EnableCallbacks", "0", "-c"))
+    wait_until(lambda: "simulation_sp" not in pipelines.get_server_info()["active_instances"], what="stopped")
+    assert wait_until(lambda: poll_get(tools, sp + "DetectorState_RBV") == "Idle", what="Idle")

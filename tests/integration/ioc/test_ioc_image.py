@@ -44,6 +44,9 @@ async def _monitors(epics_ca, prefix: str, log: EventLog, camera: str = "cam_a")
         pvs.append(pv)
     for pv in pvs:
         assert await asyncio.to_thread(pv.wait_for_connection, 5), pv.pvname
+    # pyepics reports a PV connected before its subscription is sent: flush, or the last
+    # subscription may sit in libca's buffer and never deliver its first value.
+    await asyncio.to_thread(epics_ca.ca.flush_io)
     return pvs
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from camioc.ioc import dbgen
-from camioc.ioc.pvspec import CAMERA_PVS, IMAGE_PVS, SERVICE_PVS
+from camioc.ioc.pvspec import CAMERA_PVS, IMAGE_PVS, PIPELINE_ARRAY_PVS, PIPELINE_PVS, PROFILE_NELM, SERVICE_PVS
 
 DB = dbgen.DEFAULT_OUTPUT
 
@@ -50,6 +50,8 @@ def parsed(tmp_path_factory) -> dict[str, dict[str, str]]:
             (DB / "camioc_camera.template", "P=TST:,CAM=cam"),
             (DB / "camioc_image.template", "P=TST:,R=cam:image1:"),
             (DB / "camioc_image.template", "P=TST:,R=cam8:image1:,FTVL=UCHAR,NELM=1228800"),
+            (DB / "camioc_pipeline.template", "P=TST:,ID=pipe"),
+            (DB / "camioc_pipeline.template", "P=TST:,ID=big,NPROFILE=8192"),
             (expanded, ""),
         ],
         fields=("RTYP", "DESC", "EGU", "PREC", "NELM", "FTVL"),
@@ -60,7 +62,9 @@ def test_epics_loads_every_template_with_the_spec_records(parsed):
     expected = {f"TST:{s.name}": s for s in SERVICE_PVS}
     expected |= {f"TST:cam:cam1:{s.name}": s for s in CAMERA_PVS}
     expected |= {f"TST:cam:image1:{s.name}": s for s in IMAGE_PVS}
-    ours = {name for name in parsed if name.startswith("TST:cam:") or (name.startswith("TST:") and name.count(":") == 1)}
+    expected |= {f"TST:pipe:{s.name}": s for s in (*PIPELINE_PVS, *PIPELINE_ARRAY_PVS)}
+    ours = {name for name in parsed if name.startswith(("TST:cam:", "TST:pipe:"))
+            or (name.startswith("TST:") and name.count(":") == 1)}
     assert ours == set(expected)
     for name, spec in expected.items():
         record = parsed[name]
@@ -75,6 +79,13 @@ def test_epics_loads_every_template_with_the_spec_records(parsed):
             assert int(record["NELM"]) == (dbgen.DEFAULT_IMAGE_ELEMENTS if spec.is_image else spec.nelm), name
 
 
+def test_pipeline_template_takes_the_profile_length(parsed):
+    assert parsed["TST:pipe:ProfileX_RBV"]["NELM"] == str(PROFILE_NELM)
+    assert parsed["TST:big:ProfileX_RBV"]["NELM"] == "8192"
+    assert (parsed["TST:big:FitY:Curve_RBV"]["RTYP"], parsed["TST:big:FitY:Curve_RBV"]["FTVL"]) == ("waveform", "DOUBLE")
+    assert parsed["TST:pipe:BackgroundId"]["FTVL"] == "CHAR"
+
+
 def test_image_template_takes_element_type_and_length(parsed):
     record = parsed["TST:cam8:image1:ArrayData"]
     assert (record["RTYP"], record["NELM"], record["FTVL"]) == ("waveform", "1228800", "UCHAR")
@@ -84,7 +95,10 @@ def test_substitutions_file_expands_to_every_record(parsed):
     names = [name for name in parsed if name.startswith("CAMIOC:")]
     assert "CAMIOC:simulation:cam1:Acquire" in names
     assert "CAMIOC:simulation:image1:ArrayData" in names
-    assert len(names) == len(SERVICE_PVS) + len(CAMERA_PVS) + len(IMAGE_PVS)
+    assert "CAMIOC:simulation_sp:CentroidX_RBV" in names
+    assert "CAMIOC:simulation_sp:image1:ArrayData" in names
+    assert len(names) == (len(SERVICE_PVS) + len(CAMERA_PVS) + 2 * len(IMAGE_PVS) + len(PIPELINE_PVS)
+                          + len(PIPELINE_ARRAY_PVS))
 
 
 def test_epics_rejects_a_broken_template(tmp_path: Path):

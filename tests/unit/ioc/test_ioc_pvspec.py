@@ -6,15 +6,22 @@ import numpy as np
 import pytest
 
 from camioc.ioc import CAPROTO_ENVIRONMENT_DEFAULTS, configure_caproto_environment
-from camioc.ioc.pvnames import MAX_PV_NAME_LENGTH, camera_pv, image_pv, service_pv
+from camioc.ioc.pvnames import MAX_PV_NAME_LENGTH, camera_pv, image_pv, pipeline_pv, service_pv
 from camioc.ioc.pvspec import (
     CAMERA_DATA_READBACKS,
     CAMERA_PVS,
     IMAGE_PVS,
+    MAX_SLICES,
+    NOT_OUT_FIELDS,
+    PIPELINE_ARRAY_PVS,
+    PIPELINE_PVS,
     RECORD_TYPES,
     SERVICE_PVS,
     TABLES,
     image_format,
+    is_out_field,
+    out_field_name,
+    out_field_spec,
     spec_by_attr,
 )
 
@@ -97,3 +104,59 @@ def test_configure_caproto_environment_keeps_user_values():
     effective = configure_caproto_environment(env)
     assert effective["CAPROTO_SERVER_MAX_LATENCY_SEC"] == "0.5"
     assert env["CAPROTO_SERVER_HIGH_LOAD_TIMEOUT_SEC"] == CAPROTO_ENVIRONMENT_DEFAULTS["CAPROTO_SERVER_HIGH_LOAD_TIMEOUT_SEC"]
+
+
+PIPELINE_CONTRACT = {
+    "EnableCallbacks", "PluginType_RBV", "NDArrayPort_RBV", "DetectorState_RBV", "StatusMessage_RBV",
+    "StreamAddress_RBV", "ReadOnly_RBV", "Config_RBV", "ArrayCounter_RBV", "ArrayRate_RBV", "ExecutionTime_RBV",
+    "DroppedArrays_RBV", "UniqueId_RBV", "SaveBackground", "ValidBackground_RBV",
+    "CentroidX_RBV", "CentroidY_RBV", "SigmaX_RBV", "SigmaY_RBV", "Total_RBV", "MinValue_RBV", "MaxValue_RBV",
+    "FWHMX_RBV", "FWHMY_RBV", "GoodRegion:Total_RBV", "Coupling_RBV", "CouplingSlope_RBV", "CouplingOffset_RBV",
+    "ProfileX_RBV", "ProfileY_RBV", "AxisX_RBV", "AxisY_RBV", "FitX:Curve_RBV", "FitY:Curve_RBV",
+} | {f"{name}{rbv}" for name in (
+    "EnableCallbacks", "CentroidThreshold", "ROI:MinX", "ROI:MinY", "ROI:SizeX", "ROI:SizeY", "ROI:Enable",
+    "EnableBackground", "BackgroundId", "NumBackgroundImages", "GoodRegion:Enable", "GoodRegion:Threshold",
+    "GoodRegion:GFScale", "Slices:Number", "Slices:Scale", "Slices:Orientation", "Averaging", "MaxArrayRate",
+    "Pause") for rbv in ("", "_RBV")} | {
+    f"{block}{value}_RBV" for block in ("FitX:", "FitY:", "GoodRegion:FitX:", "GoodRegion:FitY:")
+    for value in ("Mean", "Sigma", "Amplitude", "Offset")} | {
+    f"Slice{index}:{value}_RBV" for index in range(MAX_SLICES) for value in ("CenterX", "CenterY", "Sigma", "Total")}
+
+
+def test_pipeline_contract_pvs_are_defined():
+    names = {spec.name for spec in (*PIPELINE_PVS, *PIPELINE_ARRAY_PVS)}
+    assert PIPELINE_CONTRACT <= names
+    assert spec_by_attr(PIPELINE_PVS)["plugin_type"].value == "NDPluginStats"
+    assert spec_by_attr(PIPELINE_PVS)["enable_background"].enums == ("Disable", "Enable", "Signed", "Passive")
+    assert spec_by_attr(PIPELINE_PVS)["slices_orientation"].enums == ("vertical", "horizontal")
+
+
+def test_result_readbacks_name_cam_server_outputs():
+    sources = {spec.name: spec.source for spec in (*PIPELINE_PVS, *PIPELINE_ARRAY_PVS) if spec.source}
+    assert sources["CentroidX_RBV"] == "x_center_of_mass"
+    assert sources["SigmaY_RBV"] == "y_rms"
+    assert sources["Total_RBV"] == "intensity"
+    assert sources["FitX:Sigma_RBV"] == "x_fit_standard_deviation"
+    assert sources["GoodRegion:FitY:Mean_RBV"] == "gr_y_fit_mean"
+    assert sources["Slice3:Sigma_RBV"] == "slice_3_standard_deviation"
+    assert sources["FitY:Curve_RBV"] == "y_fit_gauss_function"
+    assert all(not spec.writable for spec in PIPELINE_PVS if spec.source)
+
+
+def test_pipeline_names_stay_within_60_characters_for_typical_ids():
+    names = [pipeline_pv("CAMIOC:", "SARES20-CAMS142-M5_sp1", s.name) for s in (*PIPELINE_PVS, *PIPELINE_ARRAY_PVS)]
+    names += [image_pv("CAMIOC:", "SARES20-CAMS142-M5_sp1", s.name) for s in IMAGE_PVS]
+    assert max(map(len, names)) <= MAX_PV_NAME_LENGTH
+
+
+def test_out_fields():
+    assert not (NOT_OUT_FIELDS & {"my_value", "x_fw", "slice_amount_2"})
+    assert is_out_field("my_value") and is_out_field("x_fw")
+    assert not is_out_field("x_center_of_mass") and not is_out_field("timestamp")
+    assert not is_out_field("slice_20_center_x"), "slices without readbacks get no Out: either"
+    assert out_field_name("beam energy/GeV") == "beam_energy_GeV"
+    assert out_field_name("x" * 80) == "x" * 40
+    spec = out_field_spec(3, 'a "quoted" output with a long name indeed')
+    assert (spec.attr, spec.record, spec.name) == ("out_3", "ai", "Out:a__quoted__output_with_a_long_name_indee_RBV")
+    assert len(spec.desc) <= 40 and '"' not in spec.desc
+    assert out_field_spec(0, "label", text=True).record == "stringin"
