@@ -120,8 +120,13 @@ class CameraService(Protocol):
     async def delete_config(self, name: str) -> None: ...
 
     # --- instances -----------------------------------------------------------------------
-    async def get_stream(self, name: str) -> str:
-        """Start the instance if needed; return its stream address ``tcp://host:port``."""
+    async def get_stream(self, name: str, *, hold: bool = False) -> str:
+        """Start the instance if needed; return its stream address ``tcp://host:port``.
+
+        ``hold``: keep the instance running until it is stopped explicitly, whatever
+        ``no_client_timeout`` says (``Acquire`` 1 on CA: an operator's start must not end after
+        ten seconds just because nobody subscribed to the bsread stream).
+        """
         ...
 
     async def stop(self, name: str) -> None: ...

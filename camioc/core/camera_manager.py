@@ -167,15 +167,17 @@ class CameraManager:
             lock = self._locks[name] = asyncio.Lock()
         return lock
 
-    async def get_stream(self, name: str) -> str:
+    async def get_stream(self, name: str, *, hold: bool = False) -> str:
         name = self.resolve(name)
         async with self._lock(name):
             instance = self._instances.get(name)
             if instance is not None and instance.handle is not None and instance.handle.alive:
+                if hold:
+                    instance.handle.send("hold", True)
                 return instance.stream_address
-            return await self._start(name)
+            return await self._start(name, hold)
 
-    async def _start(self, name: str) -> str:
+    async def _start(self, name: str, hold: bool = False) -> str:
         config = self._load(name)
         for attempt in range(START_ATTEMPTS):
             if config.port:
@@ -184,7 +186,7 @@ class CameraManager:
             else:
                 port = self._ports.allocate(self._last_ports.get(name) if attempt == 0 else None)
             try:
-                return await self._start_on_port(name, config, port)
+                return await self._start_on_port(name, config, port, hold)
             except InstanceError as exc:
                 # another program took the port between our check and the worker's bind: next port
                 if config.port or not port_taken(exc) or attempt == START_ATTEMPTS - 1:
@@ -192,7 +194,7 @@ class CameraManager:
                 log.warning("camera %s: port %d was taken, retrying on another port", name, port)
         raise AssertionError("unreachable")
 
-    async def _start_on_port(self, name: str, config: CameraConfig, port: int) -> str:
+    async def _start_on_port(self, name: str, config: CameraConfig, port: int, hold: bool) -> str:
         instance = _CameraInstance(name, config, port)
         options = CameraWorkerOptions(
             port=port,
@@ -203,6 +205,7 @@ class CameraManager:
             snapshot_period=self._publishing.get(name, (True, 0.5))[1],
             background_dir=str(self._background_dir or ""),
             log_level=self._log_level,
+            hold=hold,
         )
         handle = WorkerHandle(
             name,

@@ -40,6 +40,7 @@ class CameraWorkerOptions:
     snapshot_period: float = 0.5
     background_dir: str = ""
     log_level: int = logging.INFO
+    hold: bool = False  # ignore no_client_timeout (started by an explicit Acquire)
 
 
 class _Pipeline:
@@ -133,6 +134,7 @@ class _CameraWorker:
         self.total_bytes = 0
         self.header_changes = 0
         self.running = True
+        self.hold = options.hold
         self.stream_address = ""
         self._last_status = 0.0
         self._last_snapshot = 0.0
@@ -181,7 +183,8 @@ class _CameraWorker:
             now = time.monotonic()
             self._report_status(now=now, clients=publisher.client_count())
             timeout = float(self.config.no_client_timeout or 0)
-            if timeout > 0 and now - started > timeout and publisher.seconds_without_clients() > timeout:
+            if (timeout > 0 and not self.hold and now - started > timeout
+                    and publisher.seconds_without_clients() > timeout):
                 reason = "no clients"
                 log.info("no client for %.1f s: stopping", timeout)
                 break
@@ -228,6 +231,8 @@ class _CameraWorker:
             self.running = False
         elif kind == "config":
             self._apply_config(payload)
+        elif kind == "hold":
+            self.hold = bool(payload)
         elif kind == "publishing":
             self.snapshot_enabled = bool(payload.get("enabled", True))
             self.snapshot_period = max(0.0, float(payload.get("period", self.snapshot_period)))

@@ -216,18 +216,24 @@ class PipelineManager:
             stream = await self._start(instance_id, effective, read_only)
         return instance_id, stream, effective
 
-    async def get_instance_stream(self, instance_id: str) -> str:
-        """The stream of a running instance; starts the shared instance of a saved pipeline."""
+    async def get_instance_stream(self, instance_id: str, *, hold: bool = False) -> str:
+        """The stream of a running instance; starts the shared instance of a saved pipeline.
+
+        ``hold``: keep it running until stopped explicitly, whatever ``no_client_timeout`` says
+        (``EnableCallbacks`` 1 on CA).
+        """
         async with self._lock(instance_id):
             instance = self._instances.get(instance_id)
             if instance is not None and instance.alive:
+                if hold and instance.handle is not None:
+                    instance.handle.send("hold", True)
                 return instance.stream_address
             if not self._store.exists(instance_id):
                 raise NotFoundError(
                     f"Instance '{instance_id}' is not present on server and it is not a saved pipeline name."
                 )
             effective = self._load(instance_id)
-            return await self._start(instance_id, effective, read_only=True)
+            return await self._start(instance_id, effective, read_only=True, hold=hold)
 
     async def get_instance_stream_from_config(self, config: Mapping[str, Any]) -> tuple[str, str, dict[str, Any]]:
         """Reuse a running read-only instance with an equal effective config, else create one."""
@@ -249,10 +255,10 @@ class PipelineManager:
                     return instance.instance_id, instance.stream_address, instance.config
             return await self.create_instance(raw, instance_id=probe_id)
 
-    async def _start(self, instance_id: str, config: dict[str, Any], read_only: bool) -> str:
+    async def _start(self, instance_id: str, config: dict[str, Any], read_only: bool, hold: bool = False) -> str:
         for attempt in range(START_ATTEMPTS):
             try:
-                return await self._start_once(instance_id, config, read_only)
+                return await self._start_once(instance_id, config, read_only, hold)
             except InstanceError as exc:
                 # a port was taken between our check and the worker's bind: wire it anew
                 if config.get("port") or not port_taken(exc) or attempt == START_ATTEMPTS - 1:
@@ -260,10 +266,11 @@ class PipelineManager:
                 log.warning("pipeline %s: a port was taken, retrying on other ports", instance_id)
         raise AssertionError("unreachable")
 
-    async def _start_once(self, instance_id: str, config: dict[str, Any], read_only: bool) -> str:
+    async def _start_once(self, instance_id: str, config: dict[str, Any], read_only: bool, hold: bool) -> str:
         instance = _PipelineInstance(instance_id, config, read_only)
         try:
             options = await self._wire(instance)
+            options.hold = hold
         except BaseException:
             for port in instance.ports:  # e.g. a fan-in input port allocated before a later failure
                 self._ports.release(port)

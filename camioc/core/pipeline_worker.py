@@ -58,6 +58,7 @@ class PipelineWorkerOptions:
     snapshot_period: float = 0.5
     result_period: float = 0.1
     log_level: int = logging.INFO
+    hold: bool = False  # ignore no_client_timeout (started by an explicit EnableCallbacks)
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -262,6 +263,7 @@ class _PipelineWorker:
         self.snapshot_period = options.snapshot_period
         self.snapshot_counter = 0
         self.running = True
+        self.hold = options.hold
         self.exit_code = 0
         self.stream_address = ""
         self.camera_request_pending = False
@@ -416,7 +418,8 @@ class _PipelineWorker:
                     return outcome
             self._report_status(now=now, clients=getattr(output, "client_count", lambda: 0)())
             timeout = float(self.config.get("no_client_timeout") or 0)
-            if (timeout > 0 and hasattr(output, "seconds_without_clients") and now - started > timeout
+            if (timeout > 0 and not self.hold and hasattr(output, "seconds_without_clients")
+                    and now - started > timeout
                     and output.seconds_without_clients() > timeout):
                 return "no clients"
         return "stopped"
@@ -587,6 +590,8 @@ class _PipelineWorker:
         elif kind == "publishing":
             self.snapshot_enabled = bool(payload.get("enabled", True))
             self.snapshot_period = max(0.0, float(payload.get("period", self.snapshot_period)))
+        elif kind == "hold":
+            self.hold = bool(payload)
         elif kind == "camera_stream":
             pass  # handled in the loop (needs the receiver)
         elif kind == "request":

@@ -5,7 +5,8 @@ show the configuration in force; they hold no camera state.
 
 Semantics decided here:
 
-- ``Acquire`` 1 -> ``get_stream`` (starts the instance), 0 -> ``stop``. The put completes when
+- ``Acquire`` 1 -> ``get_stream(hold=True)`` (starts the instance and keeps it running, whatever
+  ``no_client_timeout`` says, until ``Acquire`` 0), 0 -> ``stop``. The put completes when
   the service call returns, so ``caput -c ...:Acquire 1`` returns once the stream is up. The
   setpoint follows the instance (it drops to ``Done`` when the instance stops by itself).
 - Setpoints of the config-backed settings follow the configuration in force, also when it is
@@ -86,7 +87,7 @@ class _CameraDriverBehaviour(SpecGroup):
     # ------------------------------------------------------------------------------ puts
     async def put_acquire(self, instance, value):
         if value == "Acquire":
-            await self.service.get_stream(self.camera)
+            await self.service.get_stream(self.camera, hold=True)  # runs until Acquire 0
         else:
             await self.service.stop(self.camera)
         return value

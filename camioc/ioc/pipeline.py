@@ -7,10 +7,11 @@ processing state. The processed image (``$(P)<id>:image1:``) is the camera's ima
 
 Controls:
 
-- ``EnableCallbacks`` 1 -> ``get_instance_stream`` (starts the shared instance of a saved pipeline;
-  a running private instance just stays), 0 -> ``stop_instance``. The put completes when the
-  service call returns. The setpoint follows the instance (``Disable`` once it stopped by itself,
-  e.g. after ``no_client_timeout``).
+- ``EnableCallbacks`` 1 -> ``get_instance_stream(hold=True)`` (starts the shared instance of a saved
+  pipeline; a running private instance just stays; either way it then runs until
+  ``EnableCallbacks`` 0, whatever ``no_client_timeout`` says), 0 -> ``stop_instance``. The put
+  completes when the service call returns. The setpoint follows the instance (``Disable`` once it
+  stopped by itself, e.g. a ``pid_range`` end or an error).
 - Settings call ``update_pipeline(id, {key: value})``: the running instance if any, else the saved
   config. While the pipeline runs as a read-only (shared) instance every setting put is refused
   with "Cannot set config on a read only instance." and changes nothing (also the settings that
@@ -107,7 +108,7 @@ class PipelineService(Protocol):
 
     def active_instances(self) -> dict[str, dict[str, Any]]: ...
 
-    async def get_instance_stream(self, instance_id: str) -> str: ...
+    async def get_instance_stream(self, instance_id: str, *, hold: bool = False) -> str: ...
 
     async def stop_instance(self, instance_id: str) -> None: ...
 
@@ -243,7 +244,7 @@ class _PipelineBehaviour(SpecGroup):
 
     async def put_enable_callbacks(self, instance, value):
         if value == "Enable":
-            await self.service.get_instance_stream(self.pipeline_id)
+            await self.service.get_instance_stream(self.pipeline_id, hold=True)  # until EnableCallbacks 0
         else:
             await self.service.stop_instance(self.pipeline_id)
         return value

@@ -163,3 +163,13 @@ async def test_stop_frees_port_and_restart_reuses_it(manager: CameraManager) -> 
     await manager.stop("sim")
     assert "sim" not in manager.active_instances()
     assert await manager.get_stream("sim") == address
+
+
+async def test_held_instance_ignores_no_client_timeout(manager: CameraManager) -> None:
+    """Acquire 1 on CA starts with hold=True: no bsread subscriber must not stop it."""
+    await manager.update_config("sim", {"no_client_timeout": 1.0})
+    await manager.get_stream("sim", hold=True)
+    await asyncio.sleep(3.0)  # three no_client_timeouts without a subscriber
+    assert "sim" in manager.active_instances()
+    await manager.stop("sim")
+    assert "sim" not in manager.active_instances()

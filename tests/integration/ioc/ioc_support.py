@@ -128,7 +128,7 @@ class FakeCameraService:
         self._emit("camera_removed", name)
 
     # ------------------------------------------------------------------ instances
-    async def get_stream(self, name: str) -> str:
+    async def get_stream(self, name: str, *, hold: bool = False) -> str:
         name = self.resolve(name)
         self.calls.append(("get_stream", (name,)))
         if self.configs[name].get("offline"):
