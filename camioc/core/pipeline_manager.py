@@ -38,6 +38,7 @@ from camioc.config.store import ConfigStore
 from camioc.core.api import DetectorState, ImageSnapshot, PipelineEvents, PipelineStatus
 from camioc.core.backgrounds import DEFAULT_N_IMAGES, BackgroundStore, collect_background_image
 from camioc.core.camera_manager import CameraManager
+from camioc.core.events import Listeners
 from camioc.core.pipeline_worker import PipelineWorkerOptions, run_pipeline_worker
 from camioc.core.ports import START_ATTEMPTS, PortAllocator, port_taken
 from camioc.core.worker import WorkerHandle
@@ -118,7 +119,7 @@ class PipelineManager:
         self._instances: dict[str, _PipelineInstance] = {}
         self._exit_codes: dict[str, int | None] = {}
         self._statuses: dict[str, PipelineStatus] = {}
-        self._listeners: list[PipelineEvents] = []
+        self._listeners = Listeners()
         self._publishing: dict[str, tuple[bool, float]] = {}
         self._locks: dict[str, asyncio.Lock] = {}
         self._snapshot_counters: dict[str, int] = {}
@@ -643,21 +644,13 @@ class PipelineManager:
             instance.handle.send("publishing", {"enabled": bool(enabled), "period": float(min_period)})
 
     def add_listener(self, listener: PipelineEvents) -> None:
-        self._listeners.append(listener)
+        self._listeners.add(listener)
 
     def remove_listener(self, listener: PipelineEvents) -> None:
-        if listener in self._listeners:
-            self._listeners.remove(listener)
+        self._listeners.remove(listener)
 
     def _emit(self, event: str, argument: Any) -> None:
-        for listener in list(self._listeners):
-            method = getattr(listener, event, None)
-            if method is None:
-                continue
-            try:
-                method(argument)
-            except Exception:
-                log.exception("listener %r failed on %s", listener, event)
+        self._listeners.emit(event, argument)
 
     async def close(self) -> None:
         self._cameras.remove_listener(self._camera_watcher)

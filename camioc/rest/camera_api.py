@@ -41,7 +41,7 @@ from camioc.core.api import CameraService
 from camioc.logbuffer import LogBuffer
 from camioc.rest.common import API_PREFIX, add_common_routes, add_log_routes, add_reset_route
 from camioc.rest.envelope import MAX_BODY_BYTES, BigPayload, envelope_middleware, read_body, read_json_object
-from camioc.rest.images import PngOptions, encode_image_bytes, render_png
+from camioc.rest.images import PngOptions, encode_image_bytes, png_response
 from camioc.rest.routing import Routes
 from camioc.rest.scripts import ScriptStore, add_script_routes
 from camioc.rest.unpickle import unpickle_array
@@ -101,16 +101,7 @@ def add_camera_routes(routes: Routes, root: str, cameras: CameraService) -> None
     async def image(request: web.Request) -> web.Response:
         name = request.match_info["camera"]
         options = PngOptions.from_query(request.query)
-        array = await cameras.get_image(name, raw=options.raw)
-        png = await asyncio.to_thread(
-            render_png,
-            array,
-            scale=options.scale,
-            min_value=options.min_value,
-            max_value=options.max_value,
-            colormap=options.colormap,
-        )
-        return web.Response(body=png, content_type="image/png")
+        return await png_response(await cameras.get_image(name, raw=options.raw), options)
 
     async def image_bytes(request: web.Request) -> BigPayload:
         name = request.match_info["camera"]

@@ -234,8 +234,22 @@ __all__ = [
     "MAX_PNG_PIXELS",
     "PngOptions",
     "colormap_names",
+    "png_response",
     "decode_image_bytes",
     "encode_image_bytes",
     "get_colormap",
     "render_png",
 ]
+
+
+async def png_response(array: np.ndarray, options: PngOptions) -> Any:
+    """An ``image/png`` response of ``array`` rendered with ``options`` (encoded off the loop)."""
+    import asyncio
+
+    from aiohttp import web
+
+    png = await asyncio.to_thread(
+        render_png, array, scale=options.scale, min_value=options.min_value,
+        max_value=options.max_value, colormap=options.colormap,
+    )
+    return web.Response(body=png, content_type="image/png")

@@ -82,7 +82,7 @@ from camioc.errors import ConfigError
 from camioc.logbuffer import LogBuffer
 from camioc.rest.common import API_PREFIX, add_common_routes, add_log_routes, add_reset_route
 from camioc.rest.envelope import MAX_BODY_BYTES, BigPayload, envelope_middleware, read_body, read_json_object
-from camioc.rest.images import PngOptions, encode_image_bytes, render_png
+from camioc.rest.images import PngOptions, encode_image_bytes, png_response
 from camioc.rest.routing import Routes
 from camioc.rest.scripts import ScriptStore, add_script_routes
 from camioc.rest.unpickle import unpickle_array
@@ -290,16 +290,7 @@ def add_pipeline_routes(routes: Routes, root: str, pipelines: PipelineManager, c
     async def background_image(request: web.Request) -> web.Response:
         background_id = request.match_info["background_id"]
         options = PngOptions.from_query(request.query)
-        array = await pipelines.get_background(background_id)
-        png = await asyncio.to_thread(
-            render_png,
-            array,
-            scale=options.scale,
-            min_value=options.min_value,
-            max_value=options.max_value,
-            colormap=options.colormap,
-        )
-        return web.Response(body=png, content_type="image/png")
+        return await png_response(await pipelines.get_background(background_id), options)
 
     async def get_background_bytes(request: web.Request) -> BigPayload:
         background_id = request.match_info["background_id"]

@@ -15,7 +15,6 @@ import threading
 import time
 from pathlib import Path
 
-import bsread
 import numpy as np
 import psutil
 import pytest
@@ -23,6 +22,7 @@ import zmq
 from cam_server_client import CamClient
 
 from tests.support.server import REPO_ROOT, stop_camioc
+from tests.support.waiting import receive, wait_until
 
 epics = pytest.importorskip("epics")  # pyepics is a declared dependency; this never skips in CI
 
@@ -32,27 +32,6 @@ def _host_port(address: str) -> tuple[str, int]:
     return host.split("//")[1], int(port)
 
 
-def receive(address: str, count: int = 1, timeout: float = 15.0) -> list:
-    host, port = _host_port(address)
-    out = []
-    deadline = time.monotonic() + timeout
-    with bsread.Source(host=host, port=port, mode=bsread.SUB, receive_timeout=500) as source:
-        while len(out) < count:
-            assert time.monotonic() < deadline, f"only {len(out)} of {count} messages within {timeout} s"
-            message = source.receive()
-            if message is not None:
-                out.append(message)
-    return out
-
-
-def wait_until(predicate, timeout: float = 15.0, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.1)
 
 
 def test_camclient_stream_has_six_channels(camioc_server) -> None:

@@ -8,39 +8,16 @@ collect a background and enable it, change the threshold with a caput and see it
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 
-import bsread
+import epics
 import h5py
 import numpy as np
 from cam_server_client import PipelineClient
-from cam_server_client.utils import get_host_port_from_stream_address
 
-import epics
-
-
-def receive(stream: str, count: int = 1, timeout: float = 20.0) -> list:
-    host, port = get_host_port_from_stream_address(stream)
-    out = []
-    deadline = time.monotonic() + timeout
-    with bsread.Source(host=host, port=port, mode=bsread.SUB, receive_timeout=500) as source:
-        while len(out) < count:
-            assert time.monotonic() < deadline, f"only {len(out)} of {count} messages within {timeout} s"
-            message = source.receive()
-            if message is not None:
-                out.append(message)
-    return out
+from tests.support.waiting import receive, wait_until
 
 
-def wait_until(predicate, timeout: float = 20.0, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.1)
 
 
 def test_newcomer_pipeline_flow(camioc_server, tmp_path: Path) -> None:

@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import argparse
 import functools
-import asyncio
 import os
 import sys
 import time

@@ -11,7 +11,6 @@ import json
 import time
 from pathlib import Path
 
-import bsread
 import numpy as np
 import pytest
 
@@ -19,6 +18,7 @@ from camioc.config.store import ConfigStore
 from camioc.core.api import DetectorState
 from camioc.core.camera_manager import CameraManager
 from camioc.errors import CameraOfflineError, ConfigError, InvalidNameError, NotFoundError
+from tests.support.waiting import receive
 
 SIM = {
     "source": "simulation",
@@ -52,19 +52,6 @@ async def manager(tmp_path: Path):
         await mgr.close()
 
 
-def _receive(address: str, count: int, timeout: float = 10.0) -> list:
-    host, port = address.rsplit(":", 1)
-    host = host.split("//")[1]
-    messages = []
-    deadline = time.monotonic() + timeout
-    with bsread.Source(host=host, port=int(port), mode=bsread.SUB, receive_timeout=500) as source:
-        while len(messages) < count:
-            if time.monotonic() > deadline:
-                raise AssertionError(f"received {len(messages)} of {count} messages within {timeout} s")
-            message = source.receive()
-            if message is not None:
-                messages.append(message)
-    return messages
 
 
 async def _wait_for(predicate, timeout: float = 10.0, what: str = "condition") -> None:
@@ -79,7 +66,7 @@ async def test_stream_has_camserver_channels(manager: CameraManager) -> None:
     address = await manager.get_stream("sim")
     assert address.startswith("tcp://127.0.0.1:")
     assert await manager.get_stream("sim") == address  # second request reuses the instance
-    messages = await asyncio.to_thread(_receive, address, 3)
+    messages = await asyncio.to_thread(receive, address, 3)
     data = messages[-1].data.data
     assert set(data) == {"image", "timestamp", "width", "height", "x_axis", "y_axis"}
     image = data["image"].value
@@ -98,11 +85,11 @@ async def test_stream_has_camserver_channels(manager: CameraManager) -> None:
 
 async def test_config_change_applies_to_running_instance(manager: CameraManager) -> None:
     address = await manager.get_stream("sim")
-    await asyncio.to_thread(_receive, address, 2)
+    await asyncio.to_thread(receive, address, 2)
     await manager.update_config("sim", {"roi": [10, 100, 20, 50]})
 
     def shape_changed() -> bool:
-        image = _receive(address, 1)[0].data.data["image"].value
+        image = receive(address, 1)[0].data.data["image"].value
         return image.shape == (50, 100)
 
     deadline = time.monotonic() + 10
@@ -141,7 +128,7 @@ async def test_offline_epics_camera_reports_and_does_not_disturb_others(manager:
     online, message = await manager.is_online("ghost")
     assert not online and "offline" in message
     # the simulation camera kept streaming throughout
-    assert len(await asyncio.to_thread(_receive, address, 2)) == 2
+    assert len(await asyncio.to_thread(receive, address, 2)) == 2
 
 
 async def test_one_shot_reads_without_instance(manager: CameraManager) -> None:

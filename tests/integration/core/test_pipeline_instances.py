@@ -12,7 +12,6 @@ import random
 import time
 from pathlib import Path
 
-import bsread
 import h5py
 import numpy as np
 import pytest
@@ -22,6 +21,7 @@ from camioc.core.backgrounds import BackgroundStore
 from camioc.core.camera_manager import CameraManager
 from camioc.core.pipeline_manager import PipelineManager
 from camioc.errors import ConfigError, InstanceError, NotFoundError, ReadOnlyError
+from tests.support.waiting import receive
 
 SIM = {"source": "simulation", "source_type": "simulation", "size_x": 200, "size_y": 150,
        "dtype": "uint16", "image_type": "beam", "frame_rate": 50.0, "no_client_timeout": 0}
@@ -48,17 +48,6 @@ async def managers(tmp_path: Path):
         await cameras.close()
 
 
-def receive(address: str, count: int = 1, timeout: float = 20.0, mode: int = bsread.SUB) -> list:
-    host, port = address.rsplit(":", 1)
-    out = []
-    deadline = time.monotonic() + timeout
-    with bsread.Source(host=host.split("//")[1], port=int(port), mode=mode, receive_timeout=500) as source:
-        while len(out) < count:
-            assert time.monotonic() < deadline, f"only {len(out)} of {count} messages within {timeout} s"
-            message = source.receive()
-            if message is not None:
-                out.append(message)
-    return out
 
 
 async def test_processing_pipeline_streams_results(managers) -> None:

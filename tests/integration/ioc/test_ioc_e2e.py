@@ -21,6 +21,7 @@ from ioc_support import CaTools, put_failed
 from camioc import __version__
 from camioc.ioc.pvspec import CAMERA_PVS, IMAGE_PVS, PIPELINE_ARRAY_PVS, PIPELINE_PVS, SERVICE_PVS
 from tests.support.server import REPO_ROOT, start_camioc, stop_camioc
+from tests.support.waiting import wait_until
 
 SIM = "simulation2"  # 640 x 480 uint16, static beam: every frame identical
 
@@ -46,14 +47,6 @@ def tools(ca_repeater) -> CaTools:
     return CaTools()
 
 
-def wait_until(predicate, timeout: float = 15.0, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.05)
 
 
 def get(tools: CaTools, pv: str, *options: str) -> str:

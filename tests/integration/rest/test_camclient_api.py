@@ -11,7 +11,7 @@ import os
 import pickle
 import shutil
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +25,7 @@ from PIL import Image
 
 from camioc import __version__
 from tests.support.server import REPO_ROOT, CamiocServer, start_camioc, stop_camioc
+from tests.support.waiting import wait_until
 
 CAMERA_CHANNELS = {"image", "timestamp", "width", "height", "x_axis", "y_axis"}
 
@@ -48,14 +49,6 @@ def client(server: CamiocServer) -> Iterator[CamClient]:
     client.stop_all_instances()
 
 
-def wait_until(predicate: Callable[[], Any], timeout: float = 15.0, what: str = "condition") -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.05)
 
 
 def receive_one(address: str, timeout: float = 15.0) -> Any:

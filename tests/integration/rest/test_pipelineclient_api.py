@@ -65,14 +65,6 @@ def pipe(server: CamiocServer) -> Iterator[PipelineClient]:
 
 
 # ------------------------------------------------------------------------------------------------ helpers
-def wait_until(predicate: Callable[[], Any], timeout: float = 15.0, what: str = "condition") -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.05)
 
 
 def receive(address: str, predicate: Callable[[dict[str, Any]], bool] = lambda data: True,
