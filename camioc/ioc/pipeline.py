@@ -415,10 +415,11 @@ class _PipelineBehaviour(SpecGroup):
         await self.post("array_rate", round(float(status.frame_rate), 3))
         await self.post("execution_time", round(float(status.execution_time_ms), 3))
         await self.post("dropped_arrays", int(status.dropped) % _INT32)
-        await self.post("unique_id", float(status.pulse_id))
         await self.post("valid_background", "Valid" if status.background_ok else "Invalid")
         await self.apply_config(status.config)
         await self.apply_results(status.results, results_alarm, status.timestamp)
+        # the frame's pulse id, stamped like its results (a client pairs them by timestamp)
+        await self.post("unique_id", float(status.pulse_id), timestamp=status.timestamp or None)
 
     async def apply_results(self, results: Mapping[str, Any], alarm: Alarm | None, timestamp: float) -> None:
         for spec in self._result_specs:
