@@ -26,10 +26,10 @@ Regenerate with ``python -m camioc.ioc.dbgen`` (``--check`` fails if the files a
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
+from camioc.ioc.generated import generator_main, stale_files, write_files
 from camioc.ioc.pvnames import CAMERA_DRIVER, IMAGE_PLUGIN
 from camioc.ioc.pvspec import (
     CAMERA_PVS,
@@ -161,20 +161,13 @@ def generate() -> dict[str, str]:
 
 
 def write(output: Path = DEFAULT_OUTPUT) -> list[Path]:
-    output.mkdir(parents=True, exist_ok=True)
-    written = []
-    for name, text in generate().items():
-        path = output / name
-        path.write_text(text)
-        written.append(path)
-    return written
+    """Regenerate every ``db/`` file into ``output``."""
+    return write_files(generate(), output)
 
 
 def stale(output: Path = DEFAULT_OUTPUT) -> list[str]:
     """Names of generated files that are missing or differ from what would be generated."""
-    return [name for name, text in generate().items()
-            if not (output / name).is_file() or (output / name).read_text() != text]
-
+    return stale_files(generate(), output)
 
 _EPICS_LOADER = r"""
 import ctypes, json, os, sys
@@ -217,18 +210,8 @@ def parse_with_epics(loads: list[tuple[Path, str]], fields: tuple[str, ...] = ("
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m camioc.ioc.dbgen", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT, help=f"folder (default {DEFAULT_OUTPUT})")
-    parser.add_argument("--check", action="store_true", help="only check that the files are up to date")
-    args = parser.parse_args(argv)
-    if args.check:
-        outdated = stale(args.output)
-        for name in outdated:
-            print(f"stale: {args.output / name}", file=sys.stderr)
-        return 1 if outdated else 0
-    for path in write(args.output):
-        print(path)
-    return 0
+    return generator_main(argv, prog="python -m camioc.ioc.dbgen", description=__doc__.split("\n\n")[0],
+                          generate=generate, default_output=DEFAULT_OUTPUT)
 
 
 if __name__ == "__main__":

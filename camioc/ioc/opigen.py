@@ -21,11 +21,10 @@ top-level ``P`` (a display's own macros would override the caller's). Regenerate
 
 from __future__ import annotations
 
-import argparse
-import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
+from camioc.ioc.generated import generator_main, stale_files, write_files
 from camioc.ioc.pvnames import CAMERA_DRIVER, IMAGE_PLUGIN
 from camioc.ioc.pvspec import (
     CAMERA_PVS,
@@ -388,32 +387,17 @@ def generate() -> dict[str, str]:
 
 
 def write(output: Path = DEFAULT_OUTPUT) -> list[Path]:
-    output.mkdir(parents=True, exist_ok=True)
-    written = []
-    for name, text in generate().items():
-        (output / name).write_text(text)
-        written.append(output / name)
-    return written
+    """Regenerate every ``opi/`` file into ``output``."""
+    return write_files(generate(), output)
 
 
 def stale(output: Path = DEFAULT_OUTPUT) -> list[str]:
-    return [name for name, text in generate().items()
-            if not (output / name).is_file() or (output / name).read_text() != text]
-
+    """Names of generated files that are missing or differ from what would be generated."""
+    return stale_files(generate(), output)
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m camioc.ioc.opigen", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT, help=f"folder (default {DEFAULT_OUTPUT})")
-    parser.add_argument("--check", action="store_true", help="only check that the files are up to date")
-    args = parser.parse_args(argv)
-    if args.check:
-        outdated = stale(args.output)
-        for name in outdated:
-            print(f"stale: {args.output / name}", file=sys.stderr)
-        return 1 if outdated else 0
-    for path in write(args.output):
-        print(path)
-    return 0
+    return generator_main(argv, prog="python -m camioc.ioc.opigen", description=__doc__.split("\n\n")[0],
+                          generate=generate, default_output=DEFAULT_OUTPUT)
 
 
 if __name__ == "__main__":
