@@ -444,11 +444,12 @@ class PipelineConfig(ConfigModel):
 
 
 def derived_defaults(raw: Mapping[str, Any]) -> dict[str, Any]:
-    """Defaults that depend on other keys: ``mode`` (PUSH for fanout, else PUB), ``block`` (False
+    """Defaults that depend on other keys: ``mode`` (PUSH for fanout and store — their consumers must
+    not lose frames — else PUB), ``block`` (False
     for PUB, True otherwise) and ``notify_on_error`` (true for names ending in ``_sp``/``_sp<n>``)."""
     mode = raw.get("mode")
     if not isinstance(mode, str) or not mode:
-        mode = "PUSH" if raw.get("pipeline_type") == "fanout" else "PUB"
+        mode = "PUSH" if raw.get("pipeline_type") in ("fanout", "store") else "PUB"
     name = raw.get("name")
     return {
         "mode": mode.upper(),

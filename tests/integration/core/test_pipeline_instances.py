@@ -12,6 +12,7 @@ import random
 import time
 from pathlib import Path
 
+import bsread
 import h5py
 import numpy as np
 import pytest
@@ -261,3 +262,46 @@ async def test_processing_threads_keep_frame_order(managers) -> None:
     deadline = time.monotonic() + 10
     while not await asyncio.to_thread(applied):
         assert time.monotonic() < deadline
+
+
+async def test_store_pipeline_pushes_raw_camera_frames(managers) -> None:
+    _cameras, pipelines, _ = managers
+    _id, stream, config = await pipelines.create_instance({"pipeline_type": "store", "camera_name": "sim"})
+    assert config["mode"] == "PUSH" and config["block"] is True
+    messages = await asyncio.to_thread(receive, stream, 3, 20.0, bsread.PULL)
+    data = messages[-1].data.data
+    assert set(data) == {"image", "timestamp", "width", "height", "x_axis", "y_axis"}
+    assert data["image"].value.shape == (150, 200)
+    pulse_ids = [m.data.pulse_id for m in messages]
+    assert pulse_ids == sorted(pulse_ids)
+
+
+async def test_max_frame_rate_and_output_stream(managers) -> None:
+    import zmq
+
+    _cameras, pipelines, _ = managers
+    context = zmq.Context()
+    pull = context.socket(zmq.PULL)
+    port = pull.bind_to_random_port("tcp://127.0.0.1")
+    try:
+        await pipelines.create_instance({"camera_name": "sim", "max_frame_rate": 5.0, "mode": "PUSH",
+                                         "output_stream": f"tcp://127.0.0.1:{port}"})
+
+        def arrival_times(count: int) -> list[float]:
+            times = []
+            poller = zmq.Poller()
+            poller.register(pull, zmq.POLLIN)
+            deadline = time.monotonic() + 20
+            while len(times) < count:
+                assert time.monotonic() < deadline, "output_stream received nothing"
+                if poller.poll(200):
+                    pull.recv_multipart()
+                    times.append(time.monotonic())
+            return times
+
+        times = await asyncio.to_thread(arrival_times, 8)
+        rate = (len(times) - 1) / (times[-1] - times[0])
+        assert rate < 7.0, f"max_frame_rate 5 Hz exceeded: {rate:.1f} Hz from a 50 Hz camera"
+    finally:
+        pull.close(linger=0)
+        context.term()
