@@ -278,7 +278,9 @@ def test_shared_read_only_instances_and_get_instance_message(pipe: PipelineClien
 
 
 def test_get_instance_message_refuses_non_processing(pipe: PipelineClient) -> None:
-    instance_id, stream = pipe.create_instance_from_config({"camera_name": "simulation", "pipeline_type": "store"})
+    # a store pipeline publishes (PUB here; its default is PUSH) raw camera frames, not results
+    instance_id, stream = pipe.create_instance_from_config(
+        {"camera_name": "simulation", "pipeline_type": "store", "mode": "PUB"})
     assert CAMERA_CHANNELS <= set(values(receive(stream)))
     with pytest.raises(ValueError, match="Cannot get message from 'store' pipeline type."):
         pipe.get_instance_message(instance_id)
