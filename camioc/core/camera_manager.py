@@ -319,6 +319,7 @@ class CameraManager:
             "rx": status.frame_rate,
             "tx": status.frame_rate,
             "pid": str(instance.pid or ""),
+            **(instance.handle.usage() if instance.handle is not None else {}),
             "frame_shape": f"{status.width}x{status.height}x{np.dtype(status.dtype).itemsize if status.dtype else 0}",
         }
         return {

@@ -589,6 +589,7 @@ class PipelineManager:
                 "rx": status.frame_rate,
                 "tx": status.frame_rate,
                 "pid": str(instance.pid or ""),
+                **(instance.handle.usage() if instance.handle is not None else {}),
                 "frames": status.frame_count,
                 "dropped": status.dropped,
                 "execution_time_ms": status.execution_time_ms,

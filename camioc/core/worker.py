@@ -82,6 +82,7 @@ class WorkerHandle:
         self.stop_reason = ""
         self.stop_error = ""
         self.stop_error_type = ""
+        self._psutil: Any = None
 
     # ------------------------------------------------------------------ lifecycle
     async def start(self, timeout: float) -> dict[str, Any]:
@@ -134,6 +135,20 @@ class WorkerHandle:
 
     async def wait_exited(self) -> None:
         await asyncio.shield(self._exited)
+
+    def usage(self) -> dict[str, float]:
+        """The worker's CPU (% of one core since the previous call) and resident memory (bytes),
+        for cam_server's instance statistics; zeros when it is not running."""
+        import psutil
+
+        if self.pid is None or not self.alive:
+            return {"cpu": 0.0, "memory": 0.0}
+        try:
+            if self._psutil is None or self._psutil.pid != self.pid:
+                self._psutil = psutil.Process(self.pid)
+            return {"cpu": float(self._psutil.cpu_percent(None)), "memory": float(self._psutil.memory_info().rss)}
+        except psutil.Error:
+            return {"cpu": 0.0, "memory": 0.0}
 
     # ------------------------------------------------------------------ messages
     def send(self, kind: str, payload: Any) -> bool:

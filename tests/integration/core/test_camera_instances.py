@@ -78,6 +78,7 @@ async def test_stream_has_camserver_channels(manager: CameraManager) -> None:
     assert pulse_ids == sorted(pulse_ids) and len(set(pulse_ids)) == len(pulse_ids)
     info = manager.active_instances()["sim"]
     assert info["stream_address"] == address and info["camera_name"] == "sim"
+    assert info["statistics"]["memory"] > 10e6  # the worker's resident memory, as cam_server reports it
     await _wait_for(lambda: manager.status("sim").frame_count > 0, what="status with frames")
     status = manager.status("sim")
     assert status.running and status.width == 320 and status.height == 240 and status.dtype == "uint16"
