@@ -46,6 +46,11 @@ def pytest_configure(config: pytest.Config) -> None:
     if "epics" in sys.modules:
         raise RuntimeError("pyepics was imported before the test EPICS environment was set")
     _configure_epics_environment()
+    # pyepics' atexit clean-up can hang the interpreter's exit in clear_channel (channels used from
+    # worker threads via asyncio.to_thread); the test process needs no CA clean-up at exit.
+    import epics.ca
+
+    epics.ca.AUTO_CLEANUP = False
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:

@@ -130,6 +130,11 @@ class EpicsSource(CameraSource):
     def connect(self, timeout: float = 3.0) -> None:
         import epics  # noqa: PLC0415  (lazy: load libca only in processes that use EPICS)
 
+        # pyepics' atexit clean-up (clear every channel) can block forever at interpreter exit when
+        # channels were made from worker threads, as the control process's probes are; the OS frees
+        # CA sockets at exit anyway. Only effective before libca's first use in the process.
+        epics.ca.AUTO_CLEANUP = False
+
         if self._pvs:
             return
         self._closed = False
