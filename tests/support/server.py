@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import random
+import shutil
 import signal
 import socket
 import subprocess
@@ -12,6 +14,7 @@ import sys
 import time
 import urllib.request
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -104,3 +107,15 @@ def stop_camioc(server: CamiocServer, timeout: float = 20.0) -> int:
     return server.proc.returncode
 
 
+
+
+@contextlib.contextmanager
+def running_camioc(folder: Path) -> Iterator[CamiocServer]:
+    """camioc on a fresh copy of ``configs/`` in ``folder`` (for module-scoped server fixtures)."""
+    base = folder / "configs"
+    shutil.copytree(REPO_ROOT / "configs", base)
+    server = start_camioc(base, folder / "camioc.log")
+    try:
+        yield server
+    finally:
+        stop_camioc(server)

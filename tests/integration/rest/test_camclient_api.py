@@ -9,7 +9,6 @@ from __future__ import annotations
 import io
 import os
 import pickle
-import shutil
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,7 +23,7 @@ from cam_server_client.utils import get_host_port_from_stream_address
 from PIL import Image
 
 from camioc import __version__
-from tests.support.server import REPO_ROOT, CamiocServer, start_camioc, stop_camioc
+from tests.support.server import CamiocServer, running_camioc
 from tests.support.waiting import wait_until
 
 CAMERA_CHANNELS = {"image", "timestamp", "width", "height", "x_axis", "y_axis"}
@@ -32,14 +31,8 @@ CAMERA_CHANNELS = {"image", "timestamp", "width", "height", "x_axis", "y_axis"}
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CamiocServer]:
-    tmp = tmp_path_factory.mktemp("camioc_rest")
-    base = tmp / "configs"
-    shutil.copytree(REPO_ROOT / "configs", base)
-    server = start_camioc(base, tmp / "camioc.log")
-    try:
+    with running_camioc(tmp_path_factory.mktemp("camioc_rest")) as server:
         yield server
-    finally:
-        stop_camioc(server)
 
 
 @pytest.fixture

@@ -14,7 +14,6 @@ import base64
 import io
 import json
 import re
-import shutil
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -31,7 +30,7 @@ from cam_server_client.utils import get_host_port_from_stream_address
 from PIL import Image
 
 from camioc import __version__
-from tests.support.server import REPO_ROOT, CamiocServer, start_camioc, stop_camioc
+from tests.support.server import CamiocServer, running_camioc
 
 BACKGROUND_ID = re.compile(r"simulation_\d{8}_\d{6}_\d{6}")
 CAMERA_CHANNELS = {"image", "timestamp", "width", "height", "x_axis", "y_axis"}
@@ -47,14 +46,8 @@ READ_ONLY = "Cannot set config on a read only instance."
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CamiocServer]:
-    tmp = tmp_path_factory.mktemp("camioc_pipeline_rest")
-    base = tmp / "configs"
-    shutil.copytree(REPO_ROOT / "configs", base)
-    server = start_camioc(base, tmp / "camioc.log")
-    try:
+    with running_camioc(tmp_path_factory.mktemp("camioc_pipeline_rest")) as server:
         yield server
-    finally:
-        stop_camioc(server)
 
 
 @pytest.fixture
