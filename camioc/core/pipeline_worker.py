@@ -66,6 +66,10 @@ def run_pipeline_worker(link_conn: Any, config: dict[str, Any], options: Pipelin
     """Process entry point (spawned). Never raises: failures are reported, then the process exits."""
     link = WorkerLink(link_conn)
     setup_worker_logging(link, options.log_level, options.instance_id)
+    # here, not in the fork server: multiprocessing resets sys.path in every forked worker
+    from camioc.compat import enable_cam_server_imports
+
+    enable_cam_server_imports()  # user functions' "from cam_server.pipeline.data_processing import ..."
     exit_code = 0
     try:
         exit_code = _PipelineWorker(link, config, options).run()

@@ -1,0 +1,1 @@
+"""``cam_server.pipeline`` stand-in (see :mod:`camioc.compat`)."""

@@ -1,0 +1,481 @@
+"""cam_server's helper functions (``cam_server.pipeline.data_processing.functions``), for user scripts.
+
+Existing facility user functions call these helpers by name; this module gives them the names,
+signatures and results documented in camserver-compat.md Appendix B, so that such a script runs
+unchanged in a camioc pipeline worker. It is a re-implementation from that documented behaviour
+(no cam_server code). Where camioc has the algorithm already, the helper calls it, so that a
+user function gets the numbers camioc's own default pipeline computes:
+
+* Gaussian fit, fitted curve, linear fit: :mod:`camioc.processing.fitting`;
+* centre of mass / rms, full width, binning: :mod:`camioc.processing.kernels`;
+* profiles: :func:`camioc.processing.preprocess.image_profiles`;
+* good region, slices, index of a value: :mod:`camioc.processing.regions`
+  (processing-parity.md §2, §3);
+* PNG rendering: :func:`camioc.rest.images.render_png` (the REST image route's renderer).
+
+The remaining helpers are one-line numpy/scipy operations with cam_server's argument
+conventions. Decisions where the documented behaviour leaves a choice are stated per function.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import scipy.ndimage
+
+from camioc.processing import fitting, kernels
+from camioc.processing.preprocess import image_profiles
+
+__all__ = [
+    "apply_threshold",
+    "binning",
+    "calculate_slices",
+    "chunk_copy",
+    "copy_image",
+    "enforce_image_writable",
+    "find_index",
+    "gauss_fit",
+    "get_fw",
+    "get_fwhm",
+    "get_good_region_profile",
+    "get_intensity",
+    "get_min_max",
+    "get_png_from_image",
+    "get_region_of_interest",
+    "get_x_slices_data",
+    "get_x_y_profile",
+    "get_y_slices_data",
+    "is_number",
+    "linear_fit",
+    "quadratic_fit",
+    "rotate",
+    "slice_image",
+    "subtract_background",
+    "subtract_background_signed",
+]
+
+
+def _regions() -> Any:
+    from camioc.processing import regions
+
+    return regions
+
+
+# --------------------------------------------------------------------------------------------
+# Copies
+# --------------------------------------------------------------------------------------------
+
+
+def is_number(var: Any) -> bool:
+    """True if ``float(var)`` works (numbers, numeric strings, numpy scalars; also "nan")."""
+    try:
+        float(var)
+    except (TypeError, ValueError):
+        return False
+    return True
+
+
+def copy_image(image: np.ndarray) -> np.ndarray:
+    """A C-ordered, writable copy (images received from a stream are read-only views)."""
+    return np.array(image, copy=True, order="C")
+
+
+def chunk_copy(image: np.ndarray, max_chunk: int = 2000000) -> np.ndarray:
+    """A copy made band of rows by band of rows, each band at most ``max_chunk`` pixels.
+
+    Why bands: copying a large frame in one call holds the GIL for the whole copy; band by band
+    lets other threads (the receiver, the sender) run in between. At least one row per band.
+    """
+    source = np.asarray(image)
+    out = np.empty_like(source, order="C")
+    if source.ndim == 0 or source.shape[0] == 0:
+        out[...] = source
+        return out
+    row_size = max(1, int(source.size // source.shape[0]))
+    rows = max(1, int(max_chunk) // row_size)
+    for start in range(0, source.shape[0], rows):
+        out[start : start + rows] = source[start : start + rows]
+    return out
+
+
+def enforce_image_writable(image: np.ndarray) -> np.ndarray:
+    """``image`` itself if it is writable, else a writable copy (for the in-place helpers)."""
+    if isinstance(image, np.ndarray) and image.flags.writeable:
+        return image
+    return copy_image(image)
+
+
+# --------------------------------------------------------------------------------------------
+# Pixel operations
+# --------------------------------------------------------------------------------------------
+
+
+def _checked_background(image: np.ndarray, background_image: Any) -> np.ndarray:
+    background = np.asarray(background_image)
+    if background.shape != image.shape:
+        raise RuntimeError(
+            f"Invalid background_image size {background.shape} compared to image {image.shape}"
+        )
+    return background
+
+
+def subtract_background(image: np.ndarray, background_image: np.ndarray | None) -> np.ndarray:
+    """``image - background_image`` with negative results set to 0, in the image's dtype.
+
+    Works in place when ``image`` is writable (callers may ignore the result, as cam_server's
+    callers do), on a copy when it is read-only. ``None`` background → ``image`` unchanged.
+    Shape mismatch → ``RuntimeError("Invalid background_image size ...")``. The subtraction is done
+    in the image's dtype after clamping, so unsigned pixels never wrap around; a float background
+    on an integer image is truncated towards zero by the cast, like an in-place numpy subtraction.
+    """
+    if background_image is None:
+        return image
+    background = _checked_background(image, background_image)
+    image = enforce_image_writable(image)
+    below = image < background  # before subtracting: unsigned differences would wrap
+    np.subtract(image, background, out=image, casting="unsafe")
+    image[below] = 0
+    return image
+
+
+def subtract_background_signed(image: np.ndarray, background_image: np.ndarray | None) -> np.ndarray:
+    """An int32 copy of ``image`` minus ``background_image``; negative results are kept.
+
+    ``None`` background → ``image`` unchanged (as :func:`subtract_background`; nothing to
+    subtract). Shape mismatch → the same RuntimeError as :func:`subtract_background`.
+    """
+    if background_image is None:
+        return image
+    background = _checked_background(image, background_image)
+    out = np.asarray(image).astype(np.int32)
+    np.subtract(out, background, out=out, casting="unsafe")
+    return out
+
+
+def rotate(image: np.ndarray, degrees: float, order: int = 1, mode: str = "0.0") -> np.ndarray:
+    """Rotate counter-clockwise by ``degrees``, keeping the image shape.
+
+    ``mode="ortho"``: exact quarter turns, ``numpy.rot90(image, int(degrees / 90))`` (so 45° is no
+    turn, 100° one turn: ``int`` truncates). Otherwise ``scipy.ndimage.rotate(reshape=False,
+    order=order)``: a numeric ``mode`` (the default ``"0.0"``, or e.g. ``5``) means constant mode
+    filled with that value, any other string is scipy's mode name (``"nearest"``, ``"reflect"``...).
+    """
+    if mode == "ortho":
+        return np.rot90(image, int(degrees / 90))
+    if is_number(mode):
+        return scipy.ndimage.rotate(image, degrees, reshape=False, order=order, mode="constant", cval=float(mode))
+    return scipy.ndimage.rotate(image, degrees, reshape=False, order=order, mode=mode)
+
+
+def get_region_of_interest(
+    image: np.ndarray, offset_x: int, size_x: int, offset_y: int, size_y: int
+) -> np.ndarray:
+    """The view ``image[offset_y:offset_y + size_y, offset_x:offset_x + size_x]`` (no clamping, no copy)."""
+    return image[offset_y : offset_y + size_y, offset_x : offset_x + size_x]
+
+
+def apply_threshold(image: np.ndarray, threshold: float = 1) -> np.ndarray:
+    """Pixels below ``int(threshold)`` set to 0, in place (on a copy if ``image`` is read-only)."""
+    image = enforce_image_writable(image)
+    image[image < int(threshold)] = 0
+    return image
+
+
+def binning(
+    image: np.ndarray,
+    x_axis: np.ndarray | None,
+    y_axis: np.ndarray | None,
+    bx: int,
+    by: int,
+    mean: bool = False,
+) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
+    """Bin ``bx`` columns × ``by`` rows into one pixel: ``(uint16 image, x_axis, y_axis)``.
+
+    The image is cropped to whole blocks (the remainder rows/columns are dropped); each output
+    pixel is the block sum, or with ``mean`` the block mean, clipped to 0…65535 and truncated into
+    uint16 (the documented result type, whatever the input type). Each axis becomes the mean of
+    its samples per block (float32, the type of camioc's axes); a ``None`` axis stays ``None``.
+    Raises ValueError when a bin factor is not positive or larger than the image.
+    """
+    bx, by = int(bx), int(by)
+    source = np.asarray(image)
+    if bx < 1 or by < 1:
+        raise ValueError(f"Binning factors must be positive, not bx={bx}, by={by}")
+    height, width = source.shape[0] // by, source.shape[1] // bx
+    if height == 0 or width == 0:
+        raise ValueError(f"Binning {bx}x{by} is larger than the image {source.shape[1]}x{source.shape[0]}")
+    out = np.empty((height, width), np.uint16)
+    kernels.bin_image(np.ascontiguousarray(source), by, bx, bool(mean), True, out)
+    return out, _bin_axis(x_axis, bx, width), _bin_axis(y_axis, by, height)
+
+
+def _bin_axis(axis: np.ndarray | None, factor: int, size: int) -> np.ndarray | None:
+    if axis is None:
+        return None
+    blocks = np.asarray(axis, dtype=np.float64)[: size * factor].reshape(size, factor)
+    return blocks.mean(axis=1).astype(np.float32)
+
+
+# --------------------------------------------------------------------------------------------
+# Profiles and statistics
+# --------------------------------------------------------------------------------------------
+
+
+def get_min_max(image: np.ndarray) -> tuple[Any, Any]:
+    """``(nanmin(image), nanmax(image))``, as numpy scalars of the image's dtype."""
+    return np.nanmin(image), np.nanmax(image)
+
+
+def get_x_y_profile(image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(x_profile, y_profile)``: the sums over rows (one value per column) and over columns.
+
+    Integer images give exact int64 sums (cam_server: unsigned sums as int64, "avoid BigInteger
+    in Java"), float images float64 sums — camioc's own profile computation, so the numbers equal
+    the pipeline's ``x_profile``/``y_profile``.
+    """
+    img = np.ascontiguousarray(image)
+    if img.dtype.kind == "b":
+        img = img.astype(np.uint8)
+    profiles = image_profiles(img)
+    return profiles.x, profiles.y
+
+
+def get_intensity(profile: np.ndarray) -> Any:
+    """``profile.sum()`` (the total intensity when given a profile)."""
+    return np.asarray(profile).sum()
+
+
+def find_index(axis: np.ndarray, item: float) -> int:
+    """Index of ``item`` on a monotonic (ascending or descending) axis, processing-parity.md §3.
+
+    Out-of-range values give the nearest end; inside, the sample at or just before the value in
+    the axis' own direction. Calibrated camera axes are descending; both directions work.
+    """
+    return int(_regions().find_index(np.asarray(axis), float(item)))
+
+
+def get_good_region_profile(profile: np.ndarray, threshold: float = 0.3, gfscale: float = 1.8) -> tuple[int, int]:
+    """``(start, end)`` of the good region of a profile (processing-parity.md §2; ``end`` exclusive
+    in the way the pipeline crops: ``profile[start:end]``)."""
+    start, end = _regions().good_region_bounds(np.asarray(profile), float(threshold), float(gfscale))
+    return int(start), int(end)
+
+
+def gauss_fit(
+    profile: np.ndarray, axis: np.ndarray, remove_outliers: bool = True
+) -> tuple[np.ndarray, np.float64, np.float64, np.float64, np.float64, np.float64, np.float64]:
+    """Gaussian fit of ``profile`` on ``axis``: ``(curve, offset, amplitude, mean, sigma, com, rms)``.
+
+    The fit, the curve (``offset + amplitude·exp(-(x-mean)²/(2 sigma²))`` on ``axis``, float64) and
+    ``sigma ≥ 0`` are camioc's (cam_server's initial guesses and MINPACK fit; the guesses are
+    returned when the fit fails). ``com``/``rms`` with ``remove_outliers`` are the pipeline's
+    ``x_center_of_mass``/``x_rms`` (processing-parity.md §1: offset removed, normalised by the sum
+    over all samples, samples farther than 5 sigma from the mean zeroed); without it the same
+    arithmetic with no sample zeroed (the weighted moments of ``profile - offset``).
+    """
+    prof = np.asarray(profile)
+    ax = np.asarray(axis)
+    fit = fitting.fit_gaussian(prof, ax)
+    curve = fitting.gaussian(ax, fit)
+    if remove_outliers:
+        mean, sigma = fit.mean, fit.standard_deviation
+    else:
+        mean, sigma = 0.0, math.inf  # |x - 0| > inf never holds: nothing is zeroed
+    com, rms = kernels.com_rms(
+        np.ascontiguousarray(ax, dtype=np.float64), np.ascontiguousarray(prof, dtype=np.float64),
+        fit.offset, mean, sigma,
+    )
+    return (
+        curve,
+        np.float64(fit.offset),
+        np.float64(fit.amplitude),
+        np.float64(fit.mean),
+        np.float64(fit.standard_deviation),
+        np.float64(com),
+        np.float64(rms),
+    )
+
+
+def get_fw(x: np.ndarray, y: np.ndarray, threshold: float = 0.5, interpolate: bool = True) -> float:
+    """Full width of the peak of ``y(x)`` at ``threshold`` of its height above its minimum.
+
+    Scans out from the (first) maximum to the first sample below ``min + threshold·(max − min)``
+    on each side; with ``interpolate`` the crossing is interpolated linearly between that sample
+    and its inner neighbour (camioc's FWHM, :func:`camioc.processing.kernels.full_width`), without
+    it the width is the distance between those two first samples below the level. 0.0 on any
+    error: a side that never drops below the level (peak cut by the edge), a flat or non-finite
+    profile, arrays of different lengths. Always ≥ 0 (descending axes too).
+    """
+    try:
+        xs = np.ascontiguousarray(x, dtype=np.float64)
+        ys = np.ascontiguousarray(y, dtype=np.float64)
+        if xs.ndim != 1 or xs.shape != ys.shape:
+            return 0.0
+        if interpolate:
+            return float(kernels.full_width(xs, ys, float(threshold)))
+        return _full_width_samples(xs, ys, float(threshold))
+    except Exception:  # cam_server's contract: any failure is a width of 0.0
+        return 0.0
+
+
+def _full_width_samples(x: np.ndarray, y: np.ndarray, threshold: float) -> float:
+    if y.size < 2 or not np.isfinite(y).all():
+        return 0.0
+    peak = int(np.argmax(y))
+    low, high = float(y.min()), float(y[peak])
+    if not high > low:
+        return 0.0
+    level = low + threshold * (high - low)
+    left = np.flatnonzero(y[:peak] < level)
+    right = np.flatnonzero(y[peak + 1 :] < level)
+    if left.size == 0 or right.size == 0:
+        return 0.0
+    return abs(float(x[peak + 1 + right[0]]) - float(x[left[-1]]))
+
+
+def get_fwhm(x: np.ndarray, y: np.ndarray) -> float:
+    """Full width at half maximum: ``get_fw(x, y, 0.5)`` (the pipeline's ``x_fwhm``/``y_fwhm``)."""
+    return get_fw(x, y, 0.5)
+
+
+# --------------------------------------------------------------------------------------------
+# Fits
+# --------------------------------------------------------------------------------------------
+
+
+def _fit_points(x: Any, y: Any, parameters: int, what: str) -> tuple[np.ndarray, np.ndarray]:
+    xs = np.asarray(x, dtype=np.float64).ravel()
+    ys = np.asarray(y, dtype=np.float64).ravel()
+    if xs.shape != ys.shape:
+        raise ValueError(f"{what}: x and y must have the same length, not {xs.size} and {ys.size}")
+    if xs.size < parameters:
+        # curve_fit's refusal, as cam_server's callers see it (they catch it)
+        raise TypeError(f"{what}: improper input: {parameters} parameters need at least {parameters} points, got {xs.size}")
+    return xs, ys
+
+
+def linear_fit(x: Sequence[float] | np.ndarray, y: Sequence[float] | np.ndarray) -> np.ndarray:
+    """Least-squares line ``y = slope·x + offset``: ``array([slope, offset])`` (float64).
+
+    camioc's linear fit (the slice coupling's). Fewer than two points → TypeError (curve_fit's
+    failure, which cam_server's callers catch); all ``x`` equal → NaN for both.
+    """
+    xs, ys = _fit_points(x, y, 2, "linear_fit")
+    slope, offset = fitting.linear_fit(xs, ys)
+    return np.array([slope, offset], dtype=np.float64)
+
+
+def quadratic_fit(x: Sequence[float] | np.ndarray, y: Sequence[float] | np.ndarray) -> np.ndarray:
+    """Least-squares parabola ``y = a·x² + b·x + c``: ``array([a, b, c])`` (float64).
+
+    Solved in closed form (``numpy.linalg.lstsq``): the minimum curve_fit's iteration converges to.
+    Fewer than three points → TypeError, as :func:`linear_fit`.
+    """
+    xs, ys = _fit_points(x, y, 3, "quadratic_fit")
+    design = np.stack([xs * xs, xs, np.ones_like(xs)], axis=1)
+    solution, *_ = np.linalg.lstsq(design, ys, rcond=None)
+    return solution.astype(np.float64)
+
+
+# --------------------------------------------------------------------------------------------
+# Slices
+# --------------------------------------------------------------------------------------------
+
+
+def slice_image(image: np.ndarray, number_of_slices: int = 1, vertical: bool = False) -> np.ndarray:
+    """``number_of_slices`` bands of rows, each summed over its rows: an N×width float64 array.
+
+    With ``vertical`` the image is transposed first (bands of columns, N×height). Each band is
+    ``height // N`` rows (rows left over at the bottom are not part of any band).
+    """
+    img = np.asarray(image)
+    if vertical:
+        img = img.T
+    n = int(number_of_slices)
+    if n < 1:
+        raise ValueError(f"number_of_slices must be positive, not {number_of_slices}")
+    size = img.shape[0] // n
+    out = np.zeros((n, img.shape[1]), dtype=np.float64)
+    for k in range(n):
+        out[k] = img[k * size : (k + 1) * size].sum(axis=0, dtype=np.float64)
+    return out
+
+
+def calculate_slices(
+    axis: np.ndarray, center: float, standard_deviation: float, scaling: float = 2, number_of_slices: int = 9
+) -> tuple[list[int] | None, float | None]:
+    """``(boundaries, slice_length)`` of ``number_of_slices`` (odd) slices around ``center``.
+
+    processing-parity.md §3: slices of ``scaling·sigma/n`` (axis units) centred on ``center``,
+    added pairwise outwards while inside the axis; ``(None, None)`` when even the middle slice does
+    not fit. ``boundaries`` are indices into ``axis``; slice k spans ``[b_k, b_k+1)``.
+    """
+    boundaries, length = _regions().slice_boundaries(
+        np.asarray(axis), float(center), float(standard_deviation), float(scaling), int(number_of_slices)
+    )
+    return (None if boundaries is None else [int(b) for b in boundaries]), (None if length is None else float(length))
+
+
+def get_x_slices_data(  # noqa: PLR0913
+    image: np.ndarray,
+    x_axis: np.ndarray,
+    y_axis: np.ndarray,
+    x_center: float,
+    x_standard_deviation: float,
+    scaling: float = 2,
+    number_of_slices: int = 11,
+) -> Any:
+    """Column bands around ``x_center`` (processing-parity.md §3), each fitted along y."""
+    return _regions().x_slices(
+        image, np.asarray(x_axis), np.asarray(y_axis), float(x_center), float(x_standard_deviation),
+        float(scaling), int(number_of_slices),
+    )
+
+
+def get_y_slices_data(  # noqa: PLR0913
+    image: np.ndarray,
+    x_axis: np.ndarray,
+    y_axis: np.ndarray,
+    y_center: float,
+    y_standard_deviation: float,
+    scaling: float = 2,
+    number_of_slices: int = 11,
+) -> Any:
+    """Row bands around ``y_center`` (processing-parity.md §3), each fitted along x."""
+    return _regions().y_slices(
+        image, np.asarray(x_axis), np.asarray(y_axis), float(y_center), float(y_standard_deviation),
+        float(scaling), int(number_of_slices),
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# PNG
+# --------------------------------------------------------------------------------------------
+
+
+def get_png_from_image(
+    image_raw_bytes: np.ndarray,
+    scale: float | None = None,
+    min_value: float | None = None,
+    max_value: float | None = None,
+    colormap_name: str | None = None,
+) -> bytes:
+    """PNG bytes of a 2-D image, rendered exactly as camioc's REST ``/image`` route renders it.
+
+    ``image_raw_bytes`` is the image array (cam_server's parameter name). ``scale`` < 1 shrinks
+    by block means, > 1 enlarges; ``min_value``/``max_value`` clip the display range; the colormap
+    defaults to ``rainbow`` (cam_server's). camioc writes a palette PNG where cam_server wrote RGBA;
+    PNG readers take both. Unknown colormap or a non-image → ValueError (camioc's ConfigError).
+    """
+    from camioc.rest.images import DEFAULT_COLORMAP, render_png
+
+    return render_png(
+        np.asarray(image_raw_bytes),
+        scale=None if scale is None else float(scale),
+        min_value=None if min_value is None else float(min_value),
+        max_value=None if max_value is None else float(max_value),
+        colormap=colormap_name or DEFAULT_COLORMAP,
+    )
