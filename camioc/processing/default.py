@@ -1,50 +1,36 @@
 """cam_server's default pipeline function: profiles, fits, moments, good region, slices.
 
-Output names and types follow compat §2.3. Decisions where the reference is silent or ambiguous
-(what a beam physicist would expect):
+Output names, types and numbers follow cam_server (compat §2.3, processing-parity.md), checked
+field by field against cam_server's own outputs (``tests/unit/processing/test_golden_parity.py``):
 
 * Profiles of integer images are exact int64 sums; of float images float64 sums (NaN propagates,
-  as ``sum`` does), ``min_value``/``max_value`` skip NaN (``nanmin``/``nanmax``) and keep the image
-  dtype.
-* FWHM (and ``*_fw`` at ``fw_threshold``): the width of the peak that contains the maximum, from
-  the baseline ``min(profile)``, walking outwards from the maximum to the first sample below the
-  level on each side and interpolating linearly; 0.0 when a side never drops below the level
-  (beam cut by the edge) or the profile is flat/non-finite. ``abs`` makes it positive on
-  descending (calibrated) axes.
-* Centre of mass and rms: weights ``profile - fit_offset`` inside ``|x - fit_mean| <= 5 fit_sigma``
-  (the Gaussian fit's offset is the pedestal estimate; the window is skipped if sigma is not
-  finite and positive). Negative weights are kept (they average out noise symmetrically); when
-  the weights do not sum to a positive value (no beam) both are NaN, and the rms is NaN if the
-  second moment comes out negative. NaN is the honest "no beam" answer and never raises.
-* Good region: inclusive sample bounds ``[x_start, y_start, x_end, y_end]`` (the order of the
-  reference); the crop includes both ends. A profile that never drops below the level on a side
-  extends to that edge.
-* Slices (``n`` odd): slice width ``w = max(1, round(scale * sigma / n / pitch))`` pixels along
-  the slicing direction (``pitch`` = mean axis step); the middle slice is the band of ``w``
-  pixels whose centre is nearest to the fitted mean (fractional index on the linear axis);
-  pair ``k`` (slices ``middle ± k``) exists only if both lie fully inside the good region (and
-  all inner pairs exist); the middle slice is clipped to it. Slices
-  are numbered in pixel order (``slice_0`` has the lowest row/column index, the middle one is
-  ``n // 2``). A slice that does not exist reports NaN in its four fields, so that every frame
-  has the same channels. ``slice_<i>_intensity`` is the band sum (float64); the band centre
-  coordinate is the mean of its axis samples.
-* Coupling: the linear fit of the fitted slice centres against the slice positions, i.e.
-  ``x_c = slope * y + offset`` for vertical slices (row bands) and ``y_c = slope * x + offset``
-  for horizontal ones; ``coupling = slope * sigma_pos**2`` with ``sigma_pos`` the good-region fit
-  sigma along the slice positions. For horizontal slices this is the reference's
-  ``slope * gr_x_sigma**2``; for vertical slices the same covariance estimate ``<xy>`` uses
-  ``gr_y_sigma``. NaN with fewer than two slices.
+  as ``sum`` does); ``min_value``/``max_value`` skip NaN and keep the image dtype.
+* FWHM (and ``*_fw`` at ``fw_threshold``): :func:`kernels.full_width` — from the maximum to the
+  first sample below the level on each side (the edge sample when a side never drops), crossing
+  by the straight line through that sample and its inner neighbour; NaN for a flat profile.
+* Centre of mass and rms (parity §1): ``profile - fit_offset`` normalised by its sum over all
+  samples, samples beyond 5 fit sigmas zeroed, no renormalisation (:func:`kernels.com_rms`).
+* Good region (parity §2): :func:`regions.good_region_bounds`; the crop, the ``gr_`` axes and
+  profiles use an exclusive end; an empty region leaves every ``gr_``/slice field ``None``.
+* Slices (parity §3): an even count becomes odd; x-slices (column bands) and y-slices (row bands)
+  are both computed, the orientation picks the output (``vertical`` → row bands), an x-slice
+  failure leaves all slice fields ``None``, and the coupling is always the x-slices' line slope
+  times the good-region x sigma squared. Fields that cam_server leaves ``None`` are ``None`` here
+  (the bsread sender then sends them as empty values).
+
+The Gaussian fits are MINPACK's Levenberg-Marquardt path (see :mod:`camioc.processing.fitting`);
+they agree with cam_server's ``curve_fit`` results to about 1e-9..1e-7 relative on beam profiles
+(the golden set), which is as close as scipy's own ``curve_fit`` re-run here gets to them.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 
-from camioc.processing import kernels
+from camioc.processing import kernels, regions
 from camioc.processing.fitting import GaussianFit, fit_gaussian, gaussian, linear_fit
 from camioc.processing.parameters import GoodRegionParameters, ProcessingParameters, SliceParameters
 from camioc.processing.preprocess import Frame, Profiles, check_frame, image_profiles, region_profiles
@@ -128,11 +114,18 @@ def _good_region_outputs(  # noqa: PLR0913
     region: GoodRegionParameters,
     slices: SliceParameters | None,
 ) -> None:
-    xs, xe = kernels.good_region_bounds(profiles.x.astype(np.float64), region.threshold, region.gfscale)
-    ys, ye = kernels.good_region_bounds(profiles.y.astype(np.float64), region.threshold, region.gfscale)
-    gr = region_profiles(image, ys, ye + 1, xs, xe + 1)
-    gr_x_axis = x_axis[xs : xe + 1]
-    gr_y_axis = y_axis[ys : ye + 1]
+    """Good-region (and slice) outputs; every one of them ``None`` when the region is empty."""
+    for name in _GOOD_REGION_FIELDS:
+        out[name] = None
+    if slices is not None:
+        _init_slice_outputs(out, slices)
+    xs, xe = regions.good_region_bounds(profiles.x, region.threshold, region.gfscale)
+    ys, ye = regions.good_region_bounds(profiles.y, region.threshold, region.gfscale)
+    if xe <= xs or ye <= ys:
+        return  # cam_server's fit of an empty profile raises: the whole section stays None
+    gr = region_profiles(image, ys, ye, xs, xe)
+    gr_x_axis = x_axis[xs:xe]
+    gr_y_axis = y_axis[ys:ye]
     gr_x_fit = fit_gaussian(gr.x, gr_x_axis)
     gr_y_fit = fit_gaussian(gr.y, gr_y_axis)
     out["good_region"] = np.array([xs, ys, xe, ye], dtype=np.int64)
@@ -144,41 +137,63 @@ def _good_region_outputs(  # noqa: PLR0913
     _fit_outputs(out, "gr_y", gr_y_axis, gr_y_fit)
     out["gr_intensity"] = gr.x.sum()
     if slices is not None:
-        window = (ys, ye + 1, xs, xe + 1)
+        window = (ys, ye, xs, xe)
         _slice_outputs(out, image, window, gr_x_axis, gr_y_axis, gr_x_fit, gr_y_fit, slices)
 
 
-def slice_bounds(
-    axis: np.ndarray, mean: float, sigma: float, scale: float, count: int
-) -> tuple[list[tuple[int, int] | None], float]:
-    """Index bands ``[start, stop)`` of the ``count`` slices along ``axis`` and the slice length.
+_GOOD_REGION_FIELDS = (
+    "good_region",
+    "gr_x_axis",
+    "gr_y_axis",
+    "gr_x_profile",
+    "gr_y_profile",
+    "gr_x_fit_gauss_function",
+    "gr_x_fit_offset",
+    "gr_x_fit_amplitude",
+    "gr_x_fit_mean",
+    "gr_x_fit_standard_deviation",
+    "gr_y_fit_gauss_function",
+    "gr_y_fit_offset",
+    "gr_y_fit_amplitude",
+    "gr_y_fit_mean",
+    "gr_y_fit_standard_deviation",
+    "gr_intensity",
+)
+_SLICE_FIELDS = ("center_x", "center_y", "standard_deviation", "intensity")
 
-    ``None`` marks a slice that does not fit (see the module docstring for the rule).
-    """
-    length = axis.shape[0]
-    missing: list[tuple[int, int] | None] = [None] * count
-    if not (math.isfinite(mean) and math.isfinite(sigma)) or length == 0:
-        return missing, math.nan
-    step = (float(axis[-1]) - float(axis[0])) / (length - 1) if length > 1 else math.nan
-    pitch = abs(step)
-    width = max(1, math.floor(scale * sigma / count / pitch + 0.5)) if pitch > 0.0 else 1
-    # fractional index of the mean on the (linear) axis; the middle band is centred on it
-    position = (mean - float(axis[0])) / step if pitch > 0.0 else 0.0
-    start = math.floor(position - (width - 1) / 2.0 + 0.5)
-    slice_length = width * pitch if pitch > 0.0 else math.nan
-    middle = (max(start, 0), min(start + width, length))
-    if middle[1] <= middle[0]:  # the mean lies outside the good region
-        return missing, slice_length
-    half = count // 2
-    bands = missing.copy()
-    bands[half] = middle
-    for k in range(1, half + 1):
-        low, high = start - k * width, start + k * width
-        if low < 0 or high + width > length:
-            break
-        bands[half - k] = (low, low + width)
-        bands[half + k] = (high, high + width)
-    return bands, slice_length
+
+def _init_slice_outputs(out: dict[str, Any], slices: SliceParameters) -> None:
+    """The slice fields as cam_server starts them: orientation and amount set, the rest None."""
+    out["slice_orientation"] = slices.orientation
+    out["slice_amount"] = np.int64(slices.count)
+    out["slice_length"] = None
+    for k in range(slices.count):
+        for field in _SLICE_FIELDS:
+            out[f"slice_{k}_{field}"] = None
+    out["coupling"] = None
+    out["coupling_slope"] = None
+    out["coupling_offset"] = None
+
+
+def _band_results(  # noqa: PLR0913
+    image: np.ndarray,
+    window: tuple[int, int, int, int],
+    boundaries: list[int],
+    half: int,
+    rows: bool,
+    fit_axis: np.ndarray,
+    position_axis: np.ndarray,
+) -> list[regions.SliceResult]:
+    """Fit every band: row bands (``rows``) give y-slices, column bands x-slices."""
+    results = []
+    for k, profile in enumerate(regions.slice_profiles(image, window, boundaries, rows)):
+        fit = fit_gaussian(profile, fit_axis)
+        position = float(position_axis[boundaries[k] + half])
+        centre_x, centre_y = (fit.mean, position) if rows else (position, fit.mean)
+        results.append(
+            regions.SliceResult(centre_x, centre_y, fit.standard_deviation, float(profile.sum()))
+        )
+    return results
 
 
 def _slice_outputs(  # noqa: PLR0913
@@ -191,57 +206,42 @@ def _slice_outputs(  # noqa: PLR0913
     gr_y_fit: GaussianFit,
     slices: SliceParameters,
 ) -> None:
+    """cam_server's slices (processing-parity.md §3).
+
+    Both the x-slices (column bands along the good region's x axis) and the y-slices (row bands)
+    are computed; the orientation picks which are output (``vertical`` → y-slices), the coupling
+    always comes from the x-slices, and an x-slice failure (the middle slice does not fit) leaves
+    every slice field None.
+    """
     n = slices.count
-    vertical = slices.orientation == "vertical"
-    if vertical:
-        pos_axis, fit_axis, pos_fit = gr_y_axis, gr_x_axis, gr_y_fit
-    else:
-        pos_axis, fit_axis, pos_fit = gr_x_axis, gr_y_axis, gr_x_fit
-    bands, slice_length = slice_bounds(
-        pos_axis, pos_fit.mean, pos_fit.standard_deviation, slices.scale, n
+    x_bounds, x_length = regions.slice_boundaries(
+        gr_x_axis, gr_x_fit.mean, gr_x_fit.standard_deviation, slices.scale, n
     )
-    present = [k for k in range(n) if bands[k] is not None]
-    band_profiles = _band_profiles(image, window, [bands[k] for k in present], vertical)  # type: ignore[misc]
-    out["slice_orientation"] = slices.orientation
-    out["slice_amount"] = np.int64(n)
-    out["slice_length"] = np.float64(slice_length)
-    positions: list[float] = []
-    centres: list[float] = []
-    results: dict[int, tuple[float, float, float, float]] = {}
-    for row, k in enumerate(present):
-        start, stop = bands[k]  # type: ignore[misc]
-        profile = band_profiles[row]
-        fit = fit_gaussian(profile, fit_axis)
-        position = float(pos_axis[start:stop].astype(np.float64).mean())
-        centre_x, centre_y = (fit.mean, position) if vertical else (position, fit.mean)
-        results[k] = (centre_x, centre_y, fit.standard_deviation, float(profile.sum()))
-        positions.append(position)
-        centres.append(fit.mean)
-    for k in range(n):
-        cx, cy, sd, intensity = results.get(k, (math.nan,) * 4)
-        out[f"slice_{k}_center_x"] = np.float64(cx)
-        out[f"slice_{k}_center_y"] = np.float64(cy)
-        out[f"slice_{k}_standard_deviation"] = np.float64(sd)
-        out[f"slice_{k}_intensity"] = np.float64(intensity)
-    slope, offset = linear_fit(np.array(positions), np.array(centres))
-    out["coupling"] = np.float64(slope * pos_fit.standard_deviation**2)
-    out["coupling_slope"] = np.float64(slope)
-    out["coupling_offset"] = np.float64(offset)
-
-
-def _band_profiles(
-    image: np.ndarray, window: tuple[int, int, int, int], bands: list[tuple[int, int]], vertical: bool
-) -> np.ndarray:
-    """Profiles across consecutive bands of the good region, one pass over the bands."""
-    r0, r1, c0, c1 = window
-    kind = np.float64 if image.dtype.kind == "f" else np.int64
-    if not bands:
-        return np.zeros((0, 0), kind)
-    edges = np.array([b[0] for b in bands] + [bands[-1][1]], dtype=np.int64)
-    if vertical:
-        profiles = np.zeros((len(bands), c1 - c0), kind)
-        kernels.band_x_profiles(image, edges + r0, c0, c1, profiles)
+    if x_bounds is None:
+        return
+    x_half = (x_bounds[1] - x_bounds[0]) // 2
+    x_slices = _band_results(image, window, x_bounds, x_half, False, gr_y_axis, gr_x_axis)
+    if slices.orientation == "vertical":
+        y_bounds, y_length = regions.slice_boundaries(
+            gr_y_axis, gr_y_fit.mean, gr_y_fit.standard_deviation, slices.scale, n
+        )
+        chosen: list[regions.SliceResult] = []
+        if y_bounds is not None:
+            y_half = (y_bounds[1] - y_bounds[0]) // 2
+            chosen = _band_results(image, window, y_bounds, y_half, True, gr_x_axis, gr_y_axis)
+        slice_length = y_length
     else:
-        profiles = np.zeros((len(bands), r1 - r0), kind)
-        kernels.band_y_profiles(image, edges + c0, r0, r1, profiles)
-    return profiles
+        chosen, slice_length = x_slices, x_length
+    out["slice_length"] = None if slice_length is None else np.float64(slice_length)
+    for k, result in enumerate(chosen[:n]):
+        out[f"slice_{k}_center_x"] = np.float64(result.center_x)
+        out[f"slice_{k}_center_y"] = np.float64(result.center_y)
+        out[f"slice_{k}_standard_deviation"] = np.float64(result.standard_deviation)
+        out[f"slice_{k}_intensity"] = np.float64(result.intensity)
+    if len(x_slices) >= 2:
+        slope, offset = linear_fit(
+            np.array([r.center_x for r in x_slices]), np.array([r.center_y for r in x_slices])
+        )
+        out["coupling"] = np.float64(slope * gr_x_fit.standard_deviation**2)
+        out["coupling_slope"] = np.float64(slope)
+        out["coupling_offset"] = np.float64(offset)

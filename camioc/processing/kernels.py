@@ -255,12 +255,14 @@ def bin_image(src, by, bx, mean, clip, out):
 
 @njit(cache=True, nogil=True, error_model="numpy")
 def full_width(x, y, fraction):
-    """Full width of the peak of ``y(x)`` at ``fraction`` of its height above the minimum.
+    """cam_server's full width of ``y(x)`` at ``fraction`` of its height above the minimum.
 
-    Walks left and right from the maximum to the first sample below the level and interpolates
-    linearly between that sample and its inner neighbour. Returns 0.0 when the width is
-    undefined: flat or non-finite profile, or a side that never drops below the level (the peak
-    is cut by the image edge).
+    From the (first) maximum, the first sample below the level is searched on each side; a side
+    that never drops uses the edge sample. Each crossing is the straight line through that sample
+    and its inner neighbour evaluated at the level (an extrapolation at an edge that never
+    dropped), and the width is the distance of the two crossings. A flat profile divides 0 by 0
+    and gives NaN, as cam_server's numpy arithmetic does; fewer than two samples give 0.0 (its
+    "any error" answer).
     """
     n = y.shape[0]
     if n < 2:
@@ -269,28 +271,23 @@ def full_width(x, y, fraction):
     ymax = y[0]
     imax = 0
     for i in range(n):
-        if not math.isfinite(y[i]):
-            return 0.0
         if y[i] < ymin:
             ymin = y[i]
         if y[i] > ymax:
             ymax = y[i]
             imax = i
-    height = ymax - ymin
-    if not height > 0.0:
-        return 0.0
-    level = ymin + fraction * height
-    left = -1
-    for i in range(imax - 1, -1, -1):
+    level = ymin + (ymax - ymin) * fraction
+    left = 0
+    for i in range(imax, -1, -1):
         if y[i] < level:
             left = i
             break
-    right = -1
-    for i in range(imax + 1, n):
+    right = n - 1
+    for i in range(imax, n):
         if y[i] < level:
             right = i
             break
-    if left < 0 or right < 0:
+    if left + 1 >= n or right < 1:
         return 0.0
     xl = x[left] + (level - y[left]) * (x[left + 1] - x[left]) / (y[left + 1] - y[left])
     xr = x[right] + (level - y[right]) * (x[right - 1] - x[right]) / (y[right - 1] - y[right])
@@ -299,11 +296,12 @@ def full_width(x, y, fraction):
 
 @njit(cache=True, nogil=True, error_model="numpy")
 def good_region_bounds(y, threshold, gfscale):
-    """cam_server's good region of one profile, as inclusive sample indices ``(start, end)``.
+    """cam_server's good region of one profile: ``(start, end)``, ``end`` exclusive for slicing.
 
-    level = min + (max - min) * threshold; from the maximum walk outwards to the first sample
-    below the level on each side (the edge if there is none); widen the interval symmetrically
-    by ``gfscale``; clamp to the profile; truncate to int.
+    processing-parity.md §2: level = min + (max - min) * threshold; from the first maximum ``m``
+    walk left over ``m, m-1, ..., 1`` (index 0 is never examined) and right over ``m, ..., n-1``
+    to the first sample below the level; a side that never drops keeps ``m``. The interval is
+    widened by ``(w * gfscale - w) / 2`` on each side, clamped to ``[0, n - 1]`` and truncated.
     """
     n = y.shape[0]
     ymin = y[0]
@@ -316,53 +314,54 @@ def good_region_bounds(y, threshold, gfscale):
             ymax = y[i]
             imax = i
     level = ymin + (ymax - ymin) * threshold
-    start = 0
-    for i in range(imax, -1, -1):
+    start = imax
+    for i in range(imax, 0, -1):
         if y[i] < level:
             start = i
             break
-    end = n - 1
+    end = imax
     for i in range(imax, n):
         if y[i] < level:
             end = i
             break
-    extend = (end - start) * (gfscale - 1.0) / 2.0
-    fstart = max(start - extend, 0.0)
-    fend = min(end + extend, n - 1.0)
+    width = float(end - start)
+    extend = (width * gfscale - width) / 2.0
+    fstart = start - extend
+    fend = end + extend
+    if not fstart > 0.0:
+        fstart = 0.0
+    if not fend < n - 1.0:
+        fend = n - 1.0
     return int(fstart), int(fend)
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
 def com_rms(x, y, offset, mean, sigma):
-    """Centre of mass and rms of ``y - offset`` restricted to ``|x - mean| <= 5 sigma``.
+    """cam_server's centre of mass and rms of a profile (processing-parity.md §1).
 
-    The window is applied only when ``sigma`` is finite and positive. Returns NaN for both when
-    the weights do not sum to a positive number (no beam), and NaN for the rms when the second
-    moment is negative (negative weights dominate).
+    ``q = y - offset`` is normalised by its sum over *all* samples (when that sum is not 0),
+    samples farther than ``5 sigma`` from ``mean`` are then zeroed, and the moments are taken
+    without renormalising: ``com = sum(x q)``, ``rms = sqrt(|sum((x - com)**2 q)|)``. The same
+    arithmetic runs for a flat or empty profile (no NaN is made up).
     """
-    use_window = math.isfinite(sigma) and sigma > 0.0 and math.isfinite(mean)
+    n = x.shape[0]
+    total = 0.0
+    for i in range(n):
+        total += y[i] - offset
+    norm = total if total != 0.0 else 1.0
     half = 5.0 * sigma
-    sw = 0.0
-    swx = 0.0
-    for i in range(x.shape[0]):
-        if use_window and abs(x[i] - mean) > half:
+    com = 0.0
+    for i in range(n):
+        if abs(x[i] - mean) > half:
             continue
-        w = y[i] - offset
-        sw += w
-        swx += w * x[i]
-    if not (sw > 0.0 and math.isfinite(sw)):
-        return math.nan, math.nan
-    com = swx / sw
-    sq = 0.0
-    for i in range(x.shape[0]):
-        if use_window and abs(x[i] - mean) > half:
+        com += x[i] * ((y[i] - offset) / norm)
+    second = 0.0
+    for i in range(n):
+        if abs(x[i] - mean) > half:
             continue
         d = x[i] - com
-        sq += (y[i] - offset) * d * d
-    var = sq / sw
-    if var < 0.0:
-        return com, math.nan
-    return com, math.sqrt(var)
+        second += d * d * ((y[i] - offset) / norm)
+    return com, math.sqrt(abs(second))
 
 
 @njit(cache=True, nogil=True, error_model="numpy")

@@ -341,8 +341,8 @@ def _bin_axis(axis: np.ndarray, factor: int) -> np.ndarray:
     if factor == 1:
         return axis
     n = axis.shape[0] // factor
-    blocks = axis[: n * factor].reshape(n, factor).astype(np.float64)
-    return blocks.mean(axis=1).astype(np.float32)
+    # float32 arithmetic, as numpy's mean of cam_server's float32 axis blocks
+    return axis[: n * factor].reshape(n, factor).astype(np.float32).mean(axis=1, dtype=np.float32)
 
 
 def _rotate(
@@ -376,19 +376,24 @@ def _rotate(
 
 
 def _roi_window(roi: RegionOfInterest | None, shape: tuple[int, int]) -> tuple[int, int, int, int]:
-    """``(x0, x1, y0, y1)`` of the ROI intersected with the image."""
+    """``(x0, x1, y0, y1)`` of the ROI, clamped into the image as cam_server does.
+
+    processing-parity.md §4: each size is limited to the image, then the offset is moved so that
+    the region fits (a too-large ROI is *shifted*, not cut), and neither offset is negative.
+    """
     height, width = shape
     if roi is None:
         return 0, width, 0, height
-    x0, x1 = max(roi.offset_x, 0), min(roi.offset_x + roi.size_x, width)
-    y0, y1 = max(roi.offset_y, 0), min(roi.offset_y + roi.size_y, height)
-    if x1 <= x0 or y1 <= y0:
+    if roi.size_x <= 0 or roi.size_y <= 0:
         raise ProcessingError(
             "Region of interest "
             f"[{roi.offset_x}, {roi.size_x}, {roi.offset_y}, {roi.size_y}] "
-            f"does not intersect the image {_shape_text(shape)}"
+            "has no pixels: sizes must be positive"
         )
-    return x0, x1, y0, y1
+    size_x, size_y = min(roi.size_x, width), min(roi.size_y, height)
+    x0 = max(min(roi.offset_x, width - size_x), 0)
+    y0 = max(min(roi.offset_y, height - size_y), 0)
+    return x0, x0 + size_x, y0, y0 + size_y
 
 
 def _signed_type(dtype: np.dtype) -> np.dtype:
