@@ -210,6 +210,34 @@ def mapping_or_none(what: str) -> Check:
     return _check
 
 
+#: bsread compressions camioc's sender implements (``true`` in a config means bitshuffle_lz4).
+COMPRESSIONS: tuple[str, ...] = ("bitshuffle_lz4", "lz4")
+
+
+def check_compression(value: Any) -> str | None:
+    """cam_server's compression keys: null/false (none), true (= bitshuffle_lz4) or a name."""
+    if value is True:
+        return "bitshuffle_lz4"
+    if value is False or value is None:
+        return None
+    if isinstance(value, str) and value in COMPRESSIONS:
+        return value
+    raise ValueError("must be null, true (= 'bitshuffle_lz4'), false, 'bitshuffle_lz4' or 'lz4'")
+
+
+def refuse_unsupported(raw: Mapping[str, Any], unsupported: Mapping[str, str], what: str) -> None:
+    """Refuse cam_server options camioc does not implement, rather than store and ignore them.
+
+    A key of ``unsupported`` present with a value other than null/false/0 raises
+    :class:`ConfigError` naming the key and what to do instead (``unsupported[key]``).
+    """
+    for key, advice in unsupported.items():
+        value = raw.get(key)
+        if value is None or value is False or (isinstance(value, (int, float)) and value == 0):
+            continue
+        raise ConfigError(f"'{key}' is a cam_server {what} option that camioc does not support: {advice}.")
+
+
 # --------------------------------------------------------------------------------------------
 # annotated types (the core type is what the JSON schema shows)
 
@@ -231,6 +259,7 @@ OptBackgroundName = Annotated[str | None, BeforeValidator(optional(name_check("b
 StrTuple = Annotated[tuple[str, ...], BeforeValidator(check_str_tuple)]
 OptStrTuple = Annotated[tuple[str, ...] | None, BeforeValidator(optional(check_str_tuple))]
 Roi = Annotated[tuple[int, int, int, int] | None, BeforeValidator(roi_or_none)]
+OptCompression = Annotated[str | None, BeforeValidator(check_compression)]
 
 
 class ConfigModel(BaseModel):

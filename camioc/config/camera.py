@@ -45,7 +45,18 @@ key                       default                        meaning
 ``receive_timeout``       ``1.0``                        *camioc*: bsread: receive timeout in seconds
 ``url``                   ``null``                       bsread: stream address (instead of the
                                                          ``<source>:BSREADCONFIG`` PV)
+``image_compression``     ``null``                       compression of the stream's ``image``
+                                                         channel (``true`` = ``bitshuffle_lz4``)
+``scalar_compression``    ``null``                       compression of the other channels
+``data_header_compression`` ``null``                     compression of the bsread data header
+``check_data``            ``false``                      accepted: camioc always builds the stream
+                                                         header from the values it sends
+``debug``                 ``false``                      the camera worker logs at DEBUG level
 ========================= ============================== ===========================================
+
+cam_server camera options camioc does not implement (:data:`UNSUPPORTED_KEYS`: the forwarder
+stream, bsread-camera threading and checks, the options of source types camioc has no source
+for) are refused with an error naming the key when set, never stored and ignored.
 """
 
 from __future__ import annotations
@@ -68,6 +79,7 @@ from camioc.config._fields import (
     OptStr,
     PosFloat,
     PosInt,
+    OptCompression,
     Roi,
     Str,
     StrTuple,
@@ -85,6 +97,7 @@ from camioc.config._fields import (
     merge_ordered,
     name_check,
     number_list,
+    refuse_unsupported,
     section_dict,
 )
 from camioc.errors import ConfigError
@@ -98,6 +111,22 @@ CAMERA_SOURCE_TYPES: tuple[str, ...] = ("epics", "simulation", "bsread")
 CAMERA_SOURCE_TYPE_ALIASES: dict[str, tuple[str, str]] = {"area_detector": ("epics", "areadetector")}
 
 EPICS_CONVENTIONS: tuple[str, ...] = ("camserver", "areadetector")
+
+#: cam_server camera keys camioc refuses when set (key -> what to do instead).
+UNSUPPORTED_KEYS: dict[str, str] = {
+    "forwarder_port": "subscribe to the camera stream, or run a 'store' pipeline, which forwards "
+    "the image as '<camera>:FPICTURE'",
+    "threaded": "bsread cameras are read by one thread per camera worker",
+    "buffer_threshold": "use 'buffer_size' to bound the pulse-id re-ordering buffer",
+    "abort_on_error": "a camera worker reports frame errors and keeps running",
+    "enforce_pid": "use a pipeline with 'enforce_pid' on the camera stream",
+    "enforce_timestamp": "use a pipeline with 'enforce_timestamp' on the camera stream",
+    "check_timestamp": "use a pipeline with 'check_timestamp' on the camera stream",
+    "class": "script cameras are not supported (source types: epics, simulation, bsread)",
+    "timeout": "it belongs to the bschannel source type, which camioc does not implement",
+    "interval": "it belongs to the hdf5 source type, which camioc does not implement",
+    "db": "it belongs to the stddaq source type, which camioc does not implement",
+}
 
 #: Keys cam_server's ``CameraConfig.DEFAULT_CONFIGURATION`` fills in (its expanded config).
 CAMSERVER_DEFAULT_KEYS: tuple[str, ...] = (
@@ -208,6 +237,11 @@ class CameraConfig(ConfigModel):
     buffer_size: NonNegInt = 10
     receive_timeout: PosFloat = 1.0
     url: OptStr = None
+    image_compression: OptCompression = None
+    scalar_compression: OptCompression = None
+    data_header_compression: OptCompression = None
+    check_data: Bool = False
+    debug: Bool = False
 
     EMPTY_MESSAGE: ClassVar[str] = "Config object cannot be empty. Config: %s"
 
@@ -247,6 +281,7 @@ class CameraConfig(ConfigModel):
                 )
             data["epics_convention"] = convention
 
+        refuse_unsupported(raw, UNSUPPORTED_KEYS, "camera")
         check_json_values(raw, [k for k in raw if k not in known])
         try:
             config = cls.model_validate(data)

@@ -204,7 +204,7 @@ class CameraManager:
             snapshot_enabled=self._publishing.get(name, (True, 0.5))[0],
             snapshot_period=self._publishing.get(name, (True, 0.5))[1],
             background_dir=str(self._background_dir or ""),
-            log_level=self._log_level,
+            log_level=logging.DEBUG if config.debug else self._log_level,
             hold=hold,
         )
         handle = WorkerHandle(

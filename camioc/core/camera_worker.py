@@ -111,6 +111,13 @@ def run_camera_worker(link_conn: Any, config_dict: dict[str, Any], options: Came
     os._exit(exit_code)  # skip interpreter teardown: libca/zmq threads must not hang the exit
 
 
+def ipc_address(camera: str, port: int | None) -> str:
+    """The ``ipc://`` endpoint of a camera stream with ``protocol: ipc`` (one per camera and port)."""
+    import tempfile
+
+    return f"ipc://{Path(tempfile.gettempdir()) / f'camioc-{camera}-{port or 0}.ipc'}"
+
+
 class _CameraWorker:
     def __init__(self, link: WorkerLink, config_dict: dict[str, Any], options: CameraWorkerOptions) -> None:
         from camioc.config.camera import CameraConfig
@@ -147,11 +154,21 @@ class _CameraWorker:
         from camioc.streams.camera_stream import CameraStreamPublisher
 
         source = create_source(self.config)
-        publisher = CameraStreamPublisher(port=self.options.port, host=self.options.bind_host)
+        ipc = self.config.protocol == "ipc"
+        address = ipc_address(self.name, self.options.port) if ipc else None
+        publisher = CameraStreamPublisher(
+            port=self.options.port,
+            host=self.options.bind_host,
+            queue_size=self.config.queue_size,
+            address=address,
+            image_compression=self.config.image_compression,
+            scalar_compression=self.config.scalar_compression,
+            data_header_compression=self.config.data_header_compression,
+        )
         try:
             source.connect(timeout=self.options.connect_timeout)
             publisher.open()
-            self.stream_address = f"tcp://{self.options.hostname}:{publisher.port}"
+            self.stream_address = address or f"tcp://{self.options.hostname}:{publisher.port}"
             self.link.send("started", {"stream_address": self.stream_address, "port": publisher.port,
                                        "pid": os.getpid()})
             self.state, self.message = DetectorState.Acquire, "Acquiring"
