@@ -37,6 +37,8 @@ class Settings:
     camera_stream_ports: tuple[int, int] = (10100, 10301)
     pipeline_stream_ports: tuple[int, int] = (11100, 11201)
     log_level: int = logging.INFO
+    #: ``--dispatcher-url``: the bsread stream pipelines read ``bsread_channels`` from (None: refused).
+    dispatcher_url: str | None = None
 
     @property
     def effective_stream_interface(self) -> str:
@@ -120,6 +122,7 @@ class CamiocApp:
             port_range=settings.pipeline_stream_ports,
             scripts_dir=layout.user_scripts,
             log_level=settings.log_level,
+            dispatcher_url=settings.dispatcher_url,
         )
         self.ioc = CamiocIoc(settings.prefix, self.cameras, version=__version__, start_count=start_count,
                              pipelines=self.pipelines)

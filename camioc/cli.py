@@ -15,6 +15,17 @@ from pathlib import Path
 
 from camioc import __version__
 
+def bsread_address(text: str) -> str:
+    """A bsread stream address (``tcp://host:port`` or ``ipc://path``), for ``--dispatcher-url``."""
+    if text.startswith("ipc://") and len(text) > len("ipc://"):
+        return text
+    host, _, port = text.removeprefix("tcp://").rpartition(":")
+    if not text.startswith("tcp://") or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a bsread stream address: use tcp://host:port (camioc reads no HTTP dispatcher)")
+    return text
+
+
 def build_parser() -> argparse.ArgumentParser:
     from camioc.core.ports import parse_port_range
 
@@ -39,6 +50,11 @@ def build_parser() -> argparse.ArgumentParser:
                         metavar="START:END", help="camera stream port range, END exclusive (default 10100:10301)")
     parser.add_argument("--pipeline-stream-ports", type=parse_port_range, default=(11100, 11201),
                         metavar="START:END", help="pipeline stream port range, END exclusive (default 11100:11201)")
+    parser.add_argument("--dispatcher-url", type=bsread_address, default=None, metavar="ADDRESS",
+                        help="bsread stream (tcp://host:port) that pipelines read 'bsread_channels' from when "
+                        "they give no 'bsread_address' (cam_server reads them from the SwissFEL data "
+                        "dispatcher; camioc reads the listed channels from this stream). Without it such "
+                        "configs are refused.")
     parser.add_argument("--log-level", default="INFO",
                         choices=["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"], help="log level (default INFO)")
     parser.add_argument("--version", action="version", version=f"camioc {__version__}")
@@ -68,6 +84,7 @@ def main(argv: list[str] | None = None) -> int:
         camera_stream_ports=args.camera_stream_ports,
         pipeline_stream_ports=args.pipeline_stream_ports,
         log_level=level,
+        dispatcher_url=args.dispatcher_url,
     )
     try:
         asyncio.run(serve(settings))

@@ -239,6 +239,9 @@ class Rotation(SubModel):
         return self
 
 
+_OptInputMode = Annotated[
+    Literal["SUB", "PULL"] | None, BeforeValidator(optional(choice("SUB", "PULL", upper=True)))
+]
 GoodRegionField = Annotated[ImageGoodRegion | None, BeforeValidator(mapping_or_none("{threshold, gfscale}"))]
 SlicesField = Annotated[
     ImageSlices | None, BeforeValidator(mapping_or_none("{number_of_slices, scale, orientation}"))
@@ -309,6 +312,19 @@ class PipelineConfig(ConfigModel):
     bsread_channels: OptStrTuple = None
     camera_timeout: Number = 10.0
     stream_timeout: Number = 10.0
+    # bsread merge (camioc.core.merge; defaults applied there, so unset keys stay out of to_dict)
+    bsread_mode: _OptInputMode = None
+    bsread_image_buf: Annotated[int | None, BeforeValidator(optional(int_range(1, 5000)))] = None
+    bsread_data_buf: Annotated[int | None, BeforeValidator(optional(int_range(1, 10000)))] = None
+    bsread_address2: OptStr = None
+    bsread_channels2: OptStrTuple = None
+    bsread_mode2: _OptInputMode = None
+    input_stream2: OptStr = None
+    input_mode2: _OptInputMode = None
+    merge_queue_size: OptPosInt = None
+    merge_buffer_size: OptPosInt = None
+    receive_timeout: OptPosNumber = None
+    dispatcher_url: OptStr = None
 
     # output
     mode: Annotated[Literal["PUB", "PUSH", "FILE"], BeforeValidator(choice("PUB", "PUSH", "FILE", upper=True))] = "PUB"

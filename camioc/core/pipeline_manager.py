@@ -39,6 +39,8 @@ from camioc.core.api import DetectorState, ImageSnapshot, PipelineEvents, Pipeli
 from camioc.core.backgrounds import DEFAULT_N_IMAGES, BackgroundStore, collect_background_image
 from camioc.core.camera_manager import CameraManager
 from camioc.core.events import Listeners
+from camioc.core.merge import channel_list
+from camioc.core.pipeline_inputs import check_input_config
 from camioc.core.pipeline_worker import PipelineWorkerOptions, run_pipeline_worker
 from camioc.core.ports import START_ATTEMPTS, PortAllocator, port_taken
 from camioc.core.worker import WorkerHandle
@@ -77,6 +79,7 @@ class _PipelineInstance:
         self.clients = 0
         self.camera_input = ""  # the camera whose stream this instance reads ("" for other inputs)
         self.last_camera_restart = float("-inf")
+        self.input_statistics: dict[str, int] = {}  # merge, enforce_pid, stream_timeout counters
         # PipelineStatus.error = the worker's own error (status messages) or else the processing
         # error of the latest results (notify_on_error frames); neither source clears the other.
         self.worker_error = ""
@@ -106,6 +109,7 @@ class PipelineManager:
         scripts_dir: Path | None = None,
         start_timeout: float = START_TIMEOUT,
         log_level: int = logging.INFO,
+        dispatcher_url: str | None = None,
     ) -> None:
         self._store = store
         self._cameras = cameras
@@ -116,6 +120,7 @@ class PipelineManager:
         self._scripts_dir = scripts_dir
         self._start_timeout = start_timeout
         self._log_level = log_level
+        self._dispatcher_url = dispatcher_url  # --dispatcher-url: bsread stream for bsread_channels
         self._instances: dict[str, _PipelineInstance] = {}
         self._exit_codes: dict[str, int | None] = {}
         self._statuses: dict[str, PipelineStatus] = {}
@@ -158,6 +163,7 @@ class PipelineManager:
         raw["name"] = name
         parsed = PipelineConfig.from_dict(raw)
         effective = parsed.to_dict()
+        self._check_inputs(effective)
         is_new = not self._store.exists(name)
         self._store.save(name, parsed.to_dict(runtime_defaults=False))
         if is_new and name not in self._instances:
@@ -309,8 +315,15 @@ class PipelineManager:
         self._set_status(instance_id, stream_address=instance.stream_address)
         return instance.stream_address
 
+    def _check_inputs(self, config: Mapping[str, Any]) -> None:
+        """Refuse input-side keys camioc cannot honour for this server (bsread_channels without a
+        dispatcher, a lib never uploaded, a key of another pipeline type): see pipeline_inputs."""
+        check_input_config(config, dispatcher_url=self._dispatcher_url,
+                           libs_dir=self._scripts_dir / "lib" if self._scripts_dir else None)
+
     async def _wire(self, instance: _PipelineInstance) -> PipelineWorkerOptions:
         config = instance.config
+        self._check_inputs(config)
         pipeline_type = config.get("pipeline_type", "processing")
         publishing = self._publishing.get(instance.instance_id, (True, 0.5))
         options = PipelineWorkerOptions(
@@ -319,6 +332,7 @@ class PipelineManager:
             background_dir=str(self.backgrounds.folder), snapshot_enabled=publishing[0],
             snapshot_period=publishing[1], log_level=self._log_level,
         )
+        options.extra["dispatcher_url"] = self._dispatcher_url
         if pipeline_type == "fanin":
             input_port = self._ports.allocate()
             instance.ports.append(input_port)
@@ -335,11 +349,16 @@ class PipelineManager:
             options.input_mode = str(config.get("input_mode") or "SUB").upper()
         elif pipeline_type == "stream":
             address = config.get("bsread_address")
+            dispatcher = config.get("dispatcher_url") or self._dispatcher_url
+            from_dispatcher = not address and bool(channel_list(config.get("bsread_channels"))) and dispatcher
+            if from_dispatcher:
+                address = dispatcher  # checked by _check_inputs: refused without a dispatcher
             if not address:
                 raise ConfigError("The following mandatory attributes were not found in the configuration: "
                                   "['bsread_address']")
             options.input_address = str(address)
-            options.input_mode = str(config.get("bsread_mode") or config.get("input_mode") or "PULL").upper()
+            default_mode = "SUB" if from_dispatcher else "PULL"
+            options.input_mode = str(config.get("bsread_mode") or config.get("input_mode") or default_mode).upper()
         else:
             camera = instance.camera_name
             try:
@@ -390,6 +409,7 @@ class PipelineManager:
         merged = merge_update(instance.config, changes)
         merged["name"] = instance.config.get("name", instance_id)
         effective = PipelineConfig.from_dict(merged).to_dict()
+        self._check_inputs(effective)
         instance.config = effective
         if instance.handle is not None:
             instance.handle.send("config", effective)
@@ -472,6 +492,7 @@ class PipelineManager:
             if instance is not None:
                 instance.clients = int(payload.get("clients", 0))
                 instance.worker_error = str(payload.get("error") or "")
+                instance.input_statistics = dict(payload.get("input_statistics") or {})
                 payload["error"] = instance.worker_error or instance.results_error
             self._set_status(instance_id, **payload)
         elif kind == "results":
@@ -594,6 +615,7 @@ class PipelineManager:
                 "dropped": status.dropped,
                 "execution_time_ms": status.execution_time_ms,
                 "error": status.error,
+                **instance.input_statistics,
             },
         }
 

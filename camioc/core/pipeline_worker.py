@@ -28,6 +28,15 @@ from typing import Any
 import numpy as np
 
 from camioc.core.api import DetectorState
+from camioc.core.merge import MergedInput, merge_settings
+from camioc.core.pipeline_inputs import (
+    OutputOrder,
+    is_stream_input,
+    prepare_libs,
+    receive_wait,
+    stream_channels,
+    stream_timeout,
+)
 from camioc.core.worker import RateMeter, WorkerLink, setup_worker_logging
 
 log = logging.getLogger(__name__)
@@ -281,9 +290,19 @@ class _PipelineWorker:
         self._reorder = _PidReorderBuffer(int(self.config.get("pid_buffer") or 0) or 1) \
             if self.pipeline_type == "fanin" else None
         self._rolling: collections.deque[float] = collections.deque(maxlen=50)
+        # input side (camioc.core.pipeline_inputs / merge): enforce_pid & co, merge, stream_timeout
+        self._order = OutputOrder.from_config(self.config)
+        self._input: Any = None
+        self._input_address = ""
+        self._merge: Any = None
+        self.stream_reconnects = 0
 
     # ------------------------------------------------------------------ set-up
+    def _libs_dir(self) -> Path | None:
+        return Path(self.options.scripts_dir) / "lib" if self.options.scripts_dir else None
+
     def _make_function(self) -> None:
+        prepare_libs(self.config.get("libs") or (), self._libs_dir(), reload=bool(self.config.get("reload")))
         if self.pipeline_type in ("processing", "custom", "script"):
             from camioc.processing import ImagePipeline, warm_up
 
@@ -348,8 +367,43 @@ class _PipelineWorker:
         receiver = BsreadReceiver(
             address, mode=self.options.input_mode, conn_type="bind" if self.options.input_bind else "connect",
             queue_size=int(self.config.get("buffer_size") or 10), receive_timeout=RECEIVE_TIMEOUT)
+        self._input_address = address
+        self._merge = merge_settings(self.config, self.options.extra.get("dispatcher_url"))
+        if self._merge is not None:  # bsread_address/_channels, bsread_address2/_channels2
+            receiver = MergedInput(receiver, self._merge)
         receiver.connect()
+        self._input = receiver
         return receiver
+
+    def _input_changed(self) -> bool:
+        """A config change asks for another second input (merge settings differ)."""
+        try:
+            return merge_settings(self.config, self.options.extra.get("dispatcher_url")) != self._merge
+        except Exception as exc:  # validated by the control process; keep the running input
+            log.warning("merge settings not applied: %s", exc)
+            return False
+
+    def _reconnect_input(self, receiver: Any, silence: float) -> Any:
+        """``stream_timeout``: a stream input silent for that long is connected anew (as
+        cam_server does), so a source that restarted, even elsewhere in its queueing state, is
+        followed; every reconnection is counted and logged."""
+        receiver.close()
+        self.stream_reconnects += 1
+        log.warning("no message from %s for %g s (stream_timeout): reconnecting (%d reconnections)",
+                    self._input_address, silence, self.stream_reconnects)
+        self._last_message_time = time.monotonic()
+        return self._make_input(self._input_address)
+
+    def _input_statistics(self) -> dict[str, int]:
+        """Counters of the input-side parameters, for the instance statistics."""
+        stats: dict[str, int] = {}
+        if isinstance(self._input, MergedInput):
+            stats.update(self._input.statistics())
+        if self._order is not None:
+            stats.update(self._order.statistics())
+        if is_stream_input(self.config):
+            stats["stream_reconnects"] = self.stream_reconnects
+        return stats
 
     # ------------------------------------------------------------------ main loop
     def run(self) -> int:
@@ -398,17 +452,24 @@ class _PipelineWorker:
                     receiver.close()
                     receiver = self._make_input(payload)
                     self._last_message_time = time.monotonic()
+                elif kind == "config" and self._input_changed():
+                    receiver.close()
+                    receiver = self._make_input(self._input_address)
             if not self.running:
                 return "stopped"
-            message = receiver.receive(timeout=RECEIVE_TIMEOUT)
+            message = receiver.receive(timeout=receive_wait(self.config))
             now = time.monotonic()
             if message is None:
-                if now - self._last_message_time > camera_timeout:
+                stream_input = is_stream_input(self.config)
+                silence = stream_timeout(self.config) if stream_input else camera_timeout
+                if silence > 0 and now - self._last_message_time > silence:
                     if self.config.get("abort_on_timeout"):
-                        self.error = f"No data received within {camera_timeout:g} s."
+                        self.error = f"No data received within {silence:g} s."
                         self.exit_code = 2
                         return "timeout"
-                    if not self.camera_request_pending and self.pipeline_type not in ("fanin", "stream"):
+                    if stream_input:
+                        receiver = self._reconnect_input(receiver, silence)
+                    elif not self.camera_request_pending and self.pipeline_type not in ("fanin", "stream"):
                         self.camera_request_pending = True
                         self.link.send("camera_request", self.config.get("camera_name"))
                     if self.state == DetectorState.Acquire:
@@ -501,11 +562,19 @@ class _PipelineWorker:
         if image is None:
             raise ValueError("message has no 'image' channel")
         bsdata = {k: v for k, v in data.items() if k not in CAMERA_CHANNELS}
-        return (image_pipeline or self._image_pipeline).process(
+        result = (image_pipeline or self._image_pipeline).process(
             image, int(message.pulse_id), message.timestamp_float, data.get("x_axis"), data.get("y_axis"),
             bsdata=bsdata or None)
+        merged = getattr(message, "merged", ())
+        if result is not None and merged:  # matched bsread channels go out too (cam_server)
+            result = dict(result)
+            for name in merged:
+                result.setdefault(name, data[name])
+        return result
 
     def _send(self, output: Any, values: dict[str, Any], pulse_id: int, timestamp: Any) -> None:
+        if self._order is not None and not self._order.admit(pulse_id, timestamp):
+            return  # enforce_pid / enforce_timestamp / check_timestamp: counted in input_statistics
         include = self.config.get("include")
         exclude = self.config.get("exclude")
         if include:
@@ -573,6 +642,7 @@ class _PipelineWorker:
             "frame_rate": self.rate.rate(now), "execution_time_ms": self.execution_ms,
             "dropped": self.dropped, "pulse_id": self.last_pulse_id, "timestamp": self.last_timestamp,
             "clients": getattr(self, "_clients", 0), "received": self.gate.received,
+            "input_statistics": self._input_statistics(),
         })
 
     # ------------------------------------------------------------------ commands
@@ -581,6 +651,11 @@ class _PipelineWorker:
             self.running = False
         elif kind == "config":
             self.config = dict(payload)
+            if self._order is None:
+                self._order = OutputOrder.from_config(self.config)
+            else:
+                self._order.update(self.config)
+            prepare_libs(self.config.get("libs") or (), self._libs_dir(), reload=bool(self.config.get("reload")))
             if self._image_pipeline is not None:
                 try:
                     if self._parallel is not None:

@@ -1087,6 +1087,11 @@ class BsreadReceiver:
         """The endpoint connected to (or bound, with the port resolved)."""
         return self._address
 
+    @property
+    def socket(self) -> zmq.Socket | None:
+        """The ZMQ socket (None until connected): to poll several receivers together."""
+        return self._socket
+
     def connect(self) -> None:
         """Create the socket and connect (or bind)."""
         if self._socket is not None:

@@ -1,0 +1,263 @@
+"""The input-side pipeline parameters: checked when a config is saved or started, applied by the worker.
+
+cam_server accepts many input keys that camioc honours here (compat §2.1, §2.2 item 4, §3.3):
+
+* ``bsread_*`` / ``*2`` / ``merge_*`` / ``dispatcher_url``: a second bsread input merged by pulse
+  id (:mod:`camioc.core.merge`). ``bsread_channels`` without ``bsread_address`` reads from the
+  dispatcher: camioc's dispatcher is a **bsread stream address** given with ``--dispatcher-url``
+  (or the config's ``dispatcher_url``), not the SwissFEL HTTP dispatcher API; the listed channels
+  are the ones merged.
+* ``enforce_pid``, ``enforce_timestamp``, ``check_timestamp``: :class:`OutputOrder`.
+* ``stream_timeout``: a stream input (``input_stream``, a stream pipeline's ``bsread_address``)
+  silent for that long is reconnected (:func:`is_stream_input`).
+* ``receive_timeout`` (ms): how long one receive waits (:func:`receive_wait`).
+* ``libs``: uploaded libraries importable by the function (:func:`prepare_libs`).
+
+:func:`check_input_config` refuses, with a message naming the key, every input key camioc cannot
+honour for the given config, so nothing is stored and then ignored.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from camioc.core.merge import IMAGE_PIPELINE_TYPES, MAX_DATA_BUFFER, MAX_IMAGE_BUFFER, channel_list, merge_settings
+from camioc.errors import ConfigError
+
+#: Keys of the bsread merge into an image pipeline (besides bsread_address/bsread_channels).
+BSDATA_KEYS: tuple[str, ...] = ("bsread_image_buf", "bsread_data_buf")
+#: Keys of the second input of a stream pipeline.
+STREAM2_KEYS: tuple[str, ...] = ("bsread_address2", "bsread_channels2", "bsread_mode2", "input_stream2",
+                                 "input_mode2", "merge_queue_size", "merge_buffer_size")
+#: Options of the SwissFEL HTTP dispatcher client; camioc's dispatcher is a bsread stream.
+HTTP_DISPATCHER_KEYS: dict[str, bool] = {"dispatcher_verify_request": True, "dispatcher_disable_compression": False}
+#: Library files put on sys.path themselves (zip imports), not just their folder.
+ZIP_LIBS: tuple[str, ...] = (".zip", ".egg", ".whl")
+#: Longest wait of one receive: the worker handles commands (stop, config) between receives.
+MAX_RECEIVE_WAIT = 1.0
+DEFAULT_RECEIVE_WAIT = 0.1
+#: cam_server's ``stream_timeout`` default (seconds).
+DEFAULT_STREAM_TIMEOUT = 10.0
+
+
+def _set(config: Mapping[str, Any], key: str) -> bool:
+    """cam_server's "given": not None and not an empty list/string."""
+    value = config.get(key)
+    return value is not None and value != [] and value != () and value != ""
+
+
+def check_input_config(config: Mapping[str, Any], *, dispatcher_url: str | None, libs_dir: Path | None) -> None:
+    """Refuse a config whose input keys camioc cannot honour; return None if it is fine.
+
+    Raises:
+        ConfigError: naming the key and why (wrong pipeline type, a dispatcher needed but none
+            configured, a buffer above cam_server's maximum, a lib that was never uploaded, ...).
+    """
+    pipeline_type = str(config.get("pipeline_type") or "processing")
+    image = pipeline_type in IMAGE_PIPELINE_TYPES
+    stream = pipeline_type == "stream"
+    merges = image and (_set(config, "bsread_address") or _set(config, "bsread_channels"))
+    if not image and not stream:
+        for key in ("bsread_address", "bsread_channels", "bsread_mode", *BSDATA_KEYS, *STREAM2_KEYS):
+            if _set(config, key):
+                raise ConfigError(f"'{key}' is not supported by {pipeline_type} pipelines: camioc merges bsread "
+                                  "data only into processing, custom and script pipelines and stream pipelines.")
+    for key in BSDATA_KEYS + (("bsread_mode",) if image else ()):
+        if _set(config, key) and not merges:
+            raise ConfigError(f"'{key}' needs 'bsread_address' or 'bsread_channels' on a processing pipeline; "
+                              "camioc does not use it otherwise.")
+    if not stream:
+        for key in STREAM2_KEYS:
+            if _set(config, key):
+                raise ConfigError(f"'{key}' is supported by stream pipelines only (the second input of a "
+                                  "stream pipeline); camioc does not use it here.")
+    else:
+        second = _set(config, "bsread_address2") or _set(config, "input_stream2") or _set(config, "bsread_channels2")
+        for key in STREAM2_KEYS:
+            if _set(config, key) and not second:
+                raise ConfigError(f"'{key}' needs a second input ('bsread_address2' or 'bsread_channels2').")
+        if _set(config, "bsread_channels") and not (_set(config, "bsread_address") or _set(config, "input_stream")
+                                                     or _set(config, "input_pipeline")):
+            if not (config.get("dispatcher_url") or dispatcher_url):
+                raise ConfigError("'bsread_channels' without 'bsread_address' needs a dispatcher: start camioc "
+                                  "with --dispatcher-url (a bsread stream address), or give 'bsread_address'.")
+    for key, maximum in (("bsread_image_buf", MAX_IMAGE_BUFFER), ("bsread_data_buf", MAX_DATA_BUFFER)):
+        value = config.get(key)
+        if isinstance(value, int) and value > maximum:
+            raise ConfigError(f"Invalid value for '{key}': {value} (must be <= {maximum}, cam_server's maximum)")
+    for key, default in HTTP_DISPATCHER_KEYS.items():
+        if config.get(key) is not None and config.get(key) != default:
+            raise ConfigError(f"'{key}' is not supported: camioc's dispatcher is a bsread stream "
+                              "(--dispatcher-url), not the HTTP dispatcher API.")
+    url = config.get("dispatcher_url")
+    if url is not None and not (isinstance(url, str) and url.startswith(("tcp://", "ipc://"))):
+        raise ConfigError(f"Invalid value for 'dispatcher_url': {url!r} (camioc's dispatcher is a bsread stream "
+                          "address, tcp://host:port; it reads no HTTP dispatcher)")
+    merge_settings(config, dispatcher_url)  # raises for channels without address or dispatcher
+    check_libs(config.get("libs") or (), libs_dir)
+
+
+def check_libs(libs: Any, libs_dir: Path | None) -> None:
+    """Every listed lib must have been uploaded (``PUT /api/v1/pipeline/lib/<name>/lib_bytes``)."""
+    if isinstance(libs, str):
+        libs = [libs]
+    for name in libs:
+        if lib_path(str(name), libs_dir) is None:
+            where = str(libs_dir) if libs_dir is not None else "(no scripts folder configured)"
+            raise ConfigError(f"Lib '{name}' does not exist in {where}: upload it first with "
+                              f"PUT /api/v1/pipeline/lib/{name}/lib_bytes.")
+
+
+def lib_path(name: str, libs_dir: Path | None) -> Path | None:
+    """The file of lib ``name`` (the exact file name, or ``<name>.py``), None if there is none."""
+    if libs_dir is None or not name or "/" in name or "\\" in name or name.startswith("."):
+        return None
+    for candidate in (libs_dir / name, libs_dir / f"{name}.py"):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def prepare_libs(libs: Any, libs_dir: Path | None, *, reload: bool = False) -> list[str]:
+    """Make the uploaded libraries importable by the user function; return the paths added.
+
+    The lib folder goes first on ``sys.path`` (so ``import mylib`` finds ``lib/mylib.py`` or
+    ``lib/mylib.so``), a listed ``.zip``/``.egg``/``.whl`` goes on it itself. With ``reload``
+    the listed Python modules are forgotten, so a re-imported function sees a re-uploaded lib.
+    """
+    if libs_dir is None:
+        return []
+    if isinstance(libs, str):
+        libs = [libs]
+    added = []
+    entries = [str(libs_dir)]
+    for name in libs:
+        path = lib_path(str(name), libs_dir)
+        if path is not None and path.suffix in ZIP_LIBS:
+            entries.append(str(path))
+        if reload and path is not None and path.suffix == ".py":
+            sys.modules.pop(path.stem, None)
+    for entry in reversed(entries):
+        if entry not in sys.path:
+            sys.path.insert(0, entry)
+            added.append(entry)
+    return added
+
+
+def is_stream_input(config: Mapping[str, Any]) -> bool:
+    """True if the input is a bsread stream address (``stream_timeout`` applies), not a camera,
+    another instance or a fan-in."""
+    pipeline_type = config.get("pipeline_type") or "processing"
+    if pipeline_type == "fanin" or _set(config, "input_pipeline"):
+        return False
+    return _set(config, "input_stream") or pipeline_type == "stream"
+
+
+def stream_channels(data: Mapping[str, Any], config: Mapping[str, Any], merged: Any = ()) -> dict[str, Any]:
+    """The channels of a stream pipeline's input 1 that ``bsread_channels`` selects (cam_server
+    asks the source for them; camioc filters what arrives), plus the channels merged from input 2.
+    Without ``bsread_channels`` every channel is kept."""
+    channels = channel_list(config.get("bsread_channels"))
+    if not channels:
+        return dict(data)
+    keep = set(channels) | set(merged)
+    return {name: value for name, value in data.items() if name in keep}
+
+
+def stream_timeout(config: Mapping[str, Any]) -> float:
+    """``stream_timeout`` in seconds (cam_server's default 10 when unset; 0 or less: never)."""
+    value = config.get("stream_timeout")
+    return DEFAULT_STREAM_TIMEOUT if value is None else float(value)
+
+
+def receive_wait(config: Mapping[str, Any]) -> float:
+    """Seconds one receive waits: ``receive_timeout`` (ms, cam_server's key) capped at
+    :data:`MAX_RECEIVE_WAIT` so that commands stay responsive; default 0.1 s."""
+    value = config.get("receive_timeout")
+    if value is None:
+        return DEFAULT_RECEIVE_WAIT
+    return min(MAX_RECEIVE_WAIT, max(0.001, float(value) / 1000.0))
+
+
+class OutputOrder:
+    """``enforce_pid``, ``enforce_timestamp`` and ``check_timestamp`` on the messages sent.
+
+    * ``enforce_pid``: a message whose pulse id is not greater than the last sent one is dropped
+      (cam_server: "Sending invalid PID"), counted in :attr:`pid_dropped`;
+    * ``enforce_timestamp``: the same for the global timestamp (:attr:`timestamp_dropped`);
+    * ``check_timestamp``: a message breaking the SwissFEL convention
+      ``pulse_id % 1e6 == ns % 1e6`` is dropped (:attr:`timestamp_invalid`).
+    """
+
+    def __init__(self, enforce_pid: bool = False, enforce_timestamp: bool = False,
+                 check_timestamp: bool = False) -> None:
+        self.enforce_pid = enforce_pid
+        self.enforce_timestamp = enforce_timestamp
+        self.check_timestamp = check_timestamp
+        self.last_pid: int | None = None
+        self.last_timestamp: tuple[int, int] | None = None
+        self.pid_dropped = 0
+        self.timestamp_dropped = 0
+        self.timestamp_invalid = 0
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any]) -> OutputOrder | None:
+        """None when none of the three keys is set (nothing to check)."""
+        flags = [bool(config.get(k)) for k in ("enforce_pid", "enforce_timestamp", "check_timestamp")]
+        return cls(*flags) if any(flags) else None
+
+    def update(self, config: Mapping[str, Any]) -> None:
+        """A config change: new flags, the history (last pid/timestamp) is kept."""
+        self.enforce_pid = bool(config.get("enforce_pid"))
+        self.enforce_timestamp = bool(config.get("enforce_timestamp"))
+        self.check_timestamp = bool(config.get("check_timestamp"))
+
+    def admit(self, pulse_id: int, timestamp: Any) -> bool:
+        """True if the message may be sent (and remember it), False if it is dropped (counted)."""
+        stamp = _sec_ns(timestamp)
+        if self.check_timestamp and pulse_id % 1_000_000 != stamp[1] % 1_000_000:
+            self.timestamp_invalid += 1
+            return False
+        if self.enforce_pid and self.last_pid is not None and pulse_id <= self.last_pid:
+            self.pid_dropped += 1
+            return False
+        if self.enforce_timestamp and self.last_timestamp is not None and stamp <= self.last_timestamp:
+            self.timestamp_dropped += 1
+            return False
+        self.last_pid, self.last_timestamp = pulse_id, stamp
+        return True
+
+    def statistics(self) -> dict[str, int]:
+        """The counters of the enabled checks."""
+        out = {}
+        if self.enforce_pid:
+            out["pid_dropped"] = self.pid_dropped
+        if self.enforce_timestamp:
+            out["timestamp_dropped"] = self.timestamp_dropped
+        if self.check_timestamp:
+            out["timestamp_invalid"] = self.timestamp_invalid
+        return out
+
+
+def _sec_ns(timestamp: Any) -> tuple[int, int]:
+    if isinstance(timestamp, tuple | list) and len(timestamp) == 2:
+        return int(timestamp[0]), int(timestamp[1])
+    value = float(timestamp or 0.0)
+    sec = int(value)
+    return sec, int(round((value - sec) * 1e9))
+
+
+__all__ = [
+    "OutputOrder",
+    "check_input_config",
+    "check_libs",
+    "is_stream_input",
+    "lib_path",
+    "prepare_libs",
+    "receive_wait",
+    "stream_channels",
+    "stream_timeout",
+]
