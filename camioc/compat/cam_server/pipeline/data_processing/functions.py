@@ -9,8 +9,9 @@ user function gets the numbers camioc's own default pipeline computes:
 * Gaussian fit, fitted curve, linear fit: :mod:`camioc.processing.fitting`;
 * centre of mass / rms, full width, binning: :mod:`camioc.processing.kernels`;
 * profiles: :func:`camioc.processing.preprocess.image_profiles`;
-* good region, slices, index of a value: :mod:`camioc.processing.regions`
-  (processing-parity.md §2, §3);
+* good region, slice boundaries and band profiles, index of a value:
+  :mod:`camioc.processing.regions` (processing-parity.md §2, §3); each band is then fitted with
+  the same Gaussian fit, as the pipeline's slices are;
 * PNG rendering: :func:`camioc.rest.images.render_png` (the REST image route's renderer).
 
 The remaining helpers are one-line numpy/scipy operations with cam_server's argument
@@ -26,7 +27,7 @@ from typing import Any
 import numpy as np
 import scipy.ndimage
 
-from camioc.processing import fitting, kernels
+from camioc.processing import fitting, kernels, regions
 from camioc.processing.preprocess import image_profiles
 
 __all__ = [
@@ -56,12 +57,6 @@ __all__ = [
     "subtract_background",
     "subtract_background_signed",
 ]
-
-
-def _regions() -> Any:
-    from camioc.processing import regions
-
-    return regions
 
 
 # --------------------------------------------------------------------------------------------
@@ -251,16 +246,16 @@ def get_intensity(profile: np.ndarray) -> Any:
 def find_index(axis: np.ndarray, item: float) -> int:
     """Index of ``item`` on a monotonic (ascending or descending) axis, processing-parity.md §3.
 
-    Out-of-range values give the nearest end; inside, the sample at or just before the value in
-    the axis' own direction. Calibrated camera axes are descending; both directions work.
+    Out-of-range values give the nearest end; inside, the sample equal to ``item`` or else the
+    nearest one below it in value. Calibrated camera axes are descending; both directions work.
     """
-    return int(_regions().find_index(np.asarray(axis), float(item)))
+    return int(regions.find_index(np.asarray(axis), float(item)))
 
 
 def get_good_region_profile(profile: np.ndarray, threshold: float = 0.3, gfscale: float = 1.8) -> tuple[int, int]:
     """``(start, end)`` of the good region of a profile (processing-parity.md §2; ``end`` exclusive
     in the way the pipeline crops: ``profile[start:end]``)."""
-    start, end = _regions().good_region_bounds(np.asarray(profile), float(threshold), float(gfscale))
+    start, end = regions.good_region_bounds(np.asarray(profile), float(threshold), float(gfscale))
     return int(start), int(end)
 
 
@@ -303,16 +298,17 @@ def get_fw(x: np.ndarray, y: np.ndarray, threshold: float = 0.5, interpolate: bo
     """Full width of the peak of ``y(x)`` at ``threshold`` of its height above its minimum.
 
     Scans out from the (first) maximum to the first sample below ``min + threshold·(max − min)``
-    on each side; with ``interpolate`` the crossing is interpolated linearly between that sample
-    and its inner neighbour (camioc's FWHM, :func:`camioc.processing.kernels.full_width`), without
-    it the width is the distance between those two first samples below the level. 0.0 on any
-    error: a side that never drops below the level (peak cut by the edge), a flat or non-finite
-    profile, arrays of different lengths. Always ≥ 0 (descending axes too).
+    on each side (the edge sample when a side never drops). With ``interpolate`` each crossing is
+    the straight line through that sample and its inner neighbour at the level — the pipeline's
+    ``x_fwhm``/``x_fw`` (:func:`camioc.processing.kernels.full_width`, cam_server's numbers: NaN
+    for a flat profile, whose interpolation divides 0 by 0). Without it, the distance between those
+    two samples. 0.0 on any error (cam_server's contract): fewer than two samples, an ``x`` shorter
+    than ``y``, values that are not numbers. Always ≥ 0 (descending axes too).
     """
     try:
         xs = np.ascontiguousarray(x, dtype=np.float64)
         ys = np.ascontiguousarray(y, dtype=np.float64)
-        if xs.ndim != 1 or xs.shape != ys.shape:
+        if xs.ndim != 1 or ys.ndim != 1 or xs.shape[0] < ys.shape[0] or ys.shape[0] < 2:
             return 0.0
         if interpolate:
             return float(kernels.full_width(xs, ys, float(threshold)))
@@ -322,18 +318,14 @@ def get_fw(x: np.ndarray, y: np.ndarray, threshold: float = 0.5, interpolate: bo
 
 
 def _full_width_samples(x: np.ndarray, y: np.ndarray, threshold: float) -> float:
-    if y.size < 2 or not np.isfinite(y).all():
-        return 0.0
+    """:func:`kernels.full_width`'s scan without the interpolation: the two stopping samples."""
     peak = int(np.argmax(y))
-    low, high = float(y.min()), float(y[peak])
-    if not high > low:
-        return 0.0
-    level = low + threshold * (high - low)
-    left = np.flatnonzero(y[:peak] < level)
-    right = np.flatnonzero(y[peak + 1 :] < level)
-    if left.size == 0 or right.size == 0:
-        return 0.0
-    return abs(float(x[peak + 1 + right[0]]) - float(x[left[-1]]))
+    level = float(y.min()) + (float(y[peak]) - float(y.min())) * threshold
+    below_left = np.flatnonzero(y[: peak + 1] < level)
+    below_right = np.flatnonzero(y[peak:] < level)
+    left = int(below_left[-1]) if below_left.size else 0
+    right = peak + int(below_right[0]) if below_right.size else y.shape[0] - 1
+    return abs(float(x[right]) - float(x[left]))
 
 
 def get_fwhm(x: np.ndarray, y: np.ndarray) -> float:
@@ -413,10 +405,13 @@ def calculate_slices(
     added pairwise outwards while inside the axis; ``(None, None)`` when even the middle slice does
     not fit. ``boundaries`` are indices into ``axis``; slice k spans ``[b_k, b_k+1)``.
     """
-    boundaries, length = _regions().slice_boundaries(
+    boundaries, length = regions.slice_boundaries(
         np.asarray(axis), float(center), float(standard_deviation), float(scaling), int(number_of_slices)
     )
     return (None if boundaries is None else [int(b) for b in boundaries]), (None if length is None else float(length))
+
+
+SliceData = tuple[float, float, float, float]
 
 
 def get_x_slices_data(  # noqa: PLR0913
@@ -427,12 +422,18 @@ def get_x_slices_data(  # noqa: PLR0913
     x_standard_deviation: float,
     scaling: float = 2,
     number_of_slices: int = 11,
-) -> Any:
-    """Column bands around ``x_center`` (processing-parity.md §3), each fitted along y."""
-    return _regions().x_slices(
-        image, np.asarray(x_axis), np.asarray(y_axis), float(x_center), float(x_standard_deviation),
-        float(scaling), int(number_of_slices),
-    )
+) -> tuple[list[SliceData], float | None]:
+    """Column bands of ``image`` around ``x_center``, each fitted along y (processing-parity.md §3).
+
+    ``image`` and the axes are those of the region to slice (the pipeline passes the good-region
+    crop). Boundaries are :func:`calculate_slices` on ``x_axis``; band k spans columns
+    ``[b_k, b_k+1)``; its y profile (row sums) is fitted on ``y_axis``. Returns ``(slices,
+    slice_length)`` with one ``(center_x, center_y, standard_deviation, intensity)`` per band,
+    numbered from the lowest column: ``center_x = x_axis[b_k + h]`` (the band's middle sample),
+    ``center_y``/``standard_deviation`` the fit's mean/sigma, ``intensity`` the band sum.
+    ``([], None)`` when the middle slice does not fit (the pipeline then outputs no slice).
+    """
+    return _slices_data(image, x_axis, y_axis, x_center, x_standard_deviation, scaling, number_of_slices, rows=False)
 
 
 def get_y_slices_data(  # noqa: PLR0913
@@ -443,12 +444,41 @@ def get_y_slices_data(  # noqa: PLR0913
     y_standard_deviation: float,
     scaling: float = 2,
     number_of_slices: int = 11,
-) -> Any:
-    """Row bands around ``y_center`` (processing-parity.md §3), each fitted along x."""
-    return _regions().y_slices(
-        image, np.asarray(x_axis), np.asarray(y_axis), float(y_center), float(y_standard_deviation),
-        float(scaling), int(number_of_slices),
+) -> tuple[list[SliceData], float | None]:
+    """Row bands around ``y_center``, each fitted along x: :func:`get_x_slices_data` with the axes
+    swapped (``center_x``/``standard_deviation`` from the fit on ``x_axis``, ``center_y =
+    y_axis[b_k + h]``); the ``image_slices`` ``vertical`` orientation."""
+    return _slices_data(image, x_axis, y_axis, y_center, y_standard_deviation, scaling, number_of_slices, rows=True)
+
+
+def _slices_data(  # noqa: PLR0913
+    image: np.ndarray,
+    x_axis: np.ndarray,
+    y_axis: np.ndarray,
+    center: float,
+    sigma: float,
+    scaling: float,
+    number_of_slices: int,
+    *,
+    rows: bool,
+) -> tuple[list[SliceData], float | None]:
+    img = np.ascontiguousarray(image)
+    xa, ya = np.asarray(x_axis), np.asarray(y_axis)
+    position_axis, fit_axis = (ya, xa) if rows else (xa, ya)
+    boundaries, slice_length = regions.slice_boundaries(
+        position_axis, float(center), float(sigma), float(scaling), int(number_of_slices)
     )
+    if boundaries is None:
+        return [], None
+    half = (boundaries[1] - boundaries[0]) // 2
+    window = (0, img.shape[0], 0, img.shape[1])
+    slices: list[SliceData] = []
+    for k, profile in enumerate(regions.slice_profiles(img, window, boundaries, rows)):
+        fit = fitting.fit_gaussian(profile, fit_axis)
+        position = float(position_axis[boundaries[k] + half])
+        center_x, center_y = (fit.mean, position) if rows else (position, fit.mean)
+        slices.append((float(center_x), float(center_y), float(fit.standard_deviation), float(profile.sum())))
+    return slices, float(slice_length) if slice_length is not None else None
 
 
 # --------------------------------------------------------------------------------------------
