@@ -553,6 +553,7 @@ class _PipelineWorker:
         if self.pipeline_type in ("store", "fanout", "fanin"):
             return dict(data)
         if self.pipeline_type == "stream":
+            data = stream_channels(data, self.config, getattr(message, "merged", ()))
             if self._stream_function is None:
                 return dict(data)
             result = self._stream_function(dict(data), int(message.pulse_id), message.timestamp_float,
