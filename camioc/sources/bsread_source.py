@@ -21,14 +21,20 @@ naming the channels it has; an image that is not 2-D (and cannot be shaped from 
 ``height`` channels) raises ``ProcessingError``. Messages whose image value is empty (bsread sends
 None for a missing value) are skipped.
 
-``connections`` > 1 (cam_server's parallel PULL connections) is not implemented: one connection
-is used and a warning logged.
+``connections`` > 1 (cam_server's parallel connections): that many receivers connect to the
+stream (PULL: the sender load-balances messages across them, so a slow decode on one does not
+stall the stream); their messages are put back in pulse-id order by a
+:class:`~camioc.streams.reorder.PidReorderBuffer` of ``buffer_size`` messages (a message that
+arrives later than ``buffer_size`` newer ones, or a duplicate from SUB connections, is counted in
+:attr:`BsreadSource.late_messages` and dropped). When the stream pauses, the buffered messages are
+released after one read timeout.
 
 (The module is not called ``bsread.py`` so that it never shadows the ``bsread`` package.)
 """
 
 from __future__ import annotations
 
+import collections
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -40,6 +46,7 @@ from camioc.sources.base import CameraSource, Frame
 if TYPE_CHECKING:
     from camioc.config.camera import CameraConfig
     from camioc.streams.bsread import BsreadMessage, BsreadReceiver
+    from camioc.streams.reorder import PidReorderBuffer
 
 __all__ = ["BsreadSource", "default_image_channel"]
 
@@ -70,6 +77,10 @@ class BsreadSource(CameraSource):
         self.receive_timeout = float(getattr(config, "receive_timeout", None) or 1.0)
         self.channel: str | None = None  # the image channel in use (resolved on data)
         self._receiver: BsreadReceiver | None = None
+        self._extra_receivers: list[BsreadReceiver] = []
+        self._connections = max(1, int(getattr(config, "connections", 1) or 1))
+        self._reorder: PidReorderBuffer[BsreadMessage] | None = None
+        self._ready: collections.deque[BsreadMessage] = collections.deque()
         self._first: BsreadMessage | None = None
         self._width = int(getattr(config, "size_x", 0) or 0)
         self._height = int(getattr(config, "size_y", 0) or 0)
@@ -77,40 +88,96 @@ class BsreadSource(CameraSource):
 
     def connect(self, timeout: float = 3.0) -> None:
         from camioc.streams.bsread import BsreadReceiver  # noqa: PLC0415 (keep zmq out of imports)
+        from camioc.streams.reorder import PidReorderBuffer  # noqa: PLC0415
 
         if self._receiver is not None:
             return
         self._closed = False
         deadline = time.monotonic() + max(timeout, 0.0)
         self.address = self._fixed_address or self._read_bsreadconfig(deadline)
-        if int(getattr(self.config, "connections", 1) or 1) > 1:
-            self.log.warning("bsread camera %s: 'connections' > 1 is not supported; using 1", self.prefix)
-        receiver = BsreadReceiver(
-            self.address, mode=self.mode, conn_type="connect", queue_size=QUEUE_SIZE,
-            receive_timeout=self.receive_timeout,
-        )
+        receivers = [
+            BsreadReceiver(
+                self.address, mode=self.mode, conn_type="connect", queue_size=QUEUE_SIZE,
+                receive_timeout=self.receive_timeout,
+            )
+            for _ in range(self._connections)
+        ]
         try:
-            receiver.connect()
+            for receiver in receivers:
+                receiver.connect()
             first = None
             while first is None:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     break
-                first = receiver.receive(remaining)
+                first = self._receive_any(receivers, remaining)
         except BaseException:
-            receiver.close()
+            for receiver in receivers:
+                receiver.close()
             raise
         if first is None:
-            receiver.close()
+            for receiver in receivers:
+                receiver.close()
             self.log.warning("bsread camera %s: no message within %.1f s", self.address, timeout)
             raise CameraOfflineError(f"Camera with prefix {self.prefix} is offline")
-        self._receiver = receiver
-        self._first = first
+        self._receiver, self._extra_receivers = receivers[0], receivers[1:]
+        if self._connections > 1:
+            self._reorder = PidReorderBuffer(int(getattr(self.config, "buffer_size", 10) or 1))
+            self._ready.extend(self._reorder.push(int(first.pulse_id), first))
+        else:
+            self._first = first
         self._update_geometry(self._image_of(first))
         self.log.info(
-            "Connected to bsread camera %s (%s, channel %s, %dx%d)",
-            self.address, self.mode, self.channel, self._width, self._height,
+            "Connected to bsread camera %s (%s x%d, channel %s, %dx%d)",
+            self.address, self.mode, self._connections, self.channel, self._width, self._height,
         )
+
+    @property
+    def late_messages(self) -> int:
+        """Messages dropped by the pulse-id re-ordering (late or duplicate); 0 with one connection."""
+        return 0 if self._reorder is None else self._reorder.late
+
+    @staticmethod
+    def _receive_any(receivers: list[BsreadReceiver], timeout: float) -> BsreadMessage | None:
+        """The next message from any of ``receivers`` within ``timeout`` seconds."""
+        import zmq  # noqa: PLC0415
+
+        if len(receivers) == 1:
+            return receivers[0].receive(timeout)
+        deadline = time.monotonic() + max(timeout, 0.0)
+        poller = zmq.Poller()
+        for receiver in receivers:
+            poller.register(receiver.socket, zmq.POLLIN)
+        while True:
+            for receiver in receivers:
+                message = receiver.receive(0)
+                if message is not None:
+                    return message
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or not poller.poll(max(1, int(remaining * 1000))):
+                return None
+
+    def _next_message(self, deadline: float) -> BsreadMessage | None:
+        """The next message in pulse-id order (several connections) or as received (one)."""
+        if self._reorder is None:
+            message, self._first = self._first, None
+            if message is not None:
+                return message
+            receiver = self._receiver
+            remaining = deadline - time.monotonic()
+            if receiver is None or remaining <= 0:
+                return None
+            return receiver.receive(remaining)
+        receivers = [r for r in (self._receiver, *self._extra_receivers) if r is not None]
+        while not self._ready:
+            message = self._receive_any(receivers, 0)
+            if message is None:
+                remaining = deadline - time.monotonic()
+                message = self._receive_any(receivers, remaining) if remaining > 0 else None
+                if message is None:  # the stream paused: release what is buffered
+                    return self._reorder.pop()
+            self._ready.extend(self._reorder.push(int(message.pulse_id), message))
+        return self._ready.popleft()
 
     def _read_bsreadconfig(self, deadline: float) -> str:
         import epics  # noqa: PLC0415 (lazy: load libca only for cameras that need it)
@@ -134,17 +201,9 @@ class BsreadSource(CameraSource):
     def read(self, timeout: float) -> Frame | None:
         deadline = time.monotonic() + max(timeout, 0.0)
         while not self._closed:
-            message = self._first
-            if message is not None:
-                self._first = None
-            else:
-                receiver = self._receiver
-                remaining = deadline - time.monotonic()
-                if receiver is None or remaining <= 0:
-                    return None
-                message = receiver.receive(remaining)
-                if message is None:
-                    return None
+            message = self._next_message(deadline)
+            if message is None:
+                return None
             image = self._image_of(message)
             if image is None:
                 continue
@@ -156,10 +215,13 @@ class BsreadSource(CameraSource):
 
     def close(self) -> None:
         self._closed = True
-        receiver, self._receiver = self._receiver, None
+        receivers = [self._receiver, *self._extra_receivers]
+        self._receiver, self._extra_receivers = None, []
         self._first = None
-        if receiver is not None:
-            receiver.close()
+        self._ready.clear()
+        for receiver in receivers:
+            if receiver is not None:
+                receiver.close()
 
     # ----------------------------------------------------------------------------------------
 

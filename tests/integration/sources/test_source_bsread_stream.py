@@ -115,3 +115,48 @@ def test_stream_address_from_bsreadconfig_pv(dump, camera_ioc):
             assert source.address == server.endpoint
             frame = source.read(2.0)
     assert frame.pulse_id in CAMERA_DUMP.pulse_ids and frame.image.shape == CAMERA_DUMP.shape
+
+
+@pytest.mark.parametrize(("sender_mode", "keys"), [("PUSH", {}), ("PUB", {"mode": "SUB"})])
+def test_parallel_connections_deliver_every_frame_in_pulse_id_order(sender_mode, keys):
+    """cam_server's ``connections``: N receivers on one stream, re-ordered by pulse id.
+
+    PUSH load-balances the messages over the three PULL connections, so they arrive interleaved;
+    SUB connections each get every message (duplicates, dropped by the re-ordering). Either way
+    the camera delivers each pulse id once, in increasing order.
+    """
+    image = np.arange(12, dtype=np.uint16).reshape(3, 4)
+    pulse_ids = list(range(500, 560))
+    connected = threading.Event()
+
+    def send_all(sender: BsreadSender) -> None:
+        warm_up = 1
+        while not connected.is_set():  # until every connection is up (PUB drops for late joiners)
+            sender.send({"image": image}, pulse_id=warm_up, timestamp=(1700000000, warm_up))
+            warm_up += 1
+            connected.wait(0.01)
+        for pulse_id in pulse_ids:
+            sender.send({"image": image + (pulse_id % 7)}, pulse_id=pulse_id, timestamp=(1700000000, pulse_id))
+            time.sleep(0.002)  # paced like a camera (pacing, not waiting for a condition)
+
+    with BsreadSender(mode=sender_mode, queue_size=100, block=True, send_timeout=10.0) as sender:
+        thread = threading.Thread(target=send_all, args=(sender,), daemon=True)
+        thread.start()
+        with bsread_source(sender.endpoint, name="cam", connections=3, buffer_size=6, **keys) as source:
+            source.connect(timeout=5.0)
+            deadline = time.monotonic() + 5.0
+            while sender.client_count() < 3 and time.monotonic() < deadline:
+                time.sleep(0.01)
+            connected.set()
+            frames = []
+            deadline = time.monotonic() + 20.0
+            while len(frames) < len(pulse_ids) and time.monotonic() < deadline:
+                frame = source.read(0.5)
+                if frame is not None and frame.pulse_id >= pulse_ids[0]:
+                    frames.append(frame)
+        thread.join(10)
+    received = [f.pulse_id for f in frames]
+    assert received == pulse_ids, f"received {received}"
+    np.testing.assert_array_equal(frames[-1].image, image + (pulse_ids[-1] % 7))
+    if sender_mode == "PUB":
+        assert source.late_messages >= 2 * len(pulse_ids)  # every frame came in three times
