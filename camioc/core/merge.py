@@ -322,6 +322,14 @@ class MergedInput:
         self.secondary.close()
         self._poller = None
 
+    def carry_counters(self, previous: MergedInput) -> None:
+        """Continue the counters of the input this one replaces (camera restart, stream_timeout
+        reconnection), so the instance statistics never go backwards."""
+        mine, old = self.matcher, previous.matcher
+        mine.matched, mine.missing, mine.unused = old.matched, old.missing, old.unused
+        mine.last_missing = old.last_missing
+        self._warned_missing = mine.missing
+
     def statistics(self) -> dict[str, int]:
         """Counters for the instance statistics (cam_server has none; camioc reports them)."""
         waiting_primary, waiting_secondary = self.matcher.waiting

@@ -371,6 +371,8 @@ class _PipelineWorker:
         self._merge = merge_settings(self.config, self.options.extra.get("dispatcher_url"))
         if self._merge is not None:  # bsread_address/_channels, bsread_address2/_channels2
             receiver = MergedInput(receiver, self._merge)
+            if isinstance(self._input, MergedInput):
+                receiver.carry_counters(self._input)
         receiver.connect()
         self._input = receiver
         return receiver

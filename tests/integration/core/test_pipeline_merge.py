@@ -167,7 +167,7 @@ def _shuffled_pids() -> Iterator[int]:
         yield pid - 3
 
 
-async def test_enforce_pid_and_check_timestamp(make_managers) -> None:
+async def test_enforce_pid_enforce_timestamp_and_check_timestamp(make_managers) -> None:
     pipelines, _ = make_managers()
 
     def swissfel_stamp(pid: int) -> tuple[int, int]:
@@ -189,6 +189,13 @@ async def test_enforce_pid_and_check_timestamp(make_managers) -> None:
         await wait_statistics(pipelines, checked_id, "pid_dropped", lambda n: n > 0)
         await wait_statistics(pipelines, checked_id, "timestamp_invalid", lambda n: n > 0)
         assert "pid_dropped" not in pipelines.instance_info(plain_id)["statistics"]
+        stamped_id, stamped, _ = await pipelines.create_instance(
+            {"pipeline_type": "stream", "bsread_address": source.address, "bsread_mode": "SUB",
+             "enforce_timestamp": True})
+        stamps = [(m.data.global_timestamp, m.data.global_timestamp_offset)
+                  for m in await asyncio.to_thread(receive, stamped, 12)]
+        assert all(b > a for a, b in zip(stamps, stamps[1:])), stamps
+        await wait_statistics(pipelines, stamped_id, "timestamp_dropped", lambda n: n > 0)
     finally:
         source.stop()
 

@@ -10,6 +10,7 @@ import pytest
 from camioc.core.merge import (
     DEFAULT_DATA_BUFFER,
     DEFAULT_IMAGE_BUFFER,
+    MergedInput,
     PidMatcher,
     channel_list,
     merge_messages,
@@ -25,7 +26,7 @@ from camioc.core.pipeline_inputs import (
     stream_timeout,
 )
 from camioc.errors import ConfigError
-from camioc.streams.bsread import BsreadMessage, ChannelSpec
+from camioc.streams.bsread import BsreadMessage, BsreadReceiver, ChannelSpec
 
 # ------------------------------------------------------------------------------------------------
 # PidMatcher
@@ -96,6 +97,17 @@ def test_merge_messages_primary_wins_and_channel_filter() -> None:
     assert merged.data == {"image": 1, "energy": "camera's", "charge": 2.0}
     assert merged.merged == ("charge",)
     assert (merged.pulse_id, merged.timestamp, merged.format_changed) == (7, (1, 2), True)
+
+
+def test_reconnected_merged_input_keeps_its_counters() -> None:
+    settings = merge_settings({"camera_name": "c", "bsread_address": "tcp://127.0.0.1:1"}, None)
+    assert settings is not None
+    old = MergedInput(BsreadReceiver("tcp://127.0.0.1:2"), settings)
+    old.matcher.add_secondary(5, "bs")
+    old.matcher.add_primary(4, "img")
+    new = MergedInput(BsreadReceiver("tcp://127.0.0.1:2"), settings)  # never connected: no sockets
+    new.carry_counters(old)
+    assert new.statistics()["merge_missing"] == 1 and new.statistics()["merge_waiting"] == 0
 
 
 # ------------------------------------------------------------------------------------------------
