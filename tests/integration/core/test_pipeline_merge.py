@@ -24,6 +24,7 @@ from camioc.core.camera_manager import CameraManager
 from camioc.core.pipeline_manager import PipelineManager
 from camioc.errors import ConfigError
 from tests.support.paced_source import PacedSource
+from tests.support.server import free_port
 from tests.support.waiting import receive
 
 SIM = {"source": "simulation", "source_type": "simulation", "size_x": 40, "size_y": 30,
@@ -109,6 +110,20 @@ async def test_bsread_data_merged_into_processing_by_pulse_id(make_managers) -> 
     finally:
         camera.stop()
         beam.stop()
+
+
+async def test_image_buffer_is_bounded_when_the_bsread_source_is_silent(make_managers) -> None:
+    pipelines, _ = make_managers()
+    camera = PacedSource(camera_frame)
+    try:
+        instance_id, _stream, _ = await pipelines.create_instance({
+            "camera_name": "sim", "input_stream": camera.address, "input_mode": "PULL",
+            "bsread_address": f"tcp://127.0.0.1:{free_port()}", "bsread_image_buf": 2})
+        statistics = await wait_statistics(pipelines, instance_id, "merge_missing", lambda n: n >= 10)
+        assert statistics["merge_waiting"] <= 2 and statistics["merge_matched"] == 0
+        assert statistics["frames"] == 0, "frames without their bsread data are not processed"
+    finally:
+        camera.stop()
 
 
 async def test_bsread_channels_need_a_dispatcher(make_managers) -> None:
