@@ -19,6 +19,9 @@ Three views of one config:
   ``abort_on_error``, ``abort_on_timeout``, ``create_header``, ``allow_type_changes``,
   ``allow_shape_changes``, and for ``mode: FILE`` ``layout``/``localtime``/``change``.
 
+What clients see is none of these: every REST ``config`` payload is :func:`client_config` of the
+mapping the user gave (cam_server's expansion only), so the typed defaults above stay internal.
+
 Derived defaults (``mode``, ``block``, ``notify_on_error``) are computed from the raw mapping every
 time, so a stored or merged config never freezes them: changing ``mode`` to PUSH makes ``block``
 default to True unless ``block`` was set explicitly.
@@ -499,6 +502,22 @@ def expand_config(configuration: Mapping[str, Any]) -> dict[str, Any]:
     return expanded
 
 
+def client_config(configuration: Mapping[str, Any]) -> dict[str, Any]:
+    """The config as cam_server shows it to clients (every REST ``config`` payload).
+
+    cam_server answers with its expansion of the config the user gave, nothing else: for
+    ``processing`` pipelines (``pipeline_type`` absent, null or ``"processing"``) the user's keys
+    plus ``DEFAULT_CONFIGURATION`` and the good-region/slices sub-defaults (:func:`expand_config`,
+    ``None`` never overwriting a default); other pipeline types exactly the user's keys. The
+    runtime defaults camioc's worker uses (``queue_size``, ``mode``, ``block``, ...) and the
+    instance ``name`` are not added: cam_server shows them only in the stream's
+    ``processing_parameters`` (compat §2.1). Values are not normalised (``"mode": "pub"`` stays).
+    """
+    if (configuration.get("pipeline_type") or "processing") == "processing":
+        return expand_config(configuration)
+    return copy.deepcopy(dict(configuration))
+
+
 def verify_attributes(section_name: str, section: Mapping[str, Any], mandatory: Iterable[str]) -> None:
     """cam_server's mandatory-attribute check, with its message. cam_server runs it after its
     expansion, which fills every mandatory key, so it can never fire there; camioc's defaults live
@@ -553,6 +572,7 @@ __all__ = [
     "ImageSlices",
     "PipelineConfig",
     "Rotation",
+    "client_config",
     "derived_defaults",
     "expand_config",
     "verify_attributes",

@@ -10,6 +10,9 @@ Semantics (compat §5 and 'camioc decisions'):
 - Stopped instances are deleted (their id and port are free again); their exit code is kept.
 - Config updates of a running instance merge (``image_good_region``/``image_slices`` sub-dicts) and
   are validated here, then applied by the worker within a few frames.
+- Two forms of every config: the worker and the IOC use the *effective* config (typed defaults,
+  runtime defaults, the instance ``name``); REST clients get cam_server's expansion of what the
+  user gave (:func:`~camioc.config.pipeline.client_config`), which is also what is saved.
 
 Wiring (decided here, workers only see addresses): a processing/store/fanout pipeline reads its
 camera's stream (starting the camera); ``input_pipeline`` reads another instance's stream,
@@ -20,6 +23,7 @@ binds a PULL input that ``output_pipeline`` workers PUSH into, and publishes in 
 from __future__ import annotations
 
 import asyncio
+import copy
 import json
 import logging
 import time
@@ -33,7 +37,8 @@ from typing import Any
 import numpy as np
 
 from camioc.config.names import validate_name
-from camioc.config.pipeline import PipelineConfig, merge_update, pipeline_groups
+from camioc.config._fields import merge_changes
+from camioc.config.pipeline import MERGED_SECTIONS, PipelineConfig, client_config, merge_update, pipeline_groups
 from camioc.config.store import ConfigStore
 from camioc.core.api import DetectorState, ImageSnapshot, PipelineEvents, PipelineStatus
 from camioc.core.backgrounds import DEFAULT_N_IMAGES, BackgroundStore, collect_background_image
@@ -65,9 +70,11 @@ CAMERA_RESTART_HOLDOFF = 5.0
 
 
 class _PipelineInstance:
-    def __init__(self, instance_id: str, config: dict[str, Any], read_only: bool) -> None:
+    def __init__(self, instance_id: str, config: dict[str, Any], read_only: bool,
+                 shown: dict[str, Any] | None = None) -> None:
         self.instance_id = instance_id
-        self.config = config
+        self.config = config  # effective: what the worker runs with
+        self.shown = shown if shown is not None else dict(config)  # what REST clients see
         self.read_only = read_only
         self.handle: WorkerHandle | None = None
         self.ports: list[int] = []
@@ -148,28 +155,38 @@ class PipelineManager:
         return pipeline_groups(configs)
 
     def _load(self, name: str) -> dict[str, Any]:
+        """The effective config of a saved pipeline (worker, IOC)."""
         raw = dict(self._store.load(name))
         raw["name"] = name
         return PipelineConfig.from_dict(raw).to_dict()
 
     def get_config(self, name: str) -> dict[str, Any]:
-        return self._load(name)
+        """A saved pipeline's config as cam_server answers it: the expansion of the saved file."""
+        raw = dict(self._store.load(name))
+        PipelineConfig.from_dict(raw, name=name)  # a broken file is reported, not shown
+        return client_config(raw)
 
     async def save_config(self, name: str, config: Mapping[str, Any]) -> dict[str, Any]:
+        """Validate and save a pipeline config; answers (and stores) cam_server's expansion of it
+        with ``name`` set to the pipeline name (cam_server's ``save_config`` does the same).
+
+        An empty mapping is expanded first, as in cam_server, so ``{}`` answers "Camera name not
+        specified in configuration."; ``None`` (no body) answers "Config object cannot be
+        empty.\\nConfig: None".
+        """
         validate_name(name, "pipeline name")
-        if not isinstance(config, Mapping) or not config:
+        if config is None or not isinstance(config, Mapping):
             raise ConfigError(f"Config object cannot be empty.\nConfig: {config!r}")
         raw = dict(config)
         raw["name"] = name
-        parsed = PipelineConfig.from_dict(raw)
-        effective = parsed.to_dict()
-        self._check_inputs(effective)
+        shown = client_config(raw)
+        self._check_inputs(PipelineConfig.from_dict(shown).to_dict())
         is_new = not self._store.exists(name)
-        self._store.save(name, parsed.to_dict(runtime_defaults=False))
+        self._store.save(name, shown)
         if is_new and name not in self._instances:
             self._emit("pipeline_added", name)
         self._refresh_status(name)
-        return effective
+        return shown
 
     async def delete_config(self, name: str) -> None:
         if not self._store.exists(name):
@@ -196,7 +213,10 @@ class PipelineManager:
         instance_id: str | None = None,
         additional_config: Mapping[str, Any] | None = None,
     ) -> tuple[str, str, dict[str, Any]]:
-        """A private instance from a config or a saved pipeline (+ additional config)."""
+        """A private instance from a config or a saved pipeline (+ additional config).
+
+        Returns ``(instance_id, stream address, config as cam_server shows it)``.
+        """
         if pipeline_name is not None:
             if not self._store.exists(pipeline_name):
                 raise NotFoundError(f"Pipeline '{pipeline_name}' does not exist.")
@@ -210,7 +230,11 @@ class PipelineManager:
             raise ConfigError("You must specify either the pipeline name or the configuration for the pipeline.")
         if instance_id is not None:
             validate_name(instance_id, "instance id")
-        instance_id = instance_id or str(uuid.uuid4())
+        return await self._create(raw, instance_id or str(uuid.uuid4()), client_config(raw))
+
+    async def _create(self, raw: dict[str, Any], instance_id: str,
+                      shown: dict[str, Any]) -> tuple[str, str, dict[str, Any]]:
+        raw = dict(raw)
         raw.setdefault("name", instance_id)
         effective = PipelineConfig.from_dict(raw).to_dict()
         read_only = bool(effective.get("read_only", False))
@@ -220,8 +244,8 @@ class PipelineManager:
                     f"Instance with id '{instance_id}' is already present and running. Use another instance_id "
                     "or stop the current instance if you want to reuse the same instance_id."
                 )
-            stream = await self._start(instance_id, effective, read_only)
-        return instance_id, stream, effective
+            stream = await self._start(instance_id, effective, read_only, shown=shown)
+        return instance_id, stream, dict(shown)
 
     async def get_instance_stream(self, instance_id: str, *, hold: bool = False) -> str:
         """The stream of a running instance; starts the shared instance of a saved pipeline.
@@ -240,12 +264,14 @@ class PipelineManager:
                     f"Instance '{instance_id}' is not present on server and it is not a saved pipeline name."
                 )
             effective = self._load(instance_id)
-            return await self._start(instance_id, effective, read_only=True, hold=hold)
+            return await self._start(instance_id, effective, read_only=True, hold=hold,
+                                     shown=self.get_config(instance_id))
 
     async def get_instance_stream_from_config(self, config: Mapping[str, Any]) -> tuple[str, str, dict[str, Any]]:
         """Reuse a running read-only instance with an equal effective config, else create one."""
         if not config:
             raise ConfigError("You must specify either the pipeline name or the configuration for the pipeline.")
+        shown = client_config(config)
         raw = dict(config)
         raw["read_only"] = True
         probe_id = str(uuid.uuid4())
@@ -259,13 +285,14 @@ class PipelineManager:
             for instance in self._instances.values():
                 if (instance.alive and instance.read_only and instance.stream_address
                         and _same_config(instance.config, effective)):
-                    return instance.instance_id, instance.stream_address, instance.config
-            return await self.create_instance(raw, instance_id=probe_id)
+                    return instance.instance_id, instance.stream_address, dict(instance.shown)
+            return await self._create(raw, probe_id, shown)
 
-    async def _start(self, instance_id: str, config: dict[str, Any], read_only: bool, hold: bool = False) -> str:
+    async def _start(self, instance_id: str, config: dict[str, Any], read_only: bool, hold: bool = False,
+                     *, shown: dict[str, Any]) -> str:
         for attempt in range(START_ATTEMPTS):
             try:
-                return await self._start_once(instance_id, config, read_only, hold)
+                return await self._start_once(instance_id, config, read_only, hold, shown)
             except InstanceError as exc:
                 # a port was taken between our check and the worker's bind: wire it anew
                 if config.get("port") or not port_taken(exc) or attempt == START_ATTEMPTS - 1:
@@ -273,8 +300,9 @@ class PipelineManager:
                 log.warning("pipeline %s: a port was taken, retrying on other ports", instance_id)
         raise AssertionError("unreachable")
 
-    async def _start_once(self, instance_id: str, config: dict[str, Any], read_only: bool, hold: bool) -> str:
-        instance = _PipelineInstance(instance_id, config, read_only)
+    async def _start_once(self, instance_id: str, config: dict[str, Any], read_only: bool, hold: bool,
+                          shown: dict[str, Any]) -> str:
+        instance = _PipelineInstance(instance_id, config, read_only, shown)
         try:
             options = await self._wire(instance)
             options.hold = hold
@@ -395,10 +423,17 @@ class PipelineManager:
         return instance
 
     def instance_config(self, instance_id: str) -> dict[str, Any]:
-        return dict(self._get(instance_id).config)
+        """A running instance's config as cam_server shows it (see :func:`client_config`)."""
+        return copy.deepcopy(self._get(instance_id).shown)
 
     async def set_instance_config(self, instance_id: str, changes: Mapping[str, Any]) -> dict[str, Any]:
-        """Merge ``changes`` into a running instance's config (the REST and the caput path)."""
+        """Merge ``changes`` into a running instance's config; answers the config as cam_server
+        shows it (REST). The caput path (:meth:`update_pipeline`) ends here too."""
+        return copy.deepcopy((await self._update_instance(instance_id, changes)).shown)
+
+    async def _update_instance(self, instance_id: str, changes: Mapping[str, Any]) -> _PipelineInstance:
+        """Validate and apply a config update of a running instance; both forms are merged the
+        cam_server way (sub-sections key by key, other keys replaced)."""
         instance = self._get(instance_id)
         if not changes:
             raise ConfigError("Config updates cannot be empty.")
@@ -410,25 +445,34 @@ class PipelineManager:
         merged["name"] = instance.config.get("name", instance_id)
         effective = PipelineConfig.from_dict(merged).to_dict()
         self._check_inputs(effective)
+        instance.shown = client_config(merge_changes(instance.shown, changes, MERGED_SECTIONS))
         instance.config = effective
         if instance.handle is not None:
             instance.handle.send("config", effective)
         self._set_status(instance_id, config=effective)
-        return effective
+        return instance
 
     async def update_pipeline(self, name: str, changes: Mapping[str, Any]) -> dict[str, Any]:
-        """The caput path for a pipeline id: the running instance if any, else the saved config."""
+        """The caput path for a pipeline id: the running instance if any, else the saved config.
+
+        Returns the effective config now in force (what the IOC's readbacks show).
+        """
         if name in self._instances:
-            return await self.set_instance_config(name, changes)
+            return dict((await self._update_instance(name, changes)).config)
         if not self._store.exists(name):
             raise NotFoundError(f"Instance '{name}' does not exist.")
         if not changes:
             raise ConfigError("Config updates cannot be empty.")
-        merged = merge_update(self._load(name), changes)
-        return await self.save_config(name, merged)
+        await self.save_config(name, merge_update(self.get_config(name), changes))
+        return self._load(name)
 
-    def exit_code(self, instance_id: str) -> int | None:
+    def exit_code(self, instance_id: str, *, running_is_error: bool = False) -> int | None:
+        """The exit code of a stopped instance (0 completed/stopped, 1 start failure, 2 processing
+        error). While it runs: None, or with ``running_is_error`` (the REST route, as cam_server's
+        managers answer it) ``InstanceError("Instance '<id>' still running.")``."""
         if instance_id in self._instances:
+            if running_is_error:
+                raise InstanceError(f"Instance '{instance_id}' still running.")
             return None
         if instance_id not in self._exit_codes:
             raise NotFoundError(f"Instance '{instance_id}' does not exist.")
@@ -600,7 +644,7 @@ class PipelineManager:
             "stream_address": instance.stream_address,
             "is_stream_active": instance.alive,
             "camera_name": instance.camera_name,
-            "config": instance.config,
+            "config": copy.deepcopy(instance.shown),
             "instance_id": instance_id,
             "read_only": instance.read_only,
             "last_start_time": instance.last_start_time,

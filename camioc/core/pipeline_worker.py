@@ -4,9 +4,10 @@ Runs in its own process (see :mod:`camioc.core.worker`). The loop receives one b
 (from a camera, another pipeline, or any bsread stream), applies the per-frame controls
 (``paused``, ``pid_range``, ``downsampling``, ``max_frame_rate``), runs the pipeline function
 (the processing core for ``processing``/``custom``/``script``, a user ``process()`` for ``stream``,
-nothing for ``store``/``fanout``), filters the channels (``include``/``exclude``) and sends the
-result (PUB, PUSH or an HDF5 file). It reports to the control process a status summary about once
-per second, the results at ``result_rate`` and the processed image at the rate the IOC asked for.
+nothing for ``fanout``; ``store`` forwards only the image as ``<camera>:FPICTURE``), filters the
+channels (``include``/``exclude``) and sends the result (PUB, PUSH or an HDF5 file). It reports to
+the control process a status summary about once per second, the results at ``result_rate`` and the
+processed image at the rate the IOC asked for.
 
 Input/output wiring is decided by the control process (:class:`PipelineWorkerOptions`): the worker
 only knows addresses, never other instances.
@@ -239,6 +240,14 @@ class _ParallelStage:
 
     def close(self) -> None:
         self._pool.shutdown(wait=True, cancel_futures=True)
+
+
+def store_channels(data: dict[str, Any], camera_name: str) -> dict[str, Any]:
+    """What a ``store`` pipeline forwards: only the camera image, under cam_server's channel
+    name ``<camera>:FPICTURE`` (what the data buffer and data-acquisition writers record); the
+    camera's other channels (timestamp, width, height, axes) are not forwarded. Pulse id and
+    global timestamp are the camera's."""
+    return {f"{camera_name}:FPICTURE": data.get("image")}
 
 
 def parallel_threads(config: dict[str, Any]) -> int:
@@ -552,7 +561,9 @@ class _PipelineWorker:
 
     def _process(self, message: Any, image_pipeline: Any = None) -> dict[str, Any] | None:
         data = message.data
-        if self.pipeline_type in ("store", "fanout", "fanin"):
+        if self.pipeline_type == "store":
+            return store_channels(data, str(self.config.get("camera_name") or ""))
+        if self.pipeline_type in ("fanout", "fanin"):
             return dict(data)
         if self.pipeline_type == "stream":
             data = stream_channels(data, self.config, getattr(message, "merged", ()))

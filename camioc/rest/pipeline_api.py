@@ -19,7 +19,8 @@ the camera service); the cam_server envelope, errors-as-HTTP-200 and CORS come f
                                                    read-only instance with an equal config
 ``GET <root>/instance/<id>/info``                  ``info``
 ``GET|POST <root>/instance/<id>/config``           ``config`` (POST: partial JSON config, merged)
-``GET <root>/instance/<id>/exitcode``              ``exitcode`` (null while running)
+``GET <root>/instance/<id>/exitcode``              ``exitcode`` of a stopped instance; error
+                                                   "Instance '<id>' still running." while it runs
 ``GET|POST|DELETE <root>/<pipeline_name>/config``  ``config`` (POST: validated, saved)
 ``POST <root>/camera/<camera>/background``         ``?n_images=`` (default 10) -> ``background_id``
 ``GET <root>/camera/<camera>/background``          ``background_id``: the latest
@@ -57,6 +58,14 @@ Decisions (cam_server left them open):
   is bounded in time and memory; the collection itself has a deadline (PipelineManager).
 * ``POST <root>/instance/<id>/config`` refuses an empty, ``null``, ``{}`` or non-JSON body with
   cam_server's "Config updates cannot be empty." (checked before the instance is looked up).
+* ``GET <root>/instance/<id>/exitcode`` of a running instance is refused with "Instance '<id>'
+  still running.", as cam_server's managers (the servers its clients talk to) refuse it; only
+  its single-process server answers null. Once stopped it answers the code (0 completed or
+  stopped, 1 start failure, 2 processing error); an unknown id: "Instance '<id>' does not exist.".
+* ``POST <root>/<pipeline_name>/config``: no body (or ``null``) answers "Config object cannot be
+  empty.\\nConfig: None"; ``{}`` is expanded first, as cam_server does, and answers "Camera name
+  not specified in configuration.". Every ``config`` in an answer is cam_server's expansion of
+  the user's config (see ``PipelineManager``), never camioc's runtime defaults.
 
 Nothing here blocks the event loop: PNG rendering, base64, unpickling and large JSON bodies run in
 worker threads; every manager call is bounded (start-up and background collection have deadlines).
@@ -265,7 +274,8 @@ def add_pipeline_routes(routes: Routes, root: str, pipelines: PipelineManager, c
 
     async def exit_code(request: web.Request) -> dict[str, Any]:
         instance_id = request.match_info["instance_id"]
-        return {"status": f"Exit code of pipeline instance {instance_id}.", "exitcode": pipelines.exit_code(instance_id)}
+        code = pipelines.exit_code(instance_id, running_is_error=True)
+        return {"status": f"Pipeline instance {instance_id} info retrieved.", "exitcode": code}
 
     # ---------------------------------------------------------------- cameras and backgrounds
     async def list_cameras(request: web.Request) -> dict[str, Any]:

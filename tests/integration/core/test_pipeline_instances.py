@@ -143,7 +143,8 @@ async def test_store_fanout_fanin_chain(managers) -> None:
                                                           instance_id="fanin")
     _, fanout_stream, cfg = await pipelines.create_instance({"pipeline_type": "fanout", "camera_name": "sim"},
                                                             instance_id="fanout")
-    assert cfg["mode"] == "PUSH"
+    assert "mode" not in cfg  # clients see cam_server's view; the effective mode is the default PUSH
+    assert pipelines.status("fanout").config["mode"] == "PUSH"
     for worker in ("w1", "w2"):
         await pipelines.create_instance({"camera_name": "sim", "input_pipeline": "fanout",
                                          "output_pipeline": "fanin"}, instance_id=worker)
@@ -266,12 +267,14 @@ async def test_processing_threads_keep_frame_order(managers) -> None:
 
 async def test_store_pipeline_pushes_raw_camera_frames(managers) -> None:
     _cameras, pipelines, _ = managers
-    _id, stream, config = await pipelines.create_instance({"pipeline_type": "store", "camera_name": "sim"})
-    assert config["mode"] == "PUSH" and config["block"] is True
+    instance_id, stream, config = await pipelines.create_instance({"pipeline_type": "store", "camera_name": "sim"})
+    assert config == {"pipeline_type": "store", "camera_name": "sim"}
+    effective = pipelines.status(instance_id).config
+    assert effective["mode"] == "PUSH" and effective["block"] is True
     messages = await asyncio.to_thread(receive, stream, 3, 20.0, bsread.PULL)
     data = messages[-1].data.data
-    assert set(data) == {"image", "timestamp", "width", "height", "x_axis", "y_axis"}
-    assert data["image"].value.shape == (150, 200)
+    assert set(data) == {"sim:FPICTURE"}  # cam_server: the image only, named <camera>:FPICTURE
+    assert data["sim:FPICTURE"].value.shape == (150, 200) and data["sim:FPICTURE"].value.dtype == np.uint16
     pulse_ids = [m.data.pulse_id for m in messages]
     assert pulse_ids == sorted(pulse_ids)
 

@@ -30,6 +30,7 @@ from cam_server_client.utils import get_host_port_from_stream_address
 from PIL import Image
 
 from camioc import __version__
+from camioc.config.pipeline import CAMSERVER_DEFAULT_CONFIGURATION
 from tests.support.server import CamiocServer, running_camioc
 
 BACKGROUND_ID = re.compile(r"simulation_\d{8}_\d{6}_\d{6}")
@@ -135,6 +136,12 @@ def test_modify_pipeline_configs(pipe: PipelineClient, server: CamiocServer) -> 
 
     with pytest.raises(ValueError, match="Camera name not specified in configuration."):
         pipe.save_pipeline_config("rest_bad", {"image_threshold": 1})
+    # cam_server expands {} before validating; no body at all is "empty"
+    with pytest.raises(ValueError, match="^Camera name not specified in configuration.$"):
+        pipe.save_pipeline_config("rest_bad", {})
+    reply = requests.post(f"{pipe.get_address()}/api/v1/pipeline/rest_bad/config", timeout=10).json()
+    assert reply == {"state": "error", "status": "Config object cannot be empty.\nConfig: None"}
+    assert "rest_bad" not in pipe.get_pipelines()
     with pytest.raises(ValueError, match="Invalid pipeline name"):
         pipe.save_pipeline_config("..bad", config)
 
@@ -156,7 +163,8 @@ def test_quick_start_screen_panel_instance(pipe: PipelineClient) -> None:
     assert info["instance_id"] == "simulation_sp1" and info["read_only"] is False
     assert info["camera_name"] == "simulation" and info["stream_address"] == stream
     assert info["is_stream_active"] is True and "statistics" in info and "last_start_time" in info
-    assert pipe.get_instance_exit_code("simulation_sp1") is None
+    with pytest.raises(ValueError, match="^Instance 'simulation_sp1' still running.$"):
+        pipe.get_instance_exit_code("simulation_sp1")
 
     data = values(receive(stream))
     assert PROCESSING_CHANNELS <= set(data)
@@ -237,6 +245,49 @@ def test_basic_pipeline_from_config(pipe: PipelineClient) -> None:
                      "status": "You must specify either the pipeline name or the configuration for the pipeline."}
 
 
+# ------------------------------------------------------------------------------------------------ configs as cam_server shows them
+def test_configs_are_camservers_expansion(pipe: PipelineClient, server: CamiocServer) -> None:
+    """Every ``config`` answer is cam_server's expansion of the user's config, nothing more (its
+    client test: ``get_instance_config == DEFAULT_CONFIGURATION updated with the config``)."""
+    user = {"camera_name": "simulation", "background_image": "anything", "image_good_region": {"threshold": 0.4}}
+    expected = {**CAMSERVER_DEFAULT_CONFIGURATION, **user, "image_good_region": {"threshold": 0.4, "gfscale": 1.8}}
+    reply = requests.post(f"{pipe.get_address()}/api/v1/pipeline", json=user, timeout=60).json()
+    assert reply["state"] == "ok" and reply["config"] == expected
+    instance_id, stream = reply["instance_id"], reply["stream"]
+    assert pipe.get_instance_config(instance_id) == expected
+    assert pipe.get_instance_info(instance_id)["config"] == expected
+    # the runtime defaults are in the stream's processing_parameters only
+    params = parameters(values(receive(stream)))
+    assert params["queue_size"] == 10 and params["mode"] == "PUB" and params["no_client_timeout"] == 10
+    # updates merge the cam_server way: sub-sections key by key, other keys replaced
+    config = pipe.set_instance_config(instance_id, {"image_threshold": 4, "image_good_region": {"gfscale": 2.0}})
+    assert config == {**expected, "image_threshold": 4, "image_good_region": {"threshold": 0.4, "gfscale": 2.0}}
+    assert pipe.get_instance_config(instance_id) == config
+
+    # saved configs: the expansion with the pipeline name, as stored
+    saved = pipe.save_pipeline_config("rest_expanded", {"camera_name": "simulation2", "image_slices": {}})
+    assert saved == {**CAMSERVER_DEFAULT_CONFIGURATION, "camera_name": "simulation2", "name": "rest_expanded",
+                     "image_slices": {"number_of_slices": 1, "scale": 2.0, "orientation": "vertical"}}
+    assert pipe.get_pipeline_config("rest_expanded") == saved
+    assert json.loads((server.base / "pipeline_config" / "rest_expanded.json").read_text()) == saved
+    try:
+        named_id, _ = pipe.create_instance_from_name("rest_expanded", additional_config={"image_threshold": 2})
+        assert pipe.get_instance_config(named_id) == {**saved, "image_threshold": 2}
+        pipe.get_instance_stream("rest_expanded")  # the shared instance: the saved config
+        assert pipe.get_instance_config("rest_expanded") == saved
+        assert pipe.get_instance_info("rest_expanded")["config"] == saved
+        # another pipeline type: exactly the user's keys
+        store = {"camera_name": "simulation", "pipeline_type": "store"}
+        store_id, _ = pipe.create_instance_from_config(store)
+        assert pipe.get_instance_config(store_id) == store
+        from_config = {"camera_name": "simulation2", "image_threshold": 6}
+        shared_id, _ = pipe.get_instance_stream_from_config(from_config)
+        assert pipe.get_instance_config(shared_id) == {**CAMSERVER_DEFAULT_CONFIGURATION, **from_config}
+    finally:
+        pipe.stop_all_instances()
+        pipe.delete_pipeline_config("rest_expanded")
+
+
 # ------------------------------------------------------------------------------------------------ shared instances
 def test_shared_read_only_instances_and_get_instance_message(pipe: PipelineClient) -> None:
     stream = pipe.get_instance_stream("simulation_sp")  # starts the shared instance of the saved pipeline
@@ -271,10 +322,13 @@ def test_shared_read_only_instances_and_get_instance_message(pipe: PipelineClien
 
 
 def test_get_instance_message_refuses_non_processing(pipe: PipelineClient) -> None:
-    # a store pipeline publishes (PUB here; its default is PUSH) raw camera frames, not results
+    # a store pipeline publishes (PUB here; its default is PUSH) the raw camera image only, as
+    # cam_server does: one channel, <camera>:FPICTURE
     instance_id, stream = pipe.create_instance_from_config(
         {"camera_name": "simulation", "pipeline_type": "store", "mode": "PUB"})
-    assert CAMERA_CHANNELS <= set(values(receive(stream)))
+    data = values(receive(stream))
+    assert set(data) == {"simulation:FPICTURE"}
+    assert data["simulation:FPICTURE"].shape == (960, 1280) and data["simulation:FPICTURE"].dtype == np.uint16
     with pytest.raises(ValueError, match="Cannot get message from 'store' pipeline type."):
         pipe.get_instance_message(instance_id)
 

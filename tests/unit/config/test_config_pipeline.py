@@ -17,6 +17,7 @@ from camioc.config.pipeline import (
     PipelineConfig,
     Rotation,
     verify_attributes,
+    client_config,
     expand_config,
     merge_update,
     pipeline_groups,
@@ -490,3 +491,23 @@ def test_equal_configs_hash_equal() -> None:
     b = PipelineConfig.from_dict({**CAMERA, "group": ["g"]})
     assert a == b and hash(a) == hash(b)
     assert a != PipelineConfig.from_dict({**CAMERA, "group": "g", "_x": 1})
+
+
+# ------------------------------------------------------------------------------------------------ client view
+def test_client_config_is_camservers_expansion_only() -> None:
+    # cam_server's client test: get_instance_config == DEFAULT_CONFIGURATION updated with the user's keys
+    user = {"camera_name": "simulation", "background_image": "b_20200101_000000_000000"}
+    assert client_config(user) == {**CAMSERVER_DEFAULT_CONFIGURATION, **user}
+    shown = client_config({**CAMERA, "image_good_region": {"threshold": None}, "image_slices": {},
+                           "image_threshold": None, "mode": "pub", "_note": 1})
+    assert shown["image_good_region"] == {"threshold": 0.3, "gfscale": 1.8}  # None: the default stays
+    assert shown["image_slices"] == {"number_of_slices": 1, "scale": 2.0, "orientation": "vertical"}
+    assert shown["image_threshold"] is None and shown["mode"] == "pub" and shown["_note"] == 1
+    # none of the runtime defaults camioc's worker uses, no instance name
+    effective = PipelineConfig.from_dict({**CAMERA, "name": "p"}).to_dict()
+    assert set(effective) - set(client_config(CAMERA)) >= {
+        "name", "queue_size", "mode", "block", "paused", "pause", "notify_on_error", "abort_on_error",
+        "no_client_timeout", "data_compression", "create_header"}
+    # other pipeline types: exactly the user's keys (DEFAULT_CONFIGURATION is for processing)
+    store = {"camera_name": "simulation", "pipeline_type": "store", "buffer_size": None}
+    assert client_config(store) == store and client_config(store) is not store

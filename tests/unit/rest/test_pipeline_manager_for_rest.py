@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from camioc.config.pipeline import CAMSERVER_DEFAULT_CONFIGURATION
 from camioc.config.store import ConfigStore
 from camioc.core import pipeline_manager as pm
 from camioc.core.backgrounds import BackgroundStore
@@ -96,8 +97,9 @@ async def test_background_queries_resolve_aliases(manager: pm.PipelineManager) -
 async def test_equal_configs_share_one_read_only_instance(manager: pm.PipelineManager, monkeypatch) -> None:
     started: list[str] = []
 
-    async def fake_start(instance_id: str, config: dict[str, Any], read_only: bool) -> str:
-        instance = pm._PipelineInstance(instance_id, config, read_only)
+    async def fake_start(instance_id: str, config: dict[str, Any], read_only: bool, *,
+                         shown: dict[str, Any]) -> str:
+        instance = pm._PipelineInstance(instance_id, config, read_only, shown)
         instance.handle = FakeHandle()  # type: ignore[assignment]
         manager._instances[instance_id] = instance
         started.append(instance_id)
@@ -110,7 +112,9 @@ async def test_equal_configs_share_one_read_only_instance(manager: pm.PipelineMa
     results = await asyncio.gather(*(manager.get_instance_stream_from_config(dict(config)) for _ in range(3)))
     assert len(started) == 1
     assert {(r[0], r[1]) for r in results} == {(started[0], "tcp://127.0.0.1:11101")}
-    assert results[0][2]["read_only"] is True
+    assert manager._instances[started[0]].read_only is True
+    # the answer is cam_server's expansion of what the client sent (no injected read_only/name)
+    assert results[0][2] == {**CAMSERVER_DEFAULT_CONFIGURATION, **config}
     other = await manager.get_instance_stream_from_config({"camera_name": "cam", "image_threshold": 4})
     assert other[0] != started[0] and len(started) == 2
 
