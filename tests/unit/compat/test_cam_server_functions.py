@@ -98,6 +98,8 @@ def test_subtract_background_signed_is_an_int32_copy() -> None:
     assert image.tolist() == [[10, 5], [0, 3]]
     with pytest.raises(RuntimeError, match=r"^Invalid background_image size"):
         functions.subtract_background_signed(image, np.zeros((3, 3), np.uint16))
+    alone = functions.subtract_background_signed(image, None)  # no background: still the int32 copy
+    assert alone.dtype == np.int32 and alone.tolist() == [[10, 5], [0, 3]] and not np.shares_memory(alone, image)
 
 
 # ------------------------------------------------------------------------------------ geometry
@@ -158,6 +160,9 @@ def test_binning_sums_clipped_or_means_into_uint16_with_averaged_axes() -> None:
     # (1, 0) = (14+15+16) + (21+22+23) = 111, (1, 1) = 54 + 75 = 129
     assert binned.dtype == np.uint16 and binned.tolist() == [[27, 45], [111, 129]]
     assert bx_axis.tolist() == [10.0, 40.0] and by_axis.tolist() == [0.5, 2.5]
+    assert bx_axis.dtype == np.float32  # the axis' own type
+    no_image = functions.binning(None, np.arange(7), y_axis, 3, 2)
+    assert no_image[0] is None and no_image[1].tolist() == [1.0, 4.0] and no_image[2].tolist() == [0.5, 2.5]
     means, _, _ = functions.binning(image, x_axis, y_axis, 3, 2, mean=True)
     assert means.dtype == np.uint16 and means.tolist() == [[4, 7], [18, 21]]  # 4.5, 7.5, 18.5, 21.5 truncated
     saturated, _, _ = functions.binning(np.full((2, 2), 65535, np.uint16), None, None, 2, 2)
@@ -205,9 +210,12 @@ def test_full_width_at_an_edge_and_of_a_flat_profile() -> None:
     assert functions.get_fw(x, np.array([3.0, 4.0, 1.0, 0.0])) == pytest.approx(8 / 3, abs=1e-12)
     assert functions.get_fw(x, np.array([3.0, 4.0, 1.0, 0.0]), interpolate=False) == pytest.approx(2.0)
     # flat: nothing below the level, interpolation divides 0 by 0 (cam_server's numpy gives NaN);
-    # without interpolation the two edge samples
+    # without interpolation every sample is "at or below" the level: the maximum's neighbour ends it
     assert math.isnan(functions.get_fw(x, np.full(4, 2.0)))
-    assert functions.get_fw(x, np.full(4, 2.0), interpolate=False) == pytest.approx(3.0)
+    assert functions.get_fw(x, np.full(4, 2.0), interpolate=False) == pytest.approx(1.0)
+    # a sample exactly on the level ends the peak without interpolation: samples 1 and 3
+    assert functions.get_fw(np.arange(5.0), np.array([0.0, 2.0, 4.0, 2.0, 0.0]), interpolate=False) == 2.0
+    assert functions.get_fwhm(np.arange(5.0), np.array([0.0, 2.0, 4.0, 2.0, 0.0])) == pytest.approx(2.0)
 
 
 @pytest.mark.parametrize(
@@ -267,10 +275,12 @@ def test_gauss_fit_outlier_removal_follows_parity_section_1() -> None:
     # the normalisation is not redone after the zeroing: not the mean over the window
     renormalised = float((a * windowed).sum() / windowed.sum())
     assert abs(com - renormalised) > 0.1
-    # without outlier removal every sample counts: the hot pixel pulls the centre towards 50
-    plain = float((a * q).sum())
-    assert plain_com == pytest.approx(plain, rel=1e-9) and plain_com > 22.0
-    assert plain_rms == pytest.approx(math.sqrt(abs(float(((a - plain) ** 2 * q).sum()))), rel=1e-9)
+    # without outlier removal: the plain moments of the profile as given (no offset, every sample)
+    plain = float((a * profile).sum() / profile.sum())
+    assert plain_com == pytest.approx(plain, rel=1e-9)
+    assert plain_rms == pytest.approx(math.sqrt(float(((a - plain) ** 2 * profile).sum() / profile.sum())), rel=1e-9)
+    # the hot pixel (weight 300 of ~2305 at x = 50) pulls the plain centre: (20 * 2005 + 50 * 300) / 2305 = 23.9
+    assert plain_com == pytest.approx((20 * (profile.sum() - 300) + 50 * 300) / profile.sum(), rel=1e-6)
 
 
 def test_linear_and_quadratic_least_squares() -> None:
@@ -340,15 +350,19 @@ def test_calculate_slices_parity_section_3() -> None:
     axis = np.arange(20, dtype=np.float32)
     # size = 2 * 3 / 3 = 2; c = idx(10) = 10; h = |idx(11) - 10| = 1 -> [9, 11], length |9 - 11| = 2;
     # the remaining pair: [7, 9, 11, 13]
-    assert functions.calculate_slices(axis, 10.0, 3.0, 2, 3) == ([7, 9, 11, 13], 2.0)
+    assert functions.calculate_slices(axis, 10.0, 3.0, 2, 3) == ([7, 9, 11, 13], 1, 2.0)
     # descending 19..0: c = idx(10) = 9, h = |idx(11) - 9| = |8 - 9| = 1 -> [8, 10], then [6, 8, 10, 12]
-    assert functions.calculate_slices(axis[::-1].copy(), 10.0, 3.0, 2, 3) == ([6, 8, 10, 12], 2.0)
+    assert functions.calculate_slices(axis[::-1].copy(), 10.0, 3.0, 2, 3) == ([6, 8, 10, 12], 1, 2.0)
     # five slices on 10 samples centred at 5: [4, 6], [2, 4, 6, 8], next pair (0, 10) leaves the axis
-    assert functions.calculate_slices(np.arange(10.0), 5.0, 5.0, 2, 5) == ([2, 4, 6, 8], 2.0)
+    assert functions.calculate_slices(np.arange(10.0), 5.0, 5.0, 2, 5) == ([2, 4, 6, 8], 1, 2.0)
+    # wider slices: size = 2 * 6 / 3 = 4, h = |idx(12) - 10| = 2 -> [8, 12], length 4; then [4, 8, 12, 16]
+    assert functions.calculate_slices(axis, 10.0, 6.0, 2, 3) == ([4, 8, 12, 16], 2, 4.0)
     # a tiny sigma still gives half-slices of one sample
-    assert functions.calculate_slices(axis, 10.0, 0.01, 2, 1) == ([9, 11], 2.0)
+    assert functions.calculate_slices(axis, 10.0, 0.01, 2, 1) == ([9, 11], 1, 2.0)
     # the middle slice does not fit at the edge: no boundaries, no length
-    assert functions.calculate_slices(np.arange(10.0), 0.0, 3.0, 2, 3) == (None, None)
+    assert functions.calculate_slices(np.arange(10.0), 0.0, 3.0, 2, 3) == ([], 1, None)
+    with pytest.raises(ValueError, match="odd"):
+        functions.calculate_slices(axis, 10.0, 3.0, 2, 4)
 
 
 def _banded_beam() -> np.ndarray:
@@ -366,12 +380,12 @@ def test_x_slices_are_column_bands_fitted_along_y() -> None:
     slices, slice_length = functions.get_x_slices_data(image, x_axis, y_axis, 10.0, 3.0, 2, 3)
     # boundaries [7, 9, 11, 13] (as calculate_slices above), h = 1: centres x = x_axis[8], [10], [12]
     assert slice_length == 2.0 and len(slices) == 3
-    for (center_x, center_y, sigma, intensity), (x, y, first) in zip(slices, ((8, 3, 7), (10, 4, 9), (12, 5, 11))):
+    for ([center_x, center_y], sigma, intensity), (x, y, first) in zip(slices, ((8, 3, 7), (10, 4, 9), (12, 5, 11))):
         assert center_x == x
         assert center_y == pytest.approx(y, rel=1e-6) and sigma == pytest.approx(1.5, rel=1e-6)
         assert intensity == pytest.approx(image[:, first : first + 2].sum(), rel=1e-12)
     # the coupling line through the slice centres: y = x/2 - 1
-    slope, offset = functions.linear_fit([c[0] for c in slices], [c[1] for c in slices])
+    slope, offset = functions.linear_fit([c[0][0] for c in slices], [c[0][1] for c in slices])
     assert (slope, offset) == pytest.approx((0.5, -1.0), rel=1e-6)
 
 
@@ -380,9 +394,14 @@ def test_y_slices_are_row_bands_fitted_along_x_and_failures_are_empty() -> None:
     x_axis, y_axis = np.arange(10, dtype=np.float32), np.arange(20, dtype=np.float32)
     slices, slice_length = functions.get_y_slices_data(image, x_axis, y_axis, 10.0, 3.0, 2, 3)
     assert slice_length == 2.0
-    assert [c[1] for c in slices] == [8, 10, 12]  # center_y = y_axis[b_k + h]
-    assert [c[0] for c in slices] == pytest.approx([3.0, 4.0, 5.0], rel=1e-6)
-    assert [c[2] for c in slices] == pytest.approx([1.5] * 3, rel=1e-6)
+    assert [c[0][1] for c in slices] == [8, 10, 12]  # center_y = y_axis[b_k + h]
+    assert [c[0][0] for c in slices] == pytest.approx([3.0, 4.0, 5.0], rel=1e-6)
+    assert [c[1] for c in slices] == pytest.approx([1.5] * 3, rel=1e-6)
+    assert [c[2] for c in slices] == pytest.approx([image[r : r + 2].sum() for r in (7, 9, 11)], rel=1e-12)
+    # an x axis longer than the image: [2, 4, 6, 8] on 7 columns, the band [6, 8) is dropped
+    long_axis = np.arange(20, dtype=np.float32)
+    partial, _ = functions.get_x_slices_data(image[:, :7], long_axis[:10], long_axis, 5.0, 3.0, 2, 3)
+    assert len(partial) == 2
     # the middle slice does not fit at the edge: no slices
     assert functions.get_y_slices_data(image, x_axis, y_axis, 0.0, 3.0, 2, 3) == ([], None)
     assert functions.get_x_slices_data(image, x_axis, y_axis, 0.0, 3.0) == ([], None)
@@ -416,7 +435,7 @@ def test_copies_and_writability() -> None:
     copied = functions.copy_image(frozen)
     assert copied.flags.writeable and not np.shares_memory(copied, frozen)
     assert copied.tolist() == frozen.tolist()
-    chunked = functions.chunk_copy(frozen, max_chunk=7)  # 3 pixels a row: bands of 2 rows
+    chunked = functions.chunk_copy(frozen, max_chunk=13)  # 6 bytes a row: bands of 2 rows
     assert chunked.flags.writeable and not np.shares_memory(chunked, frozen)
     assert chunked.tolist() == frozen.tolist() and chunked.dtype == np.uint16
     assert functions.chunk_copy(frozen, max_chunk=1).tolist() == frozen.tolist()  # at least a row a band
@@ -428,7 +447,7 @@ def test_copies_and_writability() -> None:
 
 @pytest.mark.parametrize(("value", "expected"), [
     (1, True), (1.5, True), ("2", True), (" 3.5e1 ", True), ("nan", True), (np.float32(3), True),
-    (None, False), ("abc", False), ([1], False), ("", False),
+    (None, False), ("abc", False), ([1], False), ("", False), (10**400, False),
 ])
 def test_is_number_means_float_works(value, expected: bool) -> None:
     assert functions.is_number(value) is expected

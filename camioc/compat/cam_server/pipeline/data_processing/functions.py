@@ -68,7 +68,7 @@ def is_number(var: Any) -> bool:
     """True if ``float(var)`` works (numbers, numeric strings, numpy scalars; also "nan")."""
     try:
         float(var)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         return False
     return True
 
@@ -79,18 +79,19 @@ def copy_image(image: np.ndarray) -> np.ndarray:
 
 
 def chunk_copy(image: np.ndarray, max_chunk: int = 2000000) -> np.ndarray:
-    """A copy made band of rows by band of rows, each band at most ``max_chunk`` pixels.
+    """A copy made band of rows by band of rows, each band at most ``max_chunk`` bytes.
 
-    Why bands: copying a large frame in one call holds the GIL for the whole copy; band by band
-    lets other threads (the receiver, the sender) run in between. At least one row per band.
+    Why bands: a multi-megabyte frame copied in one call is slow on servers (cam_server measured
+    frames beyond a 2 MB huge page costing many times the CPU); bands below that size copy at
+    memory speed. At least one row per band, whatever ``max_chunk`` says.
     """
     source = np.asarray(image)
     out = np.empty_like(source, order="C")
-    if source.ndim == 0 or source.shape[0] == 0:
+    if source.ndim < 2 or source.shape[0] == 0:
         out[...] = source
         return out
-    row_size = max(1, int(source.size // source.shape[0]))
-    rows = max(1, int(max_chunk) // row_size)
+    row_bytes = source[0].nbytes
+    rows = max(1, int(max_chunk) // row_bytes) if row_bytes else source.shape[0]
     for start in range(0, source.shape[0], rows):
         out[start : start + rows] = source[start : start + rows]
     return out
@@ -128,8 +129,8 @@ def subtract_background(image: np.ndarray, background_image: np.ndarray | None) 
     """
     if background_image is None:
         return image
-    background = _checked_background(image, background_image)
     image = enforce_image_writable(image)
+    background = _checked_background(image, background_image)
     below = image < background  # before subtracting: unsigned differences would wrap
     np.subtract(image, background, out=image, casting="unsafe")
     image[below] = 0
@@ -139,13 +140,14 @@ def subtract_background(image: np.ndarray, background_image: np.ndarray | None) 
 def subtract_background_signed(image: np.ndarray, background_image: np.ndarray | None) -> np.ndarray:
     """An int32 copy of ``image`` minus ``background_image``; negative results are kept.
 
-    ``None`` background → ``image`` unchanged (as :func:`subtract_background`; nothing to
-    subtract). Shape mismatch → the same RuntimeError as :func:`subtract_background`.
+    ``None`` background → the int32 copy alone (the result type does not depend on whether a
+    background is configured). Shape mismatch → the same RuntimeError as
+    :func:`subtract_background`.
     """
-    if background_image is None:
-        return image
-    background = _checked_background(image, background_image)
     out = np.asarray(image).astype(np.int32)
+    if background_image is None:
+        return out
+    background = _checked_background(out, background_image)
     np.subtract(out, background, out=out, casting="unsafe")
     return out
 
@@ -180,38 +182,49 @@ def apply_threshold(image: np.ndarray, threshold: float = 1) -> np.ndarray:
 
 
 def binning(
-    image: np.ndarray,
+    image: np.ndarray | None,
     x_axis: np.ndarray | None,
     y_axis: np.ndarray | None,
     bx: int,
     by: int,
     mean: bool = False,
-) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
+) -> tuple[np.ndarray | None, np.ndarray | None, np.ndarray | None]:
     """Bin ``bx`` columns × ``by`` rows into one pixel: ``(uint16 image, x_axis, y_axis)``.
 
     The image is cropped to whole blocks (the remainder rows/columns are dropped); each output
     pixel is the block sum, or with ``mean`` the block mean, clipped to 0…65535 and truncated into
-    uint16 (the documented result type, whatever the input type). Each axis becomes the mean of
-    its samples per block (float32, the type of camioc's axes); a ``None`` axis stays ``None``.
-    Raises ValueError when a bin factor is not positive or larger than the image.
+    uint16 (the documented result type, whatever the input type; camioc's binning kernel). Each
+    axis becomes the mean of its samples per block, in the axis' own float type (float64 for an
+    integer axis). Any of the three may be ``None`` (only the others are binned; without an image
+    the axes' lengths are the image size). Raises ValueError when a bin factor is not positive or
+    larger than the image.
     """
     bx, by = int(bx), int(by)
-    source = np.asarray(image)
     if bx < 1 or by < 1:
         raise ValueError(f"Binning factors must be positive, not bx={bx}, by={by}")
-    height, width = source.shape[0] // by, source.shape[1] // bx
-    if height == 0 or width == 0:
-        raise ValueError(f"Binning {bx}x{by} is larger than the image {source.shape[1]}x{source.shape[0]}")
-    out = np.empty((height, width), np.uint16)
-    kernels.bin_image(np.ascontiguousarray(source), by, bx, bool(mean), True, out)
+    source = None if image is None else np.asarray(image)
+    if source is not None:
+        rows, columns = source.shape[0], source.shape[1]
+    else:
+        rows = 0 if y_axis is None else len(y_axis)
+        columns = 0 if x_axis is None else len(x_axis)
+    height, width = rows // by, columns // bx
+    out = None
+    if source is not None:
+        if height == 0 or width == 0:
+            raise ValueError(f"Binning {bx}x{by} is larger than the image {columns}x{rows}")
+        out = np.empty((height, width), np.uint16)
+        kernels.bin_image(np.ascontiguousarray(source), by, bx, bool(mean), True, out)
     return out, _bin_axis(x_axis, bx, width), _bin_axis(y_axis, by, height)
 
 
 def _bin_axis(axis: np.ndarray | None, factor: int, size: int) -> np.ndarray | None:
     if axis is None:
         return None
-    blocks = np.asarray(axis, dtype=np.float64)[: size * factor].reshape(size, factor)
-    return blocks.mean(axis=1).astype(np.float32)
+    values = np.asarray(axis)
+    kind = values.dtype if values.dtype.kind == "f" else np.dtype(np.float64)
+    blocks = values[: size * factor].astype(np.float64).reshape(size, factor)
+    return blocks.mean(axis=1).astype(kind)
 
 
 # --------------------------------------------------------------------------------------------
@@ -268,20 +281,22 @@ def gauss_fit(
     ``sigma ≥ 0`` are camioc's (cam_server's initial guesses and MINPACK fit; the guesses are
     returned when the fit fails). ``com``/``rms`` with ``remove_outliers`` are the pipeline's
     ``x_center_of_mass``/``x_rms`` (processing-parity.md §1: offset removed, normalised by the sum
-    over all samples, samples farther than 5 sigma from the mean zeroed); without it the same
-    arithmetic with no sample zeroed (the weighted moments of ``profile - offset``).
+    over all samples, samples farther than 5 sigma from the mean zeroed); without it the plain
+    moments of the profile as given (cam_server's estimator before outlier removal existed):
+    ``com = Σ a·p / Σ p``, ``rms = sqrt(|Σ (a − com)²·p / Σ p|)`` — §1's arithmetic with no offset
+    and no sample zeroed.
     """
     prof = np.asarray(profile)
     ax = np.asarray(axis)
     fit = fitting.fit_gaussian(prof, ax)
     curve = fitting.gaussian(ax, fit)
     if remove_outliers:
-        mean, sigma = fit.mean, fit.standard_deviation
+        offset, mean, sigma = fit.offset, fit.mean, fit.standard_deviation
     else:
-        mean, sigma = 0.0, math.inf  # |x - 0| > inf never holds: nothing is zeroed
+        offset, mean, sigma = 0.0, 0.0, math.inf  # |x - 0| > inf never holds: nothing is zeroed
     com, rms = kernels.com_rms(
         np.ascontiguousarray(ax, dtype=np.float64), np.ascontiguousarray(prof, dtype=np.float64),
-        fit.offset, mean, sigma,
+        offset, mean, sigma,
     )
     return (
         curve,
@@ -297,13 +312,15 @@ def gauss_fit(
 def get_fw(x: np.ndarray, y: np.ndarray, threshold: float = 0.5, interpolate: bool = True) -> float:
     """Full width of the peak of ``y(x)`` at ``threshold`` of its height above its minimum.
 
-    Scans out from the (first) maximum to the first sample below ``min + threshold·(max − min)``
-    on each side (the edge sample when a side never drops). With ``interpolate`` each crossing is
-    the straight line through that sample and its inner neighbour at the level — the pipeline's
-    ``x_fwhm``/``x_fw`` (:func:`camioc.processing.kernels.full_width`, cam_server's numbers: NaN
-    for a flat profile, whose interpolation divides 0 by 0). Without it, the distance between those
-    two samples. 0.0 on any error (cam_server's contract): fewer than two samples, an ``x`` shorter
-    than ``y``, values that are not numbers. Always ≥ 0 (descending axes too).
+    With ``interpolate`` (the pipeline's ``x_fwhm``/``x_fw``,
+    :func:`camioc.processing.kernels.full_width`, cam_server's numbers): from the (first) maximum
+    to the first sample below ``min + threshold·(max − min)`` on each side (the edge sample when a
+    side never drops), each crossing on the straight line through that sample and its inner
+    neighbour; NaN for a flat profile, whose interpolation divides 0 by 0. Without it (cam_server's
+    older, sample-only width): the distance between the first samples *at or below* the level on
+    each side (a sample exactly on the level ends the peak). 0.0 on any error (cam_server's
+    contract): fewer than two samples, an ``x`` shorter than ``y``, values that are not numbers.
+    Always ≥ 0 (descending axes too).
     """
     try:
         xs = np.ascontiguousarray(x, dtype=np.float64)
@@ -318,13 +335,15 @@ def get_fw(x: np.ndarray, y: np.ndarray, threshold: float = 0.5, interpolate: bo
 
 
 def _full_width_samples(x: np.ndarray, y: np.ndarray, threshold: float) -> float:
-    """:func:`kernels.full_width`'s scan without the interpolation: the two stopping samples."""
+    """The scan without interpolation: from the maximum, the first sample at or below the level on
+    each side (the edge sample when there is none); the width is their distance."""
     peak = int(np.argmax(y))
-    level = float(y.min()) + (float(y[peak]) - float(y.min())) * threshold
-    below_left = np.flatnonzero(y[: peak + 1] < level)
-    below_right = np.flatnonzero(y[peak:] < level)
-    left = int(below_left[-1]) if below_left.size else 0
-    right = peak + int(below_right[0]) if below_right.size else y.shape[0] - 1
+    low = float(y.min())
+    level = low + (float(y[peak]) - low) * threshold
+    at_or_below_left = np.flatnonzero(y[:peak] <= level)
+    at_or_below_right = np.flatnonzero(y[peak + 1 :] <= level)
+    left = int(at_or_below_left[-1]) if at_or_below_left.size else 0
+    right = peak + 1 + int(at_or_below_right[0]) if at_or_below_right.size else y.shape[0] - 1
     return abs(float(x[right]) - float(x[left]))
 
 
@@ -398,20 +417,40 @@ def slice_image(image: np.ndarray, number_of_slices: int = 1, vertical: bool = F
 
 def calculate_slices(
     axis: np.ndarray, center: float, standard_deviation: float, scaling: float = 2, number_of_slices: int = 9
-) -> tuple[list[int] | None, float | None]:
-    """``(boundaries, slice_length)`` of ``number_of_slices`` (odd) slices around ``center``.
+) -> tuple[list[int], int, float | None]:
+    """``(boundaries, n_pixel_half_slice, slice_length)`` of ``number_of_slices`` (odd) slices.
 
-    processing-parity.md §3: slices of ``scaling·sigma/n`` (axis units) centred on ``center``,
-    added pairwise outwards while inside the axis; ``(None, None)`` when even the middle slice does
-    not fit. ``boundaries`` are indices into ``axis``; slice k spans ``[b_k, b_k+1)``.
+    processing-parity.md §3 (``boundaries``, ``h``, ``slice_length``): slices of
+    ``scaling·sigma/n`` (axis units) centred on ``center``, ``2h`` samples each, added pairwise
+    outwards while inside the axis. ``boundaries`` are ascending indices into ``axis``; slice k
+    spans ``[b_k, b_k+1)`` and its middle sample is ``b_k + h``. When even the middle slice does not
+    fit: ``([], h, None)``. Three values, as cam_server's own callers unpack them (Appendix B of
+    camserver-compat.md lists only boundaries and length). An even ``number_of_slices`` is refused
+    with ValueError (the pipeline makes it odd before calling; §3).
     """
+    if int(number_of_slices) % 2 == 0:
+        raise ValueError(f"Number of slices must be odd, not {number_of_slices}.")
+    ax = np.asarray(axis)
     boundaries, length = regions.slice_boundaries(
-        np.asarray(axis), float(center), float(standard_deviation), float(scaling), int(number_of_slices)
+        ax, float(center), float(standard_deviation), float(scaling), int(number_of_slices)
     )
-    return (None if boundaries is None else [int(b) for b in boundaries]), (None if length is None else float(length))
+    half = _half_slice(ax, float(center), float(standard_deviation), float(scaling), int(number_of_slices))
+    if boundaries is None:
+        return [], half, None
+    return [int(b) for b in boundaries], half, (None if length is None else float(length))
 
 
-SliceData = tuple[float, float, float, float]
+def _half_slice(axis: np.ndarray, center: float, sigma: float, scaling: float, count: int) -> int:
+    """§3's ``h``: the half-slice in samples, at least 1 (regions.slice_boundaries' spacing)."""
+    if axis.shape[0] == 0:
+        return 1
+    size = scaling * sigma / count
+    middle = regions.find_index(axis, center)
+    return max(abs(regions.find_index(axis, center + size / 2.0) - middle), 1)
+
+
+#: One slice as cam_server's slice helpers give it: ``([center_x, center_y], standard_deviation, intensity)``.
+SliceData = tuple[list[Any], Any, Any]
 
 
 def get_x_slices_data(  # noqa: PLR0913
@@ -427,11 +466,11 @@ def get_x_slices_data(  # noqa: PLR0913
 
     ``image`` and the axes are those of the region to slice (the pipeline passes the good-region
     crop). Boundaries are :func:`calculate_slices` on ``x_axis``; band k spans columns
-    ``[b_k, b_k+1)``; its y profile (row sums) is fitted on ``y_axis``. Returns ``(slices,
-    slice_length)`` with one ``(center_x, center_y, standard_deviation, intensity)`` per band,
-    numbered from the lowest column: ``center_x = x_axis[b_k + h]`` (the band's middle sample),
-    ``center_y``/``standard_deviation`` the fit's mean/sigma, ``intensity`` the band sum.
-    ``([], None)`` when the middle slice does not fit (the pipeline then outputs no slice).
+    ``[b_k, b_k+1)`` (a band reaching past the image is dropped); its y profile (row sums) is fitted
+    on ``y_axis``. Returns ``(slices, slice_length)``, one ``([center_x, center_y],
+    standard_deviation, intensity)`` per band from the lowest column: ``center_x = x_axis[b_k + h]``
+    (the band's middle sample), ``center_y``/``standard_deviation`` the fit's mean/sigma,
+    ``intensity`` the band sum. ``([], None)`` when the middle slice does not fit.
     """
     return _slices_data(image, x_axis, y_axis, x_center, x_standard_deviation, scaling, number_of_slices, rows=False)
 
@@ -465,20 +504,19 @@ def _slices_data(  # noqa: PLR0913
     img = np.ascontiguousarray(image)
     xa, ya = np.asarray(x_axis), np.asarray(y_axis)
     position_axis, fit_axis = (ya, xa) if rows else (xa, ya)
-    boundaries, slice_length = regions.slice_boundaries(
-        position_axis, float(center), float(sigma), float(scaling), int(number_of_slices)
-    )
-    if boundaries is None:
-        return [], None
-    half = (boundaries[1] - boundaries[0]) // 2
+    boundaries, half, slice_length = calculate_slices(position_axis, center, sigma, scaling, number_of_slices)
+    extent = img.shape[0] if rows else img.shape[1]
+    inside = [b for b in boundaries if b < extent]  # ascending: the bands inside are a prefix
+    if len(inside) < 2:
+        return [], slice_length
     window = (0, img.shape[0], 0, img.shape[1])
     slices: list[SliceData] = []
-    for k, profile in enumerate(regions.slice_profiles(img, window, boundaries, rows)):
+    for k, profile in enumerate(regions.slice_profiles(img, window, inside, rows)):
         fit = fitting.fit_gaussian(profile, fit_axis)
-        position = float(position_axis[boundaries[k] + half])
-        center_x, center_y = (fit.mean, position) if rows else (position, fit.mean)
-        slices.append((float(center_x), float(center_y), float(fit.standard_deviation), float(profile.sum())))
-    return slices, float(slice_length) if slice_length is not None else None
+        position = position_axis[inside[k] + half]
+        pair = [np.float64(fit.mean), position] if rows else [position, np.float64(fit.mean)]
+        slices.append((pair, np.float64(fit.standard_deviation), profile.sum()))
+    return slices, slice_length
 
 
 # --------------------------------------------------------------------------------------------
