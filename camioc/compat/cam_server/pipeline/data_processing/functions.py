@@ -60,7 +60,7 @@ __all__ = [
 
 
 # --------------------------------------------------------------------------------------------
-# Copies
+# Checks and copies
 # --------------------------------------------------------------------------------------------
 
 
@@ -81,9 +81,9 @@ def copy_image(image: np.ndarray) -> np.ndarray:
 def chunk_copy(image: np.ndarray, max_chunk: int = 2000000) -> np.ndarray:
     """A copy made band of rows by band of rows, each band at most ``max_chunk`` bytes.
 
-    Why bands: a multi-megabyte frame copied in one call is slow on servers (cam_server measured
-    frames beyond a 2 MB huge page costing many times the CPU); bands below that size copy at
-    memory speed. At least one row per band, whatever ``max_chunk`` says.
+    Why bands: on servers, one copy of a frame much larger than a 2 MB huge page can cost many
+    times the CPU of the same copy done in bands smaller than that, which stay at memory speed.
+    At least one row per band, whatever ``max_chunk`` says.
     """
     source = np.asarray(image)
     out = np.empty_like(source, order="C")
@@ -163,8 +163,8 @@ def rotate(image: np.ndarray, degrees: float, order: int = 1, mode: str = "0.0")
     if mode == "ortho":
         return np.rot90(image, int(degrees / 90))
     if is_number(mode):
-        return scipy.ndimage.rotate(image, degrees, reshape=False, order=order, mode="constant", cval=float(mode))
-    return scipy.ndimage.rotate(image, degrees, reshape=False, order=order, mode=mode)
+        return scipy.ndimage.rotate(image, float(degrees), reshape=False, order=order, mode="constant", cval=float(mode))
+    return scipy.ndimage.rotate(image, float(degrees), reshape=False, order=order, mode=mode)
 
 
 def get_region_of_interest(
