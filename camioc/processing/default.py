@@ -175,27 +175,6 @@ def _init_slice_outputs(out: dict[str, Any], slices: SliceParameters) -> None:
     out["coupling_offset"] = None
 
 
-def _band_results(  # noqa: PLR0913
-    image: np.ndarray,
-    window: tuple[int, int, int, int],
-    boundaries: list[int],
-    half: int,
-    rows: bool,
-    fit_axis: np.ndarray,
-    position_axis: np.ndarray,
-) -> list[regions.SliceResult]:
-    """Fit every band: row bands (``rows``) give y-slices, column bands x-slices."""
-    results = []
-    for k, profile in enumerate(regions.slice_profiles(image, window, boundaries, rows)):
-        fit = fit_gaussian(profile, fit_axis)
-        position = float(position_axis[boundaries[k] + half])
-        centre_x, centre_y = (fit.mean, position) if rows else (position, fit.mean)
-        results.append(
-            regions.SliceResult(centre_x, centre_y, fit.standard_deviation, float(profile.sum()))
-        )
-    return results
-
-
 def _slice_outputs(  # noqa: PLR0913
     out: dict[str, Any],
     image: np.ndarray,
@@ -220,7 +199,7 @@ def _slice_outputs(  # noqa: PLR0913
     if x_bounds is None:
         return
     x_half = (x_bounds[1] - x_bounds[0]) // 2
-    x_slices = _band_results(image, window, x_bounds, x_half, False, gr_y_axis, gr_x_axis)
+    x_slices = regions.band_results(image, window, x_bounds, x_half, False, gr_y_axis, gr_x_axis)
     if slices.orientation == "vertical":
         y_bounds, y_length = regions.slice_boundaries(
             gr_y_axis, gr_y_fit.mean, gr_y_fit.standard_deviation, slices.scale, n
@@ -228,7 +207,7 @@ def _slice_outputs(  # noqa: PLR0913
         chosen: list[regions.SliceResult] = []
         if y_bounds is not None:
             y_half = (y_bounds[1] - y_bounds[0]) // 2
-            chosen = _band_results(image, window, y_bounds, y_half, True, gr_x_axis, gr_y_axis)
+            chosen = regions.band_results(image, window, y_bounds, y_half, True, gr_x_axis, gr_y_axis)
         slice_length = y_length
     else:
         chosen, slice_length = x_slices, x_length

@@ -23,11 +23,14 @@ from dataclasses import dataclass
 import numpy as np
 
 from camioc.processing import kernels
+from camioc.processing.fitting import fit_gaussian
 
 __all__ = [
     "SliceResult",
+    "band_results",
     "find_index",
     "good_region_bounds",
+    "half_slice",
     "slice_boundaries",
     "slice_profiles",
 ]
@@ -68,9 +71,8 @@ def slice_boundaries(
     length = axis.shape[0]
     if length == 0:
         return None, None
-    size = scale * sigma / count
     middle = find_index(axis, center)
-    half = max(abs(find_index(axis, center + size / 2.0) - middle), 1)
+    half = half_slice(axis, center, sigma, scale, count)
     low, high = middle - half, middle + half
     if low < 0 or high >= length:
         return None, None
@@ -86,6 +88,14 @@ def slice_boundaries(
         boundaries.append(high)
         remaining -= 2
     return boundaries, slice_length
+
+
+def half_slice(axis: np.ndarray, center: float, sigma: float, scale: float, count: int) -> int:
+    """``h``: half a slice in samples (at least 1); a slice is ``2 h`` samples wide (§3)."""
+    if axis.shape[0] == 0:
+        return 1
+    size = scale * sigma / count
+    return max(abs(find_index(axis, center + size / 2.0) - find_index(axis, center)), 1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,3 +128,26 @@ def slice_profiles(
         out = np.zeros((bands, r1 - r0), kind)
         kernels.band_y_profiles(image, edges + c0, r0, r1, out)
     return out
+
+
+def band_results(  # noqa: PLR0913
+    image: np.ndarray,
+    window: tuple[int, int, int, int],
+    boundaries: list[int],
+    half: int,
+    rows: bool,
+    fit_axis: np.ndarray,
+    position_axis: np.ndarray,
+) -> list[SliceResult]:
+    """Fit every band of :func:`slice_profiles` (parity §3): row bands (``rows``) are y-slices.
+
+    A band's centre along the slicing direction is ``position_axis[b_k + half]``; across it, the
+    Gaussian fit's mean on ``fit_axis``, whose sigma is the slice's standard deviation.
+    """
+    results = []
+    for k, profile in enumerate(slice_profiles(image, window, boundaries, rows)):
+        fit = fit_gaussian(profile, fit_axis)
+        position = float(position_axis[boundaries[k] + half])
+        centre_x, centre_y = (fit.mean, position) if rows else (position, fit.mean)
+        results.append(SliceResult(centre_x, centre_y, fit.standard_deviation, float(profile.sum())))
+    return results

@@ -434,19 +434,10 @@ def calculate_slices(
     boundaries, length = regions.slice_boundaries(
         ax, float(center), float(standard_deviation), float(scaling), int(number_of_slices)
     )
-    half = _half_slice(ax, float(center), float(standard_deviation), float(scaling), int(number_of_slices))
+    half = regions.half_slice(ax, float(center), float(standard_deviation), float(scaling), int(number_of_slices))
     if boundaries is None:
         return [], half, None
     return [int(b) for b in boundaries], half, (None if length is None else float(length))
-
-
-def _half_slice(axis: np.ndarray, center: float, sigma: float, scaling: float, count: int) -> int:
-    """§3's ``h``: the half-slice in samples, at least 1 (regions.slice_boundaries' spacing)."""
-    if axis.shape[0] == 0:
-        return 1
-    size = scaling * sigma / count
-    middle = regions.find_index(axis, center)
-    return max(abs(regions.find_index(axis, center + size / 2.0) - middle), 1)
 
 
 #: One slice as cam_server's slice helpers give it: ``([center_x, center_y], standard_deviation, intensity)``.
@@ -511,11 +502,11 @@ def _slices_data(  # noqa: PLR0913
         return [], slice_length
     window = (0, img.shape[0], 0, img.shape[1])
     slices: list[SliceData] = []
-    for k, profile in enumerate(regions.slice_profiles(img, window, inside, rows)):
-        fit = fitting.fit_gaussian(profile, fit_axis)
-        position = position_axis[inside[k] + half]
-        pair = [np.float64(fit.mean), position] if rows else [position, np.float64(fit.mean)]
-        slices.append((pair, np.float64(fit.standard_deviation), profile.sum()))
+    for result in regions.band_results(img, window, inside, half, rows, fit_axis, position_axis):
+        position = position_axis[inside[len(slices)] + half]
+        centre = np.float64(result.center_x if rows else result.center_y)
+        pair = [centre, position] if rows else [position, centre]
+        slices.append((pair, np.float64(result.standard_deviation), result.intensity))
     return slices, slice_length
 
 
