@@ -333,6 +333,8 @@ class PipelineConfig(ConfigModel):
     mode: Annotated[Literal["PUB", "PUSH", "FILE"], BeforeValidator(choice("PUB", "PUSH", "FILE", upper=True))] = "PUB"
     block: Bool = False
     queue_size: PosInt = 10
+    #: PUB/PUSH output: the last N messages made before the first client connects go to it (0: off)
+    buffer_size: Annotated[int | None, BeforeValidator(optional(int_range(0, 10000)))] = None
     no_client_timeout: Number = 10
     data_compression: Annotated[str | None, BeforeValidator(_check_compression)] = None
     data_header_compression: Annotated[str | None, BeforeValidator(_check_compression)] = None

@@ -365,6 +365,8 @@ class _PipelineWorker:
             "send_timeout": SEND_TIMEOUT,
             "header_policy": policy,
             "data_compression": compression or None,
+            # the last N messages made before the first client connects are delivered to it
+            "buffer_size": int(self.config.get("buffer_size") or 0),
         }
         if self.options.output_address:
             return BsreadSender(conn_type="connect", address=self.options.output_address, **common)

@@ -30,6 +30,7 @@ import math
 import struct
 import sys
 import time
+from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final, Literal
@@ -831,6 +832,10 @@ def _unopened(*_: Any) -> Any:
     raise InstanceError("bsread sender is not open")
 
 
+#: Buffered PUSH streams: how long (at least) the first client may take to accept the buffer.
+FLUSH_WAIT: Final = 2.0
+
+
 class BsreadSender:
     """Publishes bsread messages on a PUB or PUSH socket, binding (default) or connecting.
 
@@ -843,6 +848,16 @@ class BsreadSender:
     ``send_timeout`` seconds) or drops the message when the queue is full (``block=False``).
     Once the first part is accepted libzmq accepts the rest (HWM counts whole messages), so the
     remaining parts are sent blocking and a truncated or unterminated message is impossible.
+
+    Buffered (``buffer_size`` N > 0, cam_server's pipeline ``buffer_size``): until the first client
+    is there, :meth:`send` keeps the last N messages instead of sending them, and delivers them,
+    oldest first, to that client as soon as it is, before the message being sent. So a client that
+    connects after the stream started still gets the N frames made just before it connected.
+    "The client is there" is exact for both modes: PUB uses an XPUB socket (wire-compatible with
+    PUB) and waits for the first subscription (a SUB client receives from then on, no
+    slow-joiner loss); PUSH waits for a connected peer and delivers the buffer with a bounded
+    blocking send (at least :data:`FLUSH_WAIT` s; a peer not ready by then keeps the buffer for
+    the next send). After the first delivery the stream behaves as an unbuffered one.
 
     Not thread-safe for sending (one sending thread); :meth:`client_count` and
     :meth:`seconds_without_clients` may be called from any thread.
@@ -864,8 +879,17 @@ class BsreadSender:
         context: zmq.Context | None = None,
         channel_compression: Mapping[str, str | None] | None = None,
         data_header_compression: str | None = None,
+        buffer_size: int = 0,
     ) -> None:
         self._sock_type = _socket_type(mode, {"PUB": zmq.PUB, "PUSH": zmq.PUSH})
+        if isinstance(buffer_size, bool) or not isinstance(buffer_size, int) or buffer_size < 0:
+            raise ValueError(f"buffer_size must be an integer >= 0, not {buffer_size!r}")
+        self._publishing = self._sock_type == zmq.PUB
+        #: messages kept until the first client is there (None: not buffering, or done)
+        self._buffer: deque[list[_Part]] | None = deque(maxlen=buffer_size) if buffer_size else None
+        self._subscribed = False
+        if self._buffer is not None and self._publishing:
+            self._sock_type = zmq.XPUB  # tells us when the first subscription arrives
         if conn_type not in ("bind", "connect"):
             raise ValueError(f"conn_type must be 'bind' or 'connect', not {conn_type!r}")
         if conn_type == "connect" and address is None and not port:
@@ -907,12 +931,15 @@ class BsreadSender:
         context = self._context or zmq.Context()
         self._owned_context = None if self._context else context
         sock = context.socket(self._sock_type)
-        sock.setsockopt(zmq.SNDHWM, self._queue_size)
+        hwm = self._queue_size
+        if self._buffer is not None and self._publishing:
+            hwm += self._buffer.maxlen or 0  # PUB drops at HWM: room for the buffer delivered at once
+        sock.setsockopt(zmq.SNDHWM, hwm)
         # Never LINGER 0 on a sender: closing with LINGER 0 while a peer drops mid-way through a
         # multipart message can abort the process in libzmq 4.3.x (errno_assert in
         # session_base.cpp clean_pipes: the half-sent message can no longer be drained). A short
         # linger keeps the pipe drainable; PUSH gets longer to deliver what it queued.
-        sock.setsockopt(zmq.LINGER, 200 if self._sock_type == zmq.PUB else 1000)
+        sock.setsockopt(zmq.LINGER, 200 if self._publishing else 1000)
         monitor = PeerMonitor(sock, name=f"bsread-{self._mode.lower()}")
         try:
             if self._conn_type == "bind":
@@ -997,8 +1024,25 @@ class BsreadSender:
         if sock is None:
             raise InstanceError("bsread sender is not open")
         parts = self._encoder.encode(data, pulse_id=pulse_id, timestamp=timestamp)
-        if not self._send_first(sock, parts[0]):
+        buffer = self._buffer
+        if buffer is not None:
+            if not (self._client_arrived(sock) and self._flush(sock, buffer)):
+                buffer.append(parts)  # beyond buffer_size the oldest message is forgotten
+                return True
+            self._buffer = None
+        if not self._send_parts(sock, parts):
             self.messages_dropped += 1
+            return False
+        return True
+
+    @property
+    def buffered(self) -> int:
+        """Messages kept for the first client (``buffer_size``); 0 once they were delivered."""
+        return len(self._buffer) if self._buffer is not None else 0
+
+    def _send_parts(self, sock: zmq.Socket, parts: list[_Part], wait: float | None = None) -> bool:
+        """One whole message, or nothing (False) if its first part is not accepted."""
+        if not self._send_first(sock, parts[0], wait):
             return False
         send = self._send_part
         more = zmq.SNDMORE
@@ -1008,14 +1052,42 @@ class BsreadSender:
         self.messages_sent += 1
         return True
 
-    def _send_first(self, sock: zmq.Socket, part: _Part) -> bool:
-        if self._sock_type == zmq.PUB:
+    def _client_arrived(self, sock: zmq.Socket) -> bool:
+        """Buffering: is the first client there? PUB (XPUB socket): a subscription was received;
+        PUSH: a peer is connected."""
+        if not self._publishing:
+            return self.client_count() > 0
+        while not self._subscribed and sock.poll(0, zmq.POLLIN):
+            try:
+                event = sock.recv(zmq.NOBLOCK)
+            except zmq.Again:
+                break
+            self._subscribed = event[:1] == b"\x01"  # 1 = subscribe, 0 = unsubscribe
+        return self._subscribed
+
+    def _flush(self, sock: zmq.Socket, buffer: deque[list[_Part]]) -> bool:
+        """Deliver the buffered messages oldest first; False (rest kept) if the PUSH peer could
+        not take one within the flush wait."""
+        wait = max(FLUSH_WAIT, self._send_timeout or 0.0)
+        while buffer:
+            if not self._send_parts(sock, buffer[0], wait):
+                return False
+            buffer.popleft()
+        return True
+
+    def _send_first(self, sock: zmq.Socket, part: _Part, wait: float | None = None) -> bool:
+        """Send the first part: PUB always; PUSH blocking (``block``), bounded by ``send_timeout``,
+        or without waiting; ``wait`` (seconds) overrides for the buffered delivery."""
+        if self._publishing:
             sock.send(part, zmq.SNDMORE)  # PUB never blocks: at HWM libzmq drops the whole message
             return True
-        if self._block and self._send_timeout is None:
+        if wait is None and self._block and self._send_timeout is None:
             sock.send(part, zmq.SNDMORE)
             return True
-        timeout = (self._send_timeout or 0.0) if self._block else 0.0
+        if wait is not None:
+            timeout = wait
+        else:
+            timeout = (self._send_timeout or 0.0) if self._block else 0.0
         deadline = time.monotonic() + timeout
         while True:
             try:

@@ -32,6 +32,7 @@ from PIL import Image
 from camioc import __version__
 from camioc.config.pipeline import CAMSERVER_DEFAULT_CONFIGURATION
 from tests.support.server import CamiocServer, running_camioc
+from tests.support.waiting import wait_until
 
 BACKGROUND_ID = re.compile(r"simulation_\d{8}_\d{6}_\d{6}")
 CAMERA_CHANNELS = {"image", "timestamp", "width", "height", "x_axis", "y_axis"}
@@ -286,6 +287,46 @@ def test_configs_are_camservers_expansion(pipe: PipelineClient, server: CamiocSe
     finally:
         pipe.stop_all_instances()
         pipe.delete_pipeline_config("rest_expanded")
+
+
+# ------------------------------------------------------------------------------------------------ buffer_size
+def first_messages(address: str, count: int, mode: int, timeout: float = 30.0) -> list[bsread.Message]:
+    host, port = get_host_port_from_stream_address(address)
+    messages: list[bsread.Message] = []
+    deadline = time.monotonic() + timeout
+    with bsread.Source(host=host, port=port, mode=mode, receive_timeout=500) as source:
+        while len(messages) < count:
+            assert time.monotonic() < deadline, f"only {len(messages)} messages from {address}"
+            message = source.receive()
+            if message is not None:
+                messages.append(message)
+    return messages
+
+
+def stamp(message: bsread.Message) -> float:
+    return message.data.global_timestamp + message.data.global_timestamp_offset * 1e-9
+
+
+@pytest.mark.parametrize(("config", "mode", "channels"), [
+    ({"camera_name": "simulation"}, bsread.SUB, PROCESSING_CHANNELS),  # PUB output
+    ({"camera_name": "simulation", "pipeline_type": "store"}, bsread.PULL, {"simulation:FPICTURE"}),  # PUSH
+], ids=["processing-PUB", "store-PUSH"])
+def test_buffer_size_delivers_the_frames_made_before_the_client_connected(
+        pipe: PipelineClient, config: dict[str, Any], mode: int, channels: set[str]) -> None:
+    instance_id, stream = pipe.create_instance_from_config({**config, "buffer_size": 5})
+    wait_until(lambda: pipe.get_instance_info(instance_id)["statistics"]["frames"] >= 8, timeout=20,
+               what="frames processed before any client")
+    connected = time.time()
+    messages = first_messages(stream, 8, mode)
+    # the simulation's pulse ids are time * 100: the first five were made before we connected
+    pulse_ids = [m.data.pulse_id for m in messages]
+    assert all(stamp(m) < connected for m in messages[:5]), [stamp(m) - connected for m in messages]
+    assert all(pid / 100 < connected for pid in pulse_ids[:5])
+    assert pulse_ids == sorted(set(pulse_ids))
+    assert max(np.diff(pulse_ids)) < 30  # 10 Hz camera: consecutive frames, none lost at the hand-over
+    assert channels <= set(messages[0].data.data) and channels <= set(messages[-1].data.data)
+    if mode == bsread.PULL:
+        assert set(messages[0].data.data) == channels
 
 
 # ------------------------------------------------------------------------------------------------ shared instances

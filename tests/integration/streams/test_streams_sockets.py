@@ -162,3 +162,44 @@ def test_push_with_slow_consumer_never_emits_malformed_messages() -> None:
         assert pull.poll(50) == 0  # nothing beyond what send() reported as sent
     assert received == sorted(received) and len(received) == sent
     assert received == [p for p, ok in enumerate(results) if ok]
+
+
+# ---------------------------------------------------------------- buffer_size
+@pytest.mark.parametrize("mode", ["PUB", "PUSH"])
+def test_buffered_sender_delivers_the_messages_made_before_the_first_client(mode: str) -> None:
+    """cam_server's pipeline ``buffer_size``: the last N messages sent before the first client
+    connected reach it (read with psi-bsread, the reference client), then the live ones."""
+    image = np.arange(300 * 400, dtype=np.uint16).reshape(300, 400)  # 240 kB: the zero-copy path
+    with BsreadSender(mode=mode, buffer_size=5, queue_size=10, block=mode == "PUSH") as sender:
+        for pulse_id in range(12):  # no client yet: kept, not sent, not dropped
+            assert sender.send({"image": image, "n": pulse_id}, pulse_id=pulse_id, timestamp=float(pulse_id))
+        assert sender.buffered == 5 and sender.messages_sent == 0 and sender.messages_dropped == 0
+        with psi_source(sender.port, "SUB" if mode == "PUB" else "PULL", timeout_ms=200) as source:
+            wait_until(lambda: sender.client_count() > 0)
+            next_pid = 12
+
+            def send_next() -> None:
+                nonlocal next_pid
+                sender.send({"image": image, "n": next_pid}, pulse_id=next_pid, timestamp=float(next_pid))
+                next_pid += 1
+
+            first = receive_until(source.receive, lambda m: True, before=send_next)
+            received = [first]
+            while len(received) < 8:
+                message = receive_until(source.receive, lambda m: True, before=send_next)
+                received.append(message)
+    pulse_ids = [m.data.pulse_id for m in received]
+    assert pulse_ids == list(range(pulse_ids[0], pulse_ids[0] + len(pulse_ids)))  # nothing lost
+    if mode == "PUSH":  # the connected peer is known before the next send: exactly the last 5
+        assert pulse_ids[:6] == [7, 8, 9, 10, 11, 12]
+    else:  # the subscription may arrive a send later: still the 5 newest made before it
+        assert 7 <= pulse_ids[0] <= 11
+    assert [int(m.data.data["n"].value) for m in received] == pulse_ids
+    np.testing.assert_array_equal(received[0].data.data["image"].value, image)
+    assert [m.data.global_timestamp for m in received] == pulse_ids
+    assert sender.buffered == 0
+
+
+def test_buffer_size_must_be_a_non_negative_integer() -> None:
+    with pytest.raises(ValueError, match="buffer_size must be an integer >= 0"):
+        BsreadSender(buffer_size=-1)
