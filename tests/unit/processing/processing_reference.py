@@ -1,12 +1,14 @@
-"""A plain numpy/scipy reference of cam_server's documented processing (compat §2.2-2.4).
+"""A plain numpy/scipy reference of cam_server's documented processing.
 
-Written for readability, not speed, and independently of ``camioc.processing``: whole-array numpy
-operations, Python loops where the documented algorithm is a walk, and
-``scipy.optimize.curve_fit`` exactly as cam_server calls it. The decisions camioc took where the
-reference is silent (module docstrings of ``camioc.processing``) are re-implemented here from
-their description.
+Written from the documents, for readability, not speed, and independently of ``camioc.processing``
+(nothing of camioc is imported): whole-array numpy operations, Python loops where the documented
+algorithm is a walk, and ``scipy.optimize.curve_fit`` exactly as cam_server calls it. Pre-processing
+order and fits: compat §2.2-2.4; centre of mass and rms, good region, slices and coupling, ROI
+clamping: ``processing-parity.md`` §1-§4 (which wins where camioc used to differ); FWHM: compat
+appendix B (``get_fw``). ``test_equivalence.py`` also holds these estimators to cam_server's own
+golden outputs, so the reference is checked against cam_server itself, not only against camioc.
 
-Quantities that take a fit as input (centre of mass/rms window, slice positions) accept the fit
+Quantities that take a fit as input (centre of mass/rms window, slice boundaries) accept the fit
 parameters to use, so that each quantity can be compared on its own: a 1e-6 difference between
 two converged fits must not move a window edge and masquerade as a centroid error.
 """
@@ -65,76 +67,136 @@ def profiles(image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def full_width(x: np.ndarray, y: np.ndarray, fraction: float) -> float:
-    y = np.asarray(y, dtype=np.float64) - np.min(y)
-    if not np.all(np.isfinite(y)) or y.max() <= 0:
+    """Full width at ``fraction`` of (max - min) above min, scanning out from the first maximum.
+
+    On each side the first sample below the level is taken (the edge sample when a side never
+    drops) and the crossing is the straight line through it and its inner neighbour, evaluated
+    at the level: an extrapolation past the edge for a beam cut by it. numpy arithmetic: a flat
+    profile gives 0/0 = NaN. Fewer than two samples: 0.0 (cam_server's answer to any error).
+    """
+    x = np.asarray(x, dtype=np.float64)
+    y = np.asarray(y, dtype=np.float64)
+    if y.size < 2:
         return 0.0
-    level = fraction * y.max()
+    level = y.min() + (y.max() - y.min()) * fraction
     peak = int(np.argmax(y))
-    left = peak
-    while left >= 0 and y[left] >= level:
-        left -= 1
-    right = peak
-    while right < len(y) and y[right] >= level:
-        right += 1
-    if left < 0 or right >= len(y):
-        return 0.0
-    x_left = np.interp(level, [y[left], y[left + 1]], [x[left], x[left + 1]])
-    x_right = np.interp(level, [y[right], y[right - 1]], [x[right], x[right - 1]])
-    return float(abs(x_right - x_left))
+    below_left = np.flatnonzero(y[: peak + 1] < level)
+    below_right = np.flatnonzero(y[peak:] < level)
+    left = int(below_left[-1]) if below_left.size else 0
+    right = peak + int(below_right[0]) if below_right.size else y.size - 1
+
+    def crossing(outer: int, inner: int) -> np.float64:
+        slope = (x[inner] - x[outer]) / (y[inner] - y[outer])
+        return x[outer] + (level - y[outer]) * slope
+
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return float(abs(crossing(right, right - 1) - crossing(left, left + 1)))
 
 
 def center_of_mass_and_rms(
     x: np.ndarray, y: np.ndarray, offset: float, mean: float, sigma: float
 ) -> tuple[float, float]:
-    weights = np.asarray(y, dtype=np.float64) - offset
-    if math.isfinite(sigma) and sigma > 0 and math.isfinite(mean):
-        weights = np.where(np.abs(x - mean) <= 5 * sigma, weights, 0.0)
-    total = weights.sum()
-    if not total > 0:
-        return math.nan, math.nan
-    com = float((weights * x).sum() / total)
-    variance = float((weights * (x - com) ** 2).sum() / total)
-    return com, (math.sqrt(variance) if variance >= 0 else math.nan)
+    """processing-parity.md section 1: normalise by the sum over all samples, then cut at 5 sigma."""
+    x = np.asarray(x, dtype=np.float64)
+    q = np.asarray(y, dtype=np.float64) - offset
+    total = q.sum()
+    if total != 0:
+        q = q / total
+    q = np.where(np.abs(x - mean) > 5 * sigma, 0.0, q)
+    com = (x * q).sum()
+    rms = np.sqrt(np.abs(((x - com) ** 2 * q).sum()))
+    return float(com), float(rms)
 
 
 def good_region(profile: np.ndarray, threshold: float, gfscale: float) -> tuple[int, int]:
+    """processing-parity.md section 2: ``(start, end)``, to be sliced with an exclusive end."""
     profile = np.asarray(profile, dtype=np.float64)
+    n = len(profile)
     level = profile.min() + (profile.max() - profile.min()) * threshold
     peak = int(np.argmax(profile))
-    start = 0
-    for i in range(peak, -1, -1):
+    start = end = peak
+    for i in range(peak, 0, -1):  # index 0 is never examined
         if profile[i] < level:
             start = i
             break
-    end = len(profile) - 1
-    for i in range(peak, len(profile)):
+    for i in range(peak, n):
         if profile[i] < level:
             end = i
             break
-    extend = (end - start) * gfscale - (end - start)
-    return int(max(start - extend / 2, 0)), int(min(end + extend / 2, len(profile) - 1))
+    width = end - start
+    grow = (width * gfscale - width) / 2
+    start, end = start - grow, end + grow
+    if not start > 0:
+        start = 0
+    if not end < n - 1:
+        end = n - 1
+    return int(start), int(end)
 
 
-def slice_bands(axis: np.ndarray, mean: float, sigma: float, scale: float, n: int) -> tuple[list[Any], float]:
-    """The documented slice layout: n odd bands of w pixels, middle centred on the mean."""
-    length = len(axis)
-    if length < 2 or not (math.isfinite(mean) and math.isfinite(sigma)):
-        return [None] * n, math.nan
-    step = (float(axis[-1]) - float(axis[0])) / (length - 1)
-    width = max(1, int(math.floor(scale * sigma / n / abs(step) + 0.5)))
-    middle_start = int(math.floor((mean - float(axis[0])) / step - (width - 1) / 2 + 0.5))
-    bands: list[Any] = [None] * n
-    half = n // 2
-    first, last = max(middle_start, 0), min(middle_start + width, length)
-    if last <= first:
-        return bands, width * abs(step)
-    bands[half] = (first, last)
-    k = 1
-    while k <= half and middle_start - k * width >= 0 and middle_start + (k + 1) * width <= length:
-        bands[half - k] = (middle_start - k * width, middle_start - (k - 1) * width)
-        bands[half + k] = (middle_start + k * width, middle_start + (k + 1) * width)
-        k += 1
-    return bands, width * abs(step)
+def find_index(axis: np.ndarray, value: float) -> int:
+    """processing-parity.md section 3 ``idx``."""
+    a = np.asarray(axis, dtype=np.float64)
+    if a[0] > a[-1]:  # descending
+        if value > a[0]:
+            return 0
+        if value < a[-1]:
+            return len(a) - 1
+        return int(np.searchsorted(-a, -value, side="left"))
+    if value < a[0]:
+        return 0
+    if value > a[-1]:
+        return len(a) - 1
+    k = int(np.searchsorted(a, value, side="left"))
+    return k if a[k] == value else k - 1
+
+
+def calculate_slices(
+    axis: np.ndarray, center: float, sigma: float, scale: float, n: int
+) -> tuple[list[int], int, float | None]:
+    """processing-parity.md section 3 boundaries: ``(boundaries, h, slice_length)``.
+
+    No boundaries (``[]``, ``slice_length`` None) when the middle slice does not fit.
+    """
+    size = scale * sigma / n
+    middle = find_index(axis, center)
+    half = max(abs(find_index(axis, center + size / 2) - middle), 1)
+    lo, hi = middle - half, middle + half
+    if not (lo >= 0 and hi < len(axis)):
+        return [], half, None
+    boundaries = [lo, hi]
+    slice_length = float(abs(axis[lo] - axis[hi]))  # in the axis' own dtype, as numpy does
+    left = n - 1
+    while left > 0:
+        lo -= 2 * half
+        hi += 2 * half
+        if lo < 0 or hi >= len(axis):
+            break
+        boundaries.insert(0, lo)
+        boundaries.append(hi)
+        left -= 2
+    return boundaries, half, slice_length
+
+
+def slices_data(
+    crop: np.ndarray, gr_x_axis: np.ndarray, gr_y_axis: np.ndarray, center: float, sigma: float,
+    scale: float, n: int, rows: bool,
+) -> tuple[list[dict[str, Any]], float | None]:
+    """Row bands (``rows``: y-slices) or column bands (x-slices) of the good-region ``crop``."""
+    position_axis, fit_axis = (gr_y_axis, gr_x_axis) if rows else (gr_x_axis, gr_y_axis)
+    boundaries, half, slice_length = calculate_slices(position_axis, center, sigma, scale, n)
+    extent = crop.shape[0] if rows else crop.shape[1]
+    result = []
+    for b0, b1 in zip(boundaries[:-1], boundaries[1:]):
+        if not (b0 < extent and b1 < extent):
+            continue
+        band = crop[b0:b1, :] if rows else crop[:, b0:b1]
+        profile = profiles(band)[0 if rows else 1]
+        params, _ = gauss_fit(profile, fit_axis)
+        position = float(position_axis[b0 + half])
+        centre_x, centre_y = (params[2], position) if rows else (position, params[2])
+        result.append(dict(center_x=float(centre_x), center_y=float(centre_y), standard_deviation=params[3],
+                           intensity=float(profile.sum()), fit=params))
+    return result, slice_length
 
 
 # ---------------------------------------------------------------------------- pre-processing
@@ -160,8 +222,9 @@ def preprocess(
             image = np.clip(blocks.sum(axis=(1, 3)), 0, 0xFFFF).astype(np.uint16)
         else:
             image = blocks.sum(axis=(1, 3))
-        x_axis = x_axis[: w * bx].astype(np.float64).reshape(w, bx).mean(axis=1).astype(np.float32)
-        y_axis = y_axis[: h * by].astype(np.float64).reshape(h, by).mean(axis=1).astype(np.float32)
+        # numpy's mean of the float32 axis blocks (float32 arithmetic)
+        x_axis = x_axis[: w * bx].reshape(w, bx).mean(axis=1)
+        y_axis = y_axis[: h * by].reshape(h, by).mean(axis=1)
     mode = config.get("image_background_enable")
     if mode and mode != "passive":
         bg = background
@@ -206,11 +269,13 @@ def preprocess(
                                              mode=scipy_mode, cval=cval, prefilter=True)
     roi = config.get("image_region_of_interest")
     if roi:
+        # processing-parity.md section 4: sizes limited to the image, offsets moved so that it fits
         ox, sx, oy, sy = roi
-        x0, x1 = max(ox, 0), min(ox + sx, image.shape[1])
-        y0, y1 = max(oy, 0), min(oy + sy, image.shape[0])
-        image = image[y0:y1, x0:x1]
-        x_axis, y_axis = x_axis[x0:x1], y_axis[y0:y1]
+        height, width = image.shape
+        sx, sy = min(sx, width), min(sy, height)
+        ox, oy = max(min(ox, width - sx), 0), max(min(oy, height - sy), 0)
+        image = image[oy : oy + sy, ox : ox + sx]
+        x_axis, y_axis = x_axis[ox : ox + sx], y_axis[oy : oy + sy]
     threshold = config.get("image_threshold")
     if threshold is not None and threshold > 0:
         image = image.copy()
@@ -223,6 +288,9 @@ def preprocess(
 
 
 # ------------------------------------------------------------------------- default function
+SLICE_FIELDS = ("center_x", "center_y", "standard_deviation", "intensity")
+
+
 def default_outputs(
     image: np.ndarray,
     x_axis: np.ndarray,
@@ -230,8 +298,9 @@ def default_outputs(
     config: dict[str, Any],
     use_fits: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Reference outputs of the default function.
+    """Reference outputs of the default function, under cam_server's names (None where it has None).
 
+    Fit parameters are also returned as arrays (``x_fit``, ``gr_x_fit``, ``slice_<k>_fit``).
     ``use_fits``: fit parameters (cam_server output names) to position windows and slices with;
     defaults to this reference's own fits.
     """
@@ -258,41 +327,57 @@ def default_outputs(
     region = config.get("image_good_region")
     if region is None:
         return out
+    slices = config.get("image_slices")
+    # everything None until computed (a failure leaves it so)
+    for name in ("good_region", "gr_x_axis", "gr_y_axis", "gr_x_profile", "gr_y_profile", "gr_intensity",
+                 "gr_x_fit", "gr_y_fit"):
+        out[name] = None
+    n = 0
+    if slices is not None:
+        n = slices.get("number_of_slices", 1)
+        n = n if n % 2 else n + 1
+        out.update(slice_amount=n, slice_orientation=slices.get("orientation", "vertical"), slice_length=None,
+                   coupling=None, coupling_slope=None, coupling_offset=None, x_slices=[])
+        for k in range(n):
+            out[f"slice_{k}_fit"] = None
+            for field in SLICE_FIELDS:
+                out[f"slice_{k}_{field}"] = None
     threshold, gfscale = region.get("threshold", 0.3), region.get("gfscale", 1.8)
     xs, xe = good_region(x_profile, threshold, gfscale)
     ys, ye = good_region(y_profile, threshold, gfscale)
-    crop = image[ys : ye + 1, xs : xe + 1]
-    gr_x_axis, gr_y_axis = x_axis[xs : xe + 1], y_axis[ys : ye + 1]
+    crop = image[ys:ye, xs:xe]  # the end is exclusive
+    if crop.size == 0:  # cam_server's fit of an empty profile raises: all None
+        return out
+    gr_x_axis, gr_y_axis = x_axis[xs:xe], y_axis[ys:ye]
     gr_x_profile, gr_y_profile = profiles(crop)
     out.update(good_region=np.array([xs, ys, xe, ye]), gr_x_axis=gr_x_axis, gr_y_axis=gr_y_axis,
                gr_x_profile=gr_x_profile, gr_y_profile=gr_y_profile, gr_intensity=gr_x_profile.sum())
     out["gr_x_fit"], _ = gauss_fit(gr_x_profile, gr_x_axis)
     out["gr_y_fit"], _ = gauss_fit(gr_y_profile, gr_y_axis)
-    slices = config.get("image_slices")
     if slices is None:
         return out
-    n = slices.get("number_of_slices", 1)
-    n = n if n % 2 else n + 1
-    vertical = slices.get("orientation", "vertical") == "vertical"
-    pos_axis, fit_axis = (gr_y_axis, gr_x_axis) if vertical else (gr_x_axis, gr_y_axis)
-    pos_name = "gr_y" if vertical else "gr_x"
-    pos_fit = out[f"{pos_name}_fit"]
-    mean = given.get(f"{pos_name}_fit_mean", pos_fit[2])
-    sigma = given.get(f"{pos_name}_fit_standard_deviation", pos_fit[3])
-    bands, length = slice_bands(pos_axis, mean, sigma, slices.get("scale", 2.0), n)
-    out.update(slice_amount=n, slice_length=length, slice_orientation="vertical" if vertical else "horizontal")
-    positions, centres = [], []
-    for k, band in enumerate(bands):
-        if band is None:
-            out[f"slice_{k}"] = None
-            continue
-        part = crop[band[0] : band[1], :] if vertical else crop[:, band[0] : band[1]]
-        profile = profiles(part)[0 if vertical else 1]
-        params, _ = gauss_fit(profile, fit_axis)
-        position = float(pos_axis[band[0] : band[1]].astype(np.float64).mean())
-        out[f"slice_{k}"] = dict(fit=params, position=position, intensity=float(profile.sum()))
-        positions.append(position)
-        centres.append(params[2])
-    out["coupling_slope"], out["coupling_offset"] = linear_fit(np.array(positions), np.array(centres))
-    out["slice_positions"], out["slice_centres"] = positions, centres
+    scale = slices.get("scale", 2.0)
+    centre_and_sigma = {}
+    for name in ("gr_x", "gr_y"):
+        fit = out[f"{name}_fit"]
+        centre_and_sigma[name] = (given.get(f"{name}_fit_mean", fit[2]),
+                                  given.get(f"{name}_fit_standard_deviation", fit[3]))
+    x_slices, x_length = slices_data(crop, gr_x_axis, gr_y_axis, *centre_and_sigma["gr_x"], scale, n, rows=False)
+    if x_length is None:  # no x boundaries: the whole slice computation is aborted
+        return out
+    if out["slice_orientation"] == "vertical":
+        chosen, out["slice_length"] = slices_data(crop, gr_x_axis, gr_y_axis, *centre_and_sigma["gr_y"], scale, n,
+                                                  rows=True)
+    else:
+        chosen, out["slice_length"] = x_slices, x_length
+    for k, entry in enumerate(chosen[:n]):
+        out[f"slice_{k}_fit"] = entry["fit"]
+        for field in SLICE_FIELDS:
+            out[f"slice_{k}_{field}"] = entry[field]
+    out["x_slices"] = x_slices
+    if len(x_slices) >= 2:
+        slope, offset = linear_fit(np.array([s["center_x"] for s in x_slices]),
+                                   np.array([s["center_y"] for s in x_slices]))
+        gr_x_sigma = centre_and_sigma["gr_x"][1]
+        out.update(coupling=slope * gr_x_sigma**2, coupling_slope=slope, coupling_offset=offset)
     return out

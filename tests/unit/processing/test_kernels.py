@@ -7,8 +7,9 @@ from typing import Any
 
 import numpy as np
 import pytest
+from processing_reference import calculate_slices, center_of_mass_and_rms, find_index, full_width, good_region
 
-from camioc.processing import ImagePipeline, fitting, kernels, warm_up
+from camioc.processing import ImagePipeline, fitting, kernels, regions, warm_up
 from camioc.processing.preprocess import image_profiles
 
 
@@ -46,6 +47,63 @@ def test_no_overflow_at_the_int32_accumulator_boundary(rows: int) -> None:
                         background_loader=lambda _id: np.zeros_like(image)).process(image, 0, 0.0, None, None)
     assert out["x_profile"].tolist() == [65535 * rows] * 2
     assert out["image"].dtype == np.int32
+
+
+def _random_profile(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Small integer profiles (ties at the level), noise, beams cut by either edge, single peaks."""
+    n = int(rng.integers(2, 40))
+    kind = int(rng.integers(0, 4))
+    if kind == 0:
+        profile = rng.integers(0, 6, n).astype(np.int64)
+    elif kind == 1:
+        profile = rng.normal(0, 1, n)
+    elif kind == 2:
+        centre, sigma = rng.uniform(-5, n + 5), rng.uniform(0.5, n)
+        profile = np.rint(100 * np.exp(-((np.arange(n) - centre) ** 2) / (2 * sigma**2))).astype(np.int64)
+    else:
+        profile = np.full(n, 3, np.int64)
+        profile[rng.integers(0, n)] = 5
+    if rng.random() < 0.5:  # calibrated: descending float32
+        return profile, (-(np.arange(n) - n / 3) * 0.7).astype(np.float32)
+    return profile, np.arange(n, dtype=np.float32)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_estimators_agree_with_the_reference_on_odd_profiles(seed: int) -> None:
+    """FWHM, centre of mass/rms, good region, idx and slice boundaries on 500 profiles each."""
+    rng = np.random.default_rng(seed)
+    for _ in range(500):
+        profile, axis = _random_profile(rng)
+        x, y = axis.astype(np.float64), profile.astype(np.float64)
+        fraction = float(rng.choice([0.5, 0.3, 0.25, 0.1]))
+        mine, ref = kernels.full_width(x, y, fraction), full_width(x, profile, fraction)
+        assert (np.isnan(mine) and np.isnan(ref)) or mine == pytest.approx(ref, rel=1e-9, abs=1e-12), (profile, axis)
+        gfscale = float(rng.uniform(0.5, 4))
+        assert regions.good_region_bounds(profile, fraction, gfscale) == good_region(profile, fraction, gfscale)
+        mean, sigma = float(x[rng.integers(0, x.size)]), float(rng.uniform(0.1, 10))
+        com, rms = kernels.com_rms(x, y, float(y.min()), mean, sigma)
+        ref_com, ref_rms = center_of_mass_and_rms(x, profile, float(y.min()), mean, sigma)
+        assert (com, rms) == pytest.approx((ref_com, ref_rms), rel=1e-9, abs=1e-12)
+        value = float(rng.uniform(x.min() - 2, x.max() + 2))
+        assert regions.find_index(axis, value) == find_index(axis, value)
+        assert regions.find_index(axis, mean) == find_index(axis, mean)
+        scale, count = float(rng.uniform(0.5, 5)), int(rng.choice([1, 3, 5, 7]))
+        bounds, length = regions.slice_boundaries(axis, mean, sigma, scale, count)
+        ref_bounds, _, ref_length = calculate_slices(axis, mean, sigma, scale, count)
+        assert (bounds or []) == ref_bounds
+        assert (length is None and ref_length is None) or length == pytest.approx(ref_length, rel=1e-6)
+
+
+def test_centre_of_mass_is_not_renormalised_inside_the_window() -> None:
+    """processing-parity.md section 1, worked by hand: (2 + 3) / 4, not (2 + 3) / 2."""
+    x = np.arange(10, dtype=np.float64)
+    y = np.full(10, 5.0)
+    y[[2, 3, 9]] += [1.0, 1.0, 2.0]
+    com, rms = kernels.com_rms(x, y, 5.0, 2.5, 0.2)
+    assert com == pytest.approx(1.25, rel=1e-15)
+    assert rms == pytest.approx(np.sqrt(0.75**2 / 4 + 1.75**2 / 4), rel=1e-15)
+    flat_com, flat_rms = kernels.com_rms(x, np.full(10, 5.0), 5.0, 2.5, 0.2)  # sum 0: no NaN, both 0
+    assert (flat_com, flat_rms) == (0.0, 0.0)
 
 
 def _signature_counts() -> dict[str, int]:

@@ -109,12 +109,26 @@ def test_bad_background_size_raises_without_notify(image: np.ndarray) -> None:
 
 
 def test_frames_without_beam_do_not_raise() -> None:
+    """Flat frames, as cam_server's arithmetic treats them (processing-parity.md sections 1-3)."""
     for image in (np.zeros((48, 64), np.uint16), np.full((48, 64), 7, np.int16), np.full((48, 64), np.nan)):
         out = ImagePipeline({"image_good_region": {}, "image_slices": {"number_of_slices": 3}}).process(
             image, 0, 0.0, *AXES)
-        assert out["x_fwhm"] == 0.0
-        assert math.isnan(out["x_center_of_mass"]) and math.isnan(out["x_rms"])
-        assert "slice_1_center_x" in out and "coupling" in out
+        # FWHM of a flat profile: the crossing divides 0 by 0
+        assert math.isnan(out["x_fwhm"]) and math.isnan(out["y_fwhm"])
+        for name in ("x", "y"):
+            com, rms = out[f"{name}_center_of_mass"], out[f"{name}_rms"]
+            if np.isnan(image).any():  # NaN propagates through the sums
+                assert math.isnan(com) and math.isnan(rms)
+            else:  # profile - fit offset is 0 everywhere: its sum is 0, it stays 0, both moments are 0
+                assert out[f"{name}_fit_offset"] == out[f"{name}_profile"][0]
+                assert com == 0.0 and rms == 0.0
+        # a flat profile never drops below the level: an empty good region, every gr_/slice field None
+        assert all(out[name] is None for name in GOOD_REGION_FIELDS)
+        assert out["slice_amount"] == 3 and out["slice_orientation"] == "vertical"
+        slice_fields = [f"slice_{k}_{f}" for k in range(3) for f in ("center_x", "center_y", "standard_deviation",
+                                                                         "intensity")]
+        assert all(out[name] is None for name in slice_fields)
+        assert all(out[name] is None for name in ("slice_length", "coupling", "coupling_slope", "coupling_offset"))
 
 
 def test_update_reloads_background_only_when_its_id_changes(image: np.ndarray) -> None:

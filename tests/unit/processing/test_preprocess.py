@@ -99,7 +99,10 @@ def test_binning(frame: np.ndarray, mean: bool) -> None:
     else:
         assert out["image"].dtype == np.uint16
         np.testing.assert_array_equal(out["image"], np.minimum(blocks.sum(axis=(1, 3)), 0xFFFF))
-    np.testing.assert_allclose(out["x_axis"], x_axis[:51].reshape(17, 3).mean(axis=1), rtol=1e-6)
+    # axes: numpy's mean of the float32 blocks, in float32 (as cam_server's binning computes them)
+    assert out["x_axis"].dtype == np.float32
+    np.testing.assert_array_equal(out["x_axis"], x_axis[:51].reshape(17, 3).mean(axis=1))
+    np.testing.assert_allclose(out["x_axis"], x_axis[:51].astype(np.float64).reshape(17, 3).mean(axis=1), rtol=1e-6)
     np.testing.assert_array_equal(out["y_axis"], np.arange(36).reshape(18, 2).mean(axis=1))
     assert (out["width"], out["height"]) == (17, 18)
 
@@ -150,23 +153,36 @@ def test_rotation_number_and_dict(frame: np.ndarray) -> None:
     ("roi", "window"),
     [
         ([10, 20, 5, 12], (10, 30, 5, 17)),
-        ([-5, 20, -3, 100], (0, 15, 0, 37)),  # clamped into the image
-        ([40, 50, 30, 50], (40, 53, 30, 37)),
+        ([-5, 20, -3, 100], (0, 20, 0, 37)),  # offsets at least 0, height limited to the image
+        ([40, 50, 30, 50], (3, 53, 0, 37)),  # too large: sizes limited, then shifted back to fit, not cut
+        ([100, 10, 50, 10], (43, 53, 27, 37)),  # offset beyond the image: shifted back to its edge
     ],
 )
 def test_region_of_interest_is_clamped(frame: np.ndarray, roi: list[int], window: tuple[int, ...]) -> None:
+    """processing-parity.md section 4 on a 53 x 37 frame: the window ``(x0, x1, y0, y1)`` expected."""
     x0, x1, y0, y1 = window
     x_axis = np.linspace(3, -3, 53, dtype=np.float32)
     out = run({"image_region_of_interest": roi}, frame, x_axis=x_axis)
     np.testing.assert_array_equal(out["image"], frame[y0:y1, x0:x1])
     np.testing.assert_array_equal(out["x_axis"], x_axis[x0:x1])
     np.testing.assert_array_equal(out["y_axis"], np.arange(y0, y1))
+    assert (out["width"], out["height"]) == (x1 - x0, y1 - y0)
     assert out["image"].flags.c_contiguous
 
 
-def test_region_of_interest_outside_the_image_is_an_error(frame: np.ndarray) -> None:
-    with pytest.raises(ProcessingError, match="does not intersect"):
-        run({"image_region_of_interest": [100, 10, 0, 10]}, frame)
+def test_too_large_region_of_interest_is_shifted_to_fit() -> None:
+    """The parity example: [40, 300, 30, 220] on 320 x 240 gives 300 x 220 from (20, 20)."""
+    image = np.arange(240 * 320, dtype=np.uint32).reshape(240, 320)
+    out = run({"image_region_of_interest": [40, 300, 30, 220]}, image)
+    assert out["image"].shape == (220, 300)
+    np.testing.assert_array_equal(out["image"], image[20:240, 20:320])
+    assert (out["x_axis"][0], out["y_axis"][0]) == (20, 20)
+
+
+@pytest.mark.parametrize("roi", [[0, 0, 0, 10], [5, 10, 5, -3], [-2, -1, 0, 5]])
+def test_region_of_interest_without_pixels_is_an_error(frame: np.ndarray, roi: list[int]) -> None:
+    with pytest.raises(ProcessingError, match="has no pixels"):
+        run({"image_region_of_interest": roi}, frame)
 
 
 @pytest.mark.parametrize("threshold", [0.5, 1.0, 1000.9, 70000])
