@@ -276,6 +276,9 @@ def full_width(x, y, fraction):
         if y[i] > ymax:
             ymax = y[i]
             imax = i
+    for i in range(n):  # numpy arithmetic with a NaN sample: the width is NaN
+        if math.isnan(y[i]):
+            return math.nan
     level = ymin + (ymax - ymin) * fraction
     left = 0
     for i in range(imax, -1, -1):
@@ -302,6 +305,7 @@ def good_region_bounds(y, threshold, gfscale):
     walk left over ``m, m-1, ..., 1`` (index 0 is never examined) and right over ``m, ..., n-1``
     to the first sample below the level; a side that never drops keeps ``m``. The interval is
     widened by ``(w * gfscale - w) / 2`` on each side, clamped to ``[0, n - 1]`` and truncated.
+    A NaN sample makes the level NaN (numpy's min/max), so the region is empty at the first NaN.
     """
     n = y.shape[0]
     ymin = y[0]
@@ -313,7 +317,12 @@ def good_region_bounds(y, threshold, gfscale):
         if y[i] > ymax:
             ymax = y[i]
             imax = i
-    level = ymin + (ymax - ymin) * threshold
+    for i in range(n):  # numpy's min/max/argmax with NaN: NaN, and argmax is the first NaN
+        if math.isnan(y[i]):
+            ymin = ymax = y[i]
+            imax = i
+            break
+    level = ymin + (ymax - ymin) * threshold  # NaN: nothing is below it, the region is empty
     start = imax
     for i in range(imax, 0, -1):
         if y[i] < level:

@@ -50,8 +50,8 @@ def find_index(axis: np.ndarray, value: float) -> int:
         return 0
     if value > a[-1]:
         return last
-    k = int(np.searchsorted(a, value, side="left"))
-    return k if a[k] == value else k - 1
+    k = int(np.searchsorted(a, value, side="left"))  # NaN sorts last: k == len(a)
+    return k if k < a.shape[0] and a[k] == value else k - 1
 
 
 def good_region_bounds(profile: np.ndarray, threshold: float, gfscale: float) -> tuple[int, int]:

@@ -293,3 +293,17 @@ def test_parameters_from_config() -> None:
                 {"binning_x": 0}, {"image_threshold": "high"}):
         with pytest.raises(ConfigError):
             ProcessingParameters.from_config(bad)
+
+
+def test_a_nan_pixel_empties_the_good_region_as_numpy_does() -> None:
+    """A NaN in a float frame makes the profile's min/max NaN (numpy): cam_server's good region is
+    then empty at the first NaN, so every gr_/slice field is None; FWHM of that profile is NaN."""
+    yy, xx = np.mgrid[0:30, 0:40]
+    image = 100.0 * np.exp(-((xx - 20.0) ** 2) / 50.0 - ((yy - 15.0) ** 2) / 30.0)
+    image[15, 25] = np.nan
+    config = {"camera_name": "cam", "image_good_region": {}, "image_slices": {"number_of_slices": 3}}
+    out = ImagePipeline(config).process(image, 1, 0.0, np.arange(40.0), np.arange(30.0))
+    assert out is not None
+    assert out["good_region"] is None and out["gr_x_fit_mean"] is None
+    assert all(out[f"slice_{k}_center_x"] is None for k in range(3)) and out["coupling"] is None
+    assert math.isnan(out["x_fwhm"]) and math.isnan(out["y_fwhm"])
