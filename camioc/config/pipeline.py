@@ -34,6 +34,7 @@ the two keys present (the effective form shows both).
 from __future__ import annotations
 
 import copy
+import json
 import math
 import re
 from collections.abc import Iterable, Mapping
@@ -120,6 +121,8 @@ RUNTIME_DEFAULT_KEYS: tuple[str, ...] = (
     "allow_shape_changes",
 )
 FILE_MODE_DEFAULT_KEYS: tuple[str, ...] = ("layout", "localtime", "change")
+#: ``layout`` of ``mode: FILE`` (the writer, camioc.streams.hdf5, has the same list).
+FILE_LAYOUTS: tuple[str, ...] = ("DEFAULT", "FLAT", "BSH5", "BSREAD", "BSREAD_COMPACT")
 
 #: Config names whose pipelines report processing errors instead of aborting (cam_server's
 #: NOTIFY_ON_ERROR = ["_sp"]; camioc also matches the screen-panel instance names ``X_sp1``).
@@ -346,8 +349,10 @@ class PipelineConfig(ConfigModel):
     output_stream: OptStr = None
     output_pipeline: OptStr = None
     file: OptStr = None
+    #: cam_server's DEFAULT/FLAT/BSH5, camioc's BSREAD/BSREAD_COMPACT (camioc.streams.hdf5)
     layout: Annotated[
-        Literal["DEFAULT", "FLAT", "BSH5"], BeforeValidator(choice("DEFAULT", "FLAT", "BSH5", upper=True))
+        Literal["DEFAULT", "FLAT", "BSH5", "BSREAD", "BSREAD_COMPACT"],
+        BeforeValidator(choice(*FILE_LAYOUTS, upper=True)),
     ] = "DEFAULT"
     localtime: Bool = True
     change: Bool = False
@@ -420,6 +425,7 @@ class PipelineConfig(ConfigModel):
         mode = raw.get("mode")
         if isinstance(mode, str) and mode.upper() == "FILE" and not raw.get("file"):
             raise ConfigError("File name not defined")
+        _check_attributes(raw.get("attributes"))
 
         typed = cls.typed_keys()
         data = drop_none({k: v for k, v in raw.items() if k in typed})
@@ -477,6 +483,36 @@ def derived_defaults(raw: Mapping[str, Any]) -> dict[str, Any]:
         "block": mode.upper() != "PUB",
         "notify_on_error": isinstance(name, str) and bool(NOTIFY_ON_ERROR_NAME.search(name)),
     }
+
+
+def _check_attributes(value: Any) -> None:
+    """``attributes`` (mode FILE): ``/general/<key>`` datasets, a JSON object (or its text) of
+    names to strings, numbers, booleans or lists of them; the writer's own names are reserved."""
+    if value is None:
+        return
+    reason = ""
+    parsed = value
+    if isinstance(value, str):
+        try:
+            parsed = json.loads(value)
+        except ValueError:
+            parsed = None
+    if not isinstance(parsed, Mapping):
+        reason = "must be an object {name: value} (or its JSON text)"
+    else:
+        for key, item in parsed.items():
+            items = item if isinstance(item, list) else [item]
+            if not isinstance(key, str) or not key or "/" in key:
+                reason = f"'{key}' is not a valid HDF5 name"
+            elif key in ("created", "user", "pid", "host", "datasets"):
+                reason = f"'{key}' is written by the writer itself"
+            elif not items or not all(isinstance(i, str | int | float) for i in items) or (
+                    len({type(i) is str for i in items}) > 1):
+                reason = f"'{key}' must be a string, a number or a list of either"
+            if reason:
+                break
+    if reason:
+        raise ConfigError(f"Invalid value for 'attributes': {show_value(value)} ({reason})")
 
 
 def _check_bool_key(raw: Mapping[str, Any], key: str) -> None:

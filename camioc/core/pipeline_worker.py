@@ -154,13 +154,19 @@ class _PidReorderBuffer:
         return out
 
 
+class OutputStopped(Exception):
+    """The output cannot take more records (FILE: "Data format changed" without ``change``):
+    the instance stops with this error and exit code 2."""
+
+
 class _FileOutput:
     """``mode: FILE``: bsread messages into an HDF5 file that appears only when complete.
 
     The file is written as ``<file>.partial`` and renamed on close, so a reader never sees a
     half-written file under the final name, and a crash leaves the partial file for inspection
     instead of a truncated result. ``file`` may contain ``strftime`` fields (``%Y%m%d_%H%M%S``),
-    expanded in local time (``localtime``, default) or UTC.
+    expanded in local time. ``layout``, ``localtime`` (channel timestamps), ``change``,
+    ``records`` and ``attributes`` are the writer's (:mod:`camioc.streams.hdf5`).
     """
 
     def __init__(self, config: dict[str, Any]) -> None:
@@ -169,11 +175,16 @@ class _FileOutput:
         name = str(config.get("file") or "")
         if not name:
             raise ValueError("File name not defined")
-        stamp = time.localtime() if config.get("localtime", True) else time.gmtime()
-        self.path = Path(time.strftime(name, stamp)).expanduser()
+        self.path = Path(time.strftime(name, time.localtime())).expanduser()
         self.partial = self.path.with_name(self.path.name + ".partial")
-        layout = str(config.get("layout") or "DEFAULT").lower()
-        self._writer = Hdf5Writer(self.partial, layout="flat" if layout == "flat" else "default")
+        attributes = config.get("attributes")
+        if isinstance(attributes, str):
+            attributes = json.loads(attributes)
+        records = config.get("records")
+        self._writer = Hdf5Writer(
+            self.partial, layout=str(config.get("layout") or "DEFAULT"),
+            localtime=bool(config.get("localtime", True)), change=bool(config.get("change", False)),
+            records=int(records) if records else None, attributes=attributes)
         self.port = None
 
     def open(self) -> None:
@@ -181,7 +192,12 @@ class _FileOutput:
         self._writer.open()
 
     def send(self, data: dict[str, Any], *, pulse_id: int, timestamp: Any) -> bool:
-        self._writer.write(data, pulse_id=pulse_id, timestamp=timestamp)
+        from camioc.streams.hdf5 import DataFormatChanged
+
+        try:
+            self._writer.write(data, pulse_id=pulse_id, timestamp=timestamp)
+        except DataFormatChanged as exc:
+            raise OutputStopped(str(exc)) from exc
         return True
 
     def close(self) -> None:
@@ -544,11 +560,17 @@ class _PipelineWorker:
             self.error = ""
             self.state, self.message = DetectorState.Acquire, "Running"
             self._report_status(force=True)
-        if self._reorder is not None:
-            for item in self._reorder.push(pulse_id, (values, pulse_id, message.timestamp)):
-                self._send(output, *item)
-        else:
-            self._send(output, values, pulse_id, message.timestamp)
+        try:
+            if self._reorder is not None:
+                for item in self._reorder.push(pulse_id, (values, pulse_id, message.timestamp)):
+                    self._send(output, *item)
+            else:
+                self._send(output, values, pulse_id, message.timestamp)
+        except OutputStopped as exc:
+            log.error("output stopped: %s", exc)
+            self.error = str(exc)
+            self.exit_code = 2
+            return "error"
         self.frame_count += 1
         self.rate.tick()
         self.last_pulse_id, self.last_timestamp = pulse_id, message.timestamp_float

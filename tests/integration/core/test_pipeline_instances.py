@@ -129,11 +129,11 @@ async def test_file_output_records_100_frames(managers) -> None:
         assert time.monotonic() < deadline, "FILE pipeline did not complete"
         await asyncio.sleep(0.1)
     assert pipelines.exit_code(instance_id) == 0
-    with h5py.File(path, "r") as f:
-        assert f["pulse_id"].shape[0] == 100
-        assert f["x_center_of_mass/data"].shape[0] == 100
-        assert f["image/data"].shape == (100, 150, 200)
-        pulse_ids = f["pulse_id"][:]
+    with h5py.File(path, "r") as f:  # cam_server's DEFAULT layout
+        assert f["header1/pulse_id"].shape == (100,) and f["header1/pulse_id"].dtype == np.uint64
+        assert f["data1/x_center_of_mass/value"].shape == (100,)
+        assert f["data1/image/value"].shape == (100, 150, 200)
+        pulse_ids = f["header1/pulse_id"][:].astype(np.int64)
         assert np.all(np.diff(pulse_ids) > 0)
 
 

@@ -511,3 +511,19 @@ def test_client_config_is_camservers_expansion_only() -> None:
     # other pipeline types: exactly the user's keys (DEFAULT_CONFIGURATION is for processing)
     store = {"camera_name": "simulation", "pipeline_type": "store", "buffer_size": None}
     assert client_config(store) == store and client_config(store) is not store
+
+
+def test_file_mode_layouts_and_attributes() -> None:
+    file_mode = {**CAMERA, "mode": "FILE", "file": "/tmp/x.h5"}
+    for layout in ("default", "FLAT", "bsh5", "BSREAD", "bsread_compact"):
+        assert PipelineConfig.from_dict({**file_mode, "layout": layout}).layout == layout.upper()
+    with pytest.raises(ConfigError, match="Invalid value for 'layout': \"nested\""):
+        PipelineConfig.from_dict({**file_mode, "layout": "nested"})
+    assert PipelineConfig.from_dict({**file_mode, "attributes": {"a": "x", "n": [1, 2]}}).extras["attributes"]
+    assert PipelineConfig.from_dict({**file_mode, "attributes": '{"a": 1}'})
+    for bad, reason in (({"pid": 1}, "written by the writer itself"), ([1], "must be an object"),
+                        ({"a/b": 1}, "not a valid HDF5 name"), ({"a": {"b": 1}}, "a string, a number")):
+        with pytest.raises(ConfigError, match=f"Invalid value for 'attributes'.*{reason}"):
+            PipelineConfig.from_dict({**file_mode, "attributes": bad})
+    with pytest.raises(ConfigError, match="Invalid value for 'buffer_size': -1"):
+        PipelineConfig.from_dict({**CAMERA, "buffer_size": -1})
