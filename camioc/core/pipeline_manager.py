@@ -87,6 +87,7 @@ class _PipelineInstance:
         self.camera_input = ""  # the camera whose stream this instance reads ("" for other inputs)
         self.last_camera_restart = float("-inf")
         self.input_statistics: dict[str, int] = {}  # merge, enforce_pid, stream_timeout counters
+        self.output_statistics: dict[str, Any] = {}  # total_bytes, header_changes, frame_shape
         # PipelineStatus.error = the worker's own error (status messages) or else the processing
         # error of the latest results (notify_on_error frames); neither source clears the other.
         self.worker_error = ""
@@ -537,6 +538,7 @@ class PipelineManager:
                 instance.clients = int(payload.get("clients", 0))
                 instance.worker_error = str(payload.get("error") or "")
                 instance.input_statistics = dict(payload.get("input_statistics") or {})
+                instance.output_statistics = dict(payload.get("output_statistics") or {})
                 payload["error"] = instance.worker_error or instance.results_error
             self._set_status(instance_id, **payload)
         elif kind == "results":
@@ -649,12 +651,17 @@ class PipelineManager:
             "read_only": instance.read_only,
             "last_start_time": instance.last_start_time,
             "statistics": {
+                "total_bytes": int(instance.output_statistics.get("total_bytes", 0)),
                 "clients": instance.clients,
+                "throughput": (float(instance.output_statistics.get("total_bytes", 0)) / elapsed
+                               if elapsed > 0 else 0.0),
                 "time": time.strftime("%H:%M:%S", time.gmtime(elapsed)),
                 "rx": status.frame_rate,
                 "tx": status.frame_rate,
                 "pid": str(instance.pid or ""),
                 **(instance.handle.usage() if instance.handle is not None else {}),
+                "header_changes": int(instance.output_statistics.get("header_changes", 0)),
+                "frame_shape": str(instance.output_statistics.get("frame_shape", "")),
                 "frames": status.frame_count,
                 "dropped": status.dropped,
                 "execution_time_ms": status.execution_time_ms,

@@ -437,7 +437,7 @@ class _PipelineWorker:
     # ------------------------------------------------------------------ main loop
     def run(self) -> int:
         self._make_function()
-        output = self._make_output()
+        output = self._output = self._make_output()
         receiver = None
         try:
             output.open()
@@ -660,6 +660,8 @@ class _PipelineWorker:
             self.link.send("results", {"results": scalars, "arrays": arrays, "pulse_id": self.last_pulse_id,
                                        "timestamp": self.last_timestamp, "processing_error": error})
         image = values.get("image")
+        if isinstance(image, np.ndarray) and image.ndim == 2:
+            self.frame_shape = f"{image.shape[1]}x{image.shape[0]}x{image.dtype.itemsize}"
         if (self.snapshot_enabled and isinstance(image, np.ndarray) and image.ndim == 2
                 and now - self._last_snapshot >= self.snapshot_period):
             self._last_snapshot = now
@@ -681,7 +683,15 @@ class _PipelineWorker:
             "dropped": self.dropped, "pulse_id": self.last_pulse_id, "timestamp": self.last_timestamp,
             "clients": getattr(self, "_clients", 0), "received": self.gate.received,
             "input_statistics": self._input_statistics(),
+            "output_statistics": self._output_statistics(),
         })
+
+    def _output_statistics(self) -> dict[str, Any]:
+        """cam_server's output statistics: bytes sent, data-header (re)builds, last image shape."""
+        output = getattr(self, "_output", None)
+        return {"total_bytes": int(getattr(output, "bytes_sent", 0)),
+                "header_changes": int(getattr(output, "header_changes", 0)),
+                "frame_shape": getattr(self, "frame_shape", "")}
 
     # ------------------------------------------------------------------ commands
     def _handle_command(self, kind: str, payload: Any) -> None:

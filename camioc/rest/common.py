@@ -8,7 +8,8 @@
 ``GET <root>/info``                    ``info``: ``version``, ``active_instances``, host ``cpu`` (%),
                                        ``memory`` (bytes used), ``tx``/``rx`` (network bytes/s since
                                        the previous ``info`` call; null on the first call)
-``GET <root>/heartbeat``               ``version``, ``instances`` (the active instances' info)
+``GET <root>/heartbeat``               ``version``, ``instances``: per active instance cam_server's flat
+                                       summary (:func:`heartbeat_entry`)
 ``GET <root>/version``                 ``version``
 ``DELETE <root>``                      stop every instance
 ``DELETE <root>/<name>``               stop one instance (no error if it is not running or unknown)
@@ -116,7 +117,8 @@ def add_common_routes(
         return {"status": "Instance manager info retrieved.", "info": payload}
 
     async def heartbeat(request: web.Request) -> dict[str, Any]:
-        return {"status": "Heartbeat", "version": version, "instances": service.active_instances()}
+        instances = {name: heartbeat_entry(info) for name, info in service.active_instances().items()}
+        return {"status": "Heartbeat", "version": version, "instances": instances}
 
     async def get_version(request: web.Request) -> dict[str, Any]:
         return {"status": "Version", "version": version}
@@ -146,6 +148,26 @@ def add_common_routes(
     routes.delete(root, stop_all)
     routes.delete(f"{root}/{{name}}", stop)
     routes.delete(f"{root}/{{name}}/del", delete)
+
+
+HEARTBEAT_KEYS = ("stream_address", "camera_name", "last_start_time", "read_only")
+
+
+def heartbeat_entry(info: dict[str, Any]) -> dict[str, Any]:
+    """One instance in ``/heartbeat``, flat as cam_server sends it: ``stream_address``,
+    ``camera_name``, ``simulation`` (cameras), ``last_start_time``, ``read_only`` (pipelines),
+    ``geometry`` (cameras) and the statistics (``total_bytes``, ``clients``, ``throughput``,
+    ``time``, ``pid``, ``cpu``, ``memory``, ``header_changes``, ``frame_shape``, ``rx``/``tx``
+    in Hz, ...), instead of the nested ``<root>/info`` form."""
+    entry = {key: info[key] for key in HEARTBEAT_KEYS if key in info}
+    config = info.get("config")
+    if "camera_geometry" in info:
+        entry["simulation"] = isinstance(config, dict) and config.get("source_type") == "simulation"
+        entry["geometry"] = info["camera_geometry"]
+    statistics = info.get("statistics")
+    if isinstance(statistics, dict):
+        entry.update(statistics)
+    return entry
 
 
 def add_log_routes(routes: Routes, *, logs: LogBuffer, instance_kind: str) -> None:
@@ -254,4 +276,5 @@ __all__ = [
     "add_common_routes",
     "add_log_routes",
     "add_reset_route",
+    "heartbeat_entry",
 ]

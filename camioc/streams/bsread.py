@@ -918,6 +918,8 @@ class BsreadSender:
         self.messages_sent = 0
         #: Messages dropped because the PUSH queue was full / the send timed out.
         self.messages_dropped = 0
+        #: Bytes of the messages handed to libzmq (cam_server's ``total_bytes`` statistic).
+        self.bytes_sent = 0
 
     # ------------------------------------------------------------------ lifecycle
     def open(self) -> None:
@@ -1050,6 +1052,7 @@ class BsreadSender:
             send(part, more, type(part) is bytes)
         send(parts[-1], 0, type(parts[-1]) is bytes)
         self.messages_sent += 1
+        self.bytes_sent += sum(len(p) if type(p) is bytes else p.nbytes for p in parts)
         return True
 
     def _client_arrived(self, sock: zmq.Socket) -> bool:

@@ -164,12 +164,19 @@ def test_quick_start_screen_panel_instance(pipe: PipelineClient) -> None:
     assert info["instance_id"] == "simulation_sp1" and info["read_only"] is False
     assert info["camera_name"] == "simulation" and info["stream_address"] == stream
     assert info["is_stream_active"] is True and "statistics" in info and "last_start_time" in info
+    # cam_server's statistics fields (compat §1.3)
+    assert {"total_bytes", "clients", "throughput", "time", "rx", "tx", "pid", "cpu", "memory",
+            "header_changes", "frame_shape"} <= set(info["statistics"])
     with pytest.raises(ValueError, match="^Instance 'simulation_sp1' still running.$"):
         pipe.get_instance_exit_code("simulation_sp1")
 
     data = values(receive(stream))
     assert PROCESSING_CHANNELS <= set(data)
     assert data["image"].shape == (960, 1280) and data["width"] == 1280 and data["height"] == 960
+    statistics = wait_until(lambda: (s := pipe.get_instance_info("simulation_sp1")["statistics"])["total_bytes"]
+                            > 1280 * 960 * 2 and s, what="bytes sent in the statistics")
+    assert statistics["frame_shape"] == "1280x960x2" and statistics["header_changes"] >= 1
+    assert statistics["throughput"] > 0
     assert parameters(data)["camera_name"] == "simulation"
 
     with pytest.raises(ValueError, match=re.escape(
@@ -541,6 +548,10 @@ def test_stop_delete_and_instance_logs(pipe: PipelineClient) -> None:
     assert {first, second} <= set(pipe.get_server_info()["active_instances"])
     heartbeat = requests.get(f"{pipe.get_address()}/api/v1/pipeline/heartbeat", timeout=10).json()
     assert {first, second} <= set(heartbeat["instances"])
+    entry = heartbeat["instances"][first]  # cam_server's flat summary
+    assert entry["camera_name"] == "simulation" and entry["read_only"] is False
+    assert {"stream_address", "last_start_time", "total_bytes", "clients", "throughput", "time", "pid",
+            "header_changes", "frame_shape", "rx", "tx"} <= set(entry)
     pipe.delete_instance(first)
     assert not pipe.is_instance_running(first) and pipe.is_instance_running(second)
     pipe.stop_instance("no_such_instance")  # not an error

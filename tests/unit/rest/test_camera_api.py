@@ -227,6 +227,8 @@ async def test_heartbeat_version_base(client: TestClient, cameras: FakeCameras) 
     await get_json(client, "/api/v1/cam/simulation")
     heartbeat = await get_json(client, "/api/v1/cam/heartbeat")
     assert heartbeat["version"] == VERSION and list(heartbeat["instances"]) == ["simulation"]
+    # cam_server's flat entry: the instance's fields and its statistics side by side
+    assert heartbeat["instances"]["simulation"]["clients"] == 1 and "statistics" not in heartbeat["instances"]["simulation"]
     assert await get_json(client, "/api/v1/cam/version") == {"state": "ok", "status": "Version", "version": VERSION}
     assert await get_json(client, "/base") == {"state": "ok", "status": "Base", "base": "/api/v1/cam"}
 
@@ -274,3 +276,19 @@ async def test_logs_routes(client: TestClient, cameras: FakeCameras) -> None:
 async def test_head_request_on_get_route(client: TestClient) -> None:
     response = await client.head("/api/v1/cam/version")
     assert response.status == 200
+
+
+def test_heartbeat_entries_are_flat_as_in_cam_server() -> None:
+    from camioc.rest.common import heartbeat_entry
+
+    camera = {"stream_address": "tcp://h:1", "is_stream_active": True, "camera_geometry": [640, 480],
+              "camera_name": "sim", "last_start_time": "t", "config": {"source_type": "simulation"},
+              "statistics": {"total_bytes": 5, "clients": 1, "rx": 10.0, "frame_shape": "640x480x2"}}
+    assert heartbeat_entry(camera) == {
+        "stream_address": "tcp://h:1", "camera_name": "sim", "last_start_time": "t", "simulation": True,
+        "geometry": [640, 480], "total_bytes": 5, "clients": 1, "rx": 10.0, "frame_shape": "640x480x2"}
+    pipeline = {"stream_address": "tcp://h:2", "is_stream_active": True, "camera_name": "sim", "config": {},
+                "instance_id": "p", "read_only": True, "last_start_time": "t",
+                "statistics": {"clients": 0, "header_changes": 1}}
+    assert heartbeat_entry(pipeline) == {"stream_address": "tcp://h:2", "camera_name": "sim", "last_start_time": "t",
+                                         "read_only": True, "clients": 0, "header_changes": 1}
