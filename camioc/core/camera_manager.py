@@ -118,7 +118,9 @@ class CameraManager:
         return CameraConfig.from_dict(raw)
 
     def get_config(self, name: str) -> dict[str, Any]:
-        return self._load(self.resolve(name)).to_dict()
+        """A camera's config as cam_server answers it: its expansion (cam_server's defaults and
+        calibration sub-defaults), not camioc's runtime defaults (binning, protocol, ...)."""
+        return self._load(self.resolve(name)).to_dict(runtime_defaults=False)
 
     async def set_config(self, name: str, config: Mapping[str, Any]) -> dict[str, Any]:
         validate_name(name, "camera name")
@@ -134,7 +136,7 @@ class CameraManager:
         if is_new:
             self._emit("camera_added", name)
         self._emit_status(name)
-        return parsed.to_dict()
+        return parsed.to_dict(runtime_defaults=False)  # what was saved (cam_server answers that)
 
     async def update_config(self, name: str, changes: Mapping[str, Any]) -> dict[str, Any]:
         name = self.resolve(name)
@@ -329,7 +331,7 @@ class CameraManager:
             "camera_name": name,
             "last_start_time": instance.last_start_time,
             "statistics": statistics,
-            "config": instance.config.to_dict(),
+            "config": instance.config.to_dict(runtime_defaults=False),
         }
 
     def active_instances(self) -> dict[str, dict[str, Any]]:

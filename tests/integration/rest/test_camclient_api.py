@@ -75,6 +75,13 @@ def test_config_get_set_delete_and_new_camera(client: CamClient, server: CamiocS
     assert "rest_cam" in client.get_cameras()
     assert (server.base / "camera_config" / "rest_cam.json").is_file()
     assert client.get_camera_config("rest_cam")["size_x"] == 320
+    # cam_server's expansion only: its defaults, none of camioc's runtime ones (binning, protocol, ...)
+    assert set(saved) == set(new) | {"name", "camera_calibration", "mirror_x", "mirror_y", "rotate", "roi",
+                                     "image_background"}
+    assert client.get_camera_config("rest_cam") == saved
+    client.get_instance_stream("rest_cam")
+    assert client.get_server_info()["active_instances"]["rest_cam"]["config"] == saved
+    client.stop_instance("rest_cam")
     assert client.get_camera_geometry("rest_cam") == [320, 200]
 
     changed = client.set_camera_config("rest_cam", {**new, "roi": [10, 100, 20, 50]})
@@ -98,6 +105,8 @@ def test_config_refusals(client: CamClient, server: CamiocServer) -> None:
     reply = requests.post(f"{server.camera_url}/api/v1/cam/simulation/config", data=b"", timeout=10)
     assert reply.status_code == 200
     assert reply.json() == {"state": "error", "status": "Config object cannot be empty. Config: None"}
+    with pytest.raises(ValueError, match=r"^Config object cannot be empty\. Config: \{\}$"):
+        client.set_camera_config("bad_cam", {})
     reply = requests.post(f"{server.camera_url}/api/v1/cam/simulation/config", data=b"{oops", timeout=10)
     assert reply.json()["status"].startswith("Request body is not valid JSON")
     assert client.get_camera_config("simulation")["source_type"] == "simulation"  # unchanged
