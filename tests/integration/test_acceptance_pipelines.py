@@ -78,8 +78,8 @@ def test_newcomer_pipeline_flow(camioc_server, tmp_path: Path) -> None:
         {"camera_name": "simulation", "mode": "FILE", "file": str(path), "records": 100})
     client.wait_instance_completed(recorder, timeout=60)
     assert client.get_instance_exit_code(recorder) == 0
-    with h5py.File(path, "r") as f:
-        assert f["pulse_id"].shape == (100,)
-        assert f["x_center_of_mass/data"].shape[0] == 100
-        images = f["image/data"]
+    with h5py.File(path, "r") as f:  # cam_server's DEFAULT layout
+        assert f["header1/pulse_id"].shape == (100,)
+        assert f["data1/x_center_of_mass/value"].shape == (100,)
+        images = f["data1/image/value"]
         assert images.shape[0] == 100 and images.dtype == np.uint16
