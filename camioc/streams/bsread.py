@@ -850,9 +850,10 @@ class BsreadSender:
     remaining parts are sent blocking and a truncated or unterminated message is impossible.
 
     Buffered (``buffer_size`` N > 0, cam_server's pipeline ``buffer_size``): until the first client
-    is there, :meth:`send` keeps the last N messages instead of sending them, and delivers them,
-    oldest first, to that client as soon as it is, before the message being sent. So a client that
-    connects after the stream started still gets the N frames made just before it connected.
+    is there, :meth:`send` keeps the last N messages instead of sending them; the first
+    :meth:`send` that finds the client there delivers them, oldest first, before its own message.
+    So a client that connects after the stream started still gets the N frames made just before
+    it connected.
     "The client is there" is exact for both modes: PUB uses an XPUB socket (wire-compatible with
     PUB) and waits for the first subscription (a SUB client receives from then on, no
     slow-joiner loss); PUSH waits for a connected peer and delivers the buffer with a bounded
