@@ -204,6 +204,21 @@ class PipelineStatus:
     exit_code: int | None = None
 
 
+def rate_text(rate: float, count: int) -> str:
+    """cam_server's ``rx``/``tx`` instance statistic: ``"%1.2fHz - <messages>"``."""
+    return f"{float(rate):1.2f}Hz - {int(count)}"
+
+
+def rate_of(text: Any) -> float | None:
+    """The rate (Hz) in a :func:`rate_text` (``/heartbeat`` gives it as a number)."""
+    if isinstance(text, int | float) and not isinstance(text, bool):
+        return float(text)
+    try:
+        return float(str(text).split("Hz", 1)[0])
+    except ValueError:
+        return None
+
+
 class PipelineEvents(Protocol):
     """Listener interface for pipelines (implemented by the IOC). Loop thread; must not block."""
 
@@ -224,4 +239,6 @@ __all__ = [
     "ImageSnapshot",
     "PipelineEvents",
     "PipelineStatus",
+    "rate_of",
+    "rate_text",
 ]

@@ -26,7 +26,7 @@ import numpy as np
 from camioc.config.camera import CameraConfig, camera_aliases, camera_groups
 from camioc.config.names import validate_name
 from camioc.config.store import ConfigStore
-from camioc.core.api import CameraEvents, CameraStatus, DetectorState, ImageSnapshot
+from camioc.core.api import CameraEvents, CameraStatus, DetectorState, ImageSnapshot, rate_text
 from camioc.core.backgrounds import BackgroundStore
 from camioc.core.camera_worker import CameraWorkerOptions, run_camera_worker
 from camioc.core.events import Listeners
@@ -275,6 +275,7 @@ class CameraManager:
             payload = dict(payload)
             payload["state"] = DetectorState(payload["state"])
             stats = {"total_bytes": payload.pop("total_bytes", 0),
+                     "header_changes": payload.pop("header_changes", 0),
                      "background_error": payload.pop("background_error", "")}
             instance = self._instances.get(name)
             running = instance is not None
@@ -318,10 +319,11 @@ class CameraManager:
             "clients": status.clients,
             "throughput": float(status.statistics.get("total_bytes", 0)) / elapsed if elapsed > 0 else 0.0,
             "time": time.strftime("%H:%M:%S", time.gmtime(elapsed)),
-            "rx": status.frame_rate,
-            "tx": status.frame_rate,
+            "rx": rate_text(status.frame_rate, status.frame_count),
+            "tx": rate_text(status.frame_rate, status.frame_count),
             "pid": str(instance.pid or ""),
             **(instance.handle.usage() if instance.handle is not None else {}),
+            "header_changes": int(status.statistics.get("header_changes", 0)),
             "frame_shape": f"{status.width}x{status.height}x{np.dtype(status.dtype).itemsize if status.dtype else 0}",
         }
         return {

@@ -221,6 +221,7 @@ class _CameraWorker:
                           timestamp=float(frame.timestamp), extra=frame.extra or None)
         self.rate.tick()
         self.total_bytes += image.nbytes
+        self.header_changes = int(getattr(publisher, "header_changes", 0))
         self.last_image, self.last_raw = image, frame.image
         self.last_pulse_id, self.last_timestamp = int(pulse_id), float(frame.timestamp)
         raw_h, raw_w = frame.image.shape[:2]
@@ -325,6 +326,7 @@ class _CameraWorker:
             "pulse_id": self.last_pulse_id,
             "timestamp": self.last_timestamp,
             "total_bytes": self.total_bytes,
+            "header_changes": self.header_changes,
             "background_error": self.pipeline.background_error,
         })
 

@@ -40,7 +40,7 @@ from camioc.config.names import validate_name
 from camioc.config._fields import merge_changes
 from camioc.config.pipeline import MERGED_SECTIONS, PipelineConfig, client_config, merge_update, pipeline_groups
 from camioc.config.store import ConfigStore
-from camioc.core.api import DetectorState, ImageSnapshot, PipelineEvents, PipelineStatus
+from camioc.core.api import DetectorState, ImageSnapshot, PipelineEvents, PipelineStatus, rate_text
 from camioc.core.backgrounds import DEFAULT_N_IMAGES, BackgroundStore, collect_background_image
 from camioc.core.camera_manager import CameraManager
 from camioc.core.events import Listeners
@@ -88,6 +88,7 @@ class _PipelineInstance:
         self.last_camera_restart = float("-inf")
         self.input_statistics: dict[str, int] = {}  # merge, enforce_pid, stream_timeout counters
         self.output_statistics: dict[str, Any] = {}  # total_bytes, header_changes, frame_shape
+        self.received = 0  # messages received from the input (the rx count)
         # PipelineStatus.error = the worker's own error (status messages) or else the processing
         # error of the latest results (notify_on_error frames); neither source clears the other.
         self.worker_error = ""
@@ -539,6 +540,7 @@ class PipelineManager:
                 instance.worker_error = str(payload.get("error") or "")
                 instance.input_statistics = dict(payload.get("input_statistics") or {})
                 instance.output_statistics = dict(payload.get("output_statistics") or {})
+                instance.received = int(payload.get("received", instance.received))
                 payload["error"] = instance.worker_error or instance.results_error
             self._set_status(instance_id, **payload)
         elif kind == "results":
@@ -656,8 +658,8 @@ class PipelineManager:
                 "throughput": (float(instance.output_statistics.get("total_bytes", 0)) / elapsed
                                if elapsed > 0 else 0.0),
                 "time": time.strftime("%H:%M:%S", time.gmtime(elapsed)),
-                "rx": status.frame_rate,
-                "tx": status.frame_rate,
+                "rx": rate_text(status.frame_rate, instance.received),
+                "tx": rate_text(status.frame_rate, status.frame_count),
                 "pid": str(instance.pid or ""),
                 **(instance.handle.usage() if instance.handle is not None else {}),
                 "header_changes": int(instance.output_statistics.get("header_changes", 0)),

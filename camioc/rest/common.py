@@ -37,6 +37,7 @@ from typing import Any, Protocol
 import psutil
 from aiohttp import web
 
+from camioc.core.api import rate_of
 from camioc.errors import CamiocError, NotFoundError
 from camioc.logbuffer import LogBuffer
 from camioc.rest.routing import Routes
@@ -167,6 +168,9 @@ def heartbeat_entry(info: dict[str, Any]) -> dict[str, Any]:
     statistics = info.get("statistics")
     if isinstance(statistics, dict):
         entry.update(statistics)
+        for key in ("rx", "tx"):  # "10.00Hz - 123" in the info, the rate (Hz) here
+            if key in entry:
+                entry[key] = rate_of(entry[key])
     return entry
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import io
 import os
 import pickle
+import re
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -153,6 +154,12 @@ def test_instance_stream_and_lifecycle(client: CamClient) -> None:
     assert info["version"] == __version__ and {"cpu", "memory", "tx", "rx"} <= set(info)
     assert info["active_instances"]["simulation"]["stream_address"] == address
     assert client.is_instance_running("simulation")
+    # cam_server's statistics (compat §1.3): rx/tx as "<rate>Hz - <frames>", header rebuilds counted
+    statistics = wait_until(lambda: (s := client.get_server_info()["active_instances"]["simulation"]["statistics"])
+                            ["header_changes"] >= 1 and s, what="camera statistics")
+    assert {"total_bytes", "clients", "throughput", "time", "rx", "tx", "pid", "cpu", "memory",
+            "header_changes", "frame_shape"} <= set(statistics)
+    assert re.fullmatch(r"\d+\.\d\dHz - [1-9]\d*", statistics["rx"]) and statistics["frame_shape"] == "1280x960x2"
     # While running, image_bytes/geometry come from the instance.
     assert client.get_camera_array("simulation").shape == (960, 1280)
 

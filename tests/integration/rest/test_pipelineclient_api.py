@@ -176,6 +176,7 @@ def test_quick_start_screen_panel_instance(pipe: PipelineClient) -> None:
     statistics = wait_until(lambda: (s := pipe.get_instance_info("simulation_sp1")["statistics"])["total_bytes"]
                             > 1280 * 960 * 2 and s, what="bytes sent in the statistics")
     assert statistics["frame_shape"] == "1280x960x2" and statistics["header_changes"] >= 1
+    assert re.fullmatch(r"\d+\.\d\dHz - \d+", statistics["rx"]) and re.fullmatch(r"\d+\.\d\dHz - [1-9]\d*", statistics["tx"])
     assert statistics["throughput"] > 0
     assert parameters(data)["camera_name"] == "simulation"
 
@@ -552,6 +553,7 @@ def test_stop_delete_and_instance_logs(pipe: PipelineClient) -> None:
     assert entry["camera_name"] == "simulation" and entry["read_only"] is False
     assert {"stream_address", "last_start_time", "total_bytes", "clients", "throughput", "time", "pid",
             "header_changes", "frame_shape", "rx", "tx"} <= set(entry)
+    assert isinstance(entry["rx"], float) and isinstance(entry["tx"], float)  # Hz in the heartbeat
     pipe.delete_instance(first)
     assert not pipe.is_instance_running(first) and pipe.is_instance_running(second)
     pipe.stop_instance("no_such_instance")  # not an error

@@ -283,10 +283,12 @@ def test_heartbeat_entries_are_flat_as_in_cam_server() -> None:
 
     camera = {"stream_address": "tcp://h:1", "is_stream_active": True, "camera_geometry": [640, 480],
               "camera_name": "sim", "last_start_time": "t", "config": {"source_type": "simulation"},
-              "statistics": {"total_bytes": 5, "clients": 1, "rx": 10.0, "frame_shape": "640x480x2"}}
+              "statistics": {"total_bytes": 5, "clients": 1, "rx": "10.25Hz - 7", "tx": "10.25Hz - 7",
+                             "frame_shape": "640x480x2"}}
     assert heartbeat_entry(camera) == {
         "stream_address": "tcp://h:1", "camera_name": "sim", "last_start_time": "t", "simulation": True,
-        "geometry": [640, 480], "total_bytes": 5, "clients": 1, "rx": 10.0, "frame_shape": "640x480x2"}
+        "geometry": [640, 480], "total_bytes": 5, "clients": 1, "rx": 10.25, "tx": 10.25,
+        "frame_shape": "640x480x2"}
     pipeline = {"stream_address": "tcp://h:2", "is_stream_active": True, "camera_name": "sim", "config": {},
                 "instance_id": "p", "read_only": True, "last_start_time": "t",
                 "statistics": {"clients": 0, "header_changes": 1}}
