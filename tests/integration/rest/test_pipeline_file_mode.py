@@ -8,7 +8,6 @@ changed" stop (exit code 2), camioc's own ``BSREAD`` layout, and the atomic ``.p
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -113,7 +112,8 @@ def test_camserver_layouts_every_dataset(pipe: PipelineClient, tmp_path: Path, l
         seconds = f[gts_path][:, 0].astype(np.float64) + f[gts_path][:, 1] * 1e-9
         np.testing.assert_allclose(seconds, f[value.format("timestamp")][:], atol=1e-6)
         assert f[value.format("image")][-1].max() > 0 and f[value.format("width")][0] == 640
-        assert json.loads(f[value.format("processing_parameters")][0])["camera_name"] == "simulation2"
+        parameters = f[value.format("processing_parameters")][0]  # S1000: cut at 1000 bytes, as cam_server
+        assert parameters.startswith(b"{") and b'"camera_name": "simulation2"' in parameters
         assert f["general/datasets"][()] == 1 and f["general/run"][()] == 12
         assert f["general/operator"][()] == b"tester" and f["general/pid"][()] > 0
         created = f["general/created"][()].decode()
