@@ -211,7 +211,8 @@ def mapping_or_none(what: str) -> Check:
 
 
 #: bsread compressions camioc's sender implements (``true`` in a config means bitshuffle_lz4).
-COMPRESSIONS: tuple[str, ...] = ("bitshuffle_lz4", "lz4")
+#: Plain ``lz4`` is refused: bsread implementations disagree on its size prefix.
+COMPRESSIONS: tuple[str, ...] = ("bitshuffle_lz4",)
 
 
 def check_compression(value: Any) -> str | None:
@@ -222,7 +223,10 @@ def check_compression(value: Any) -> str | None:
         return None
     if isinstance(value, str) and value in COMPRESSIONS:
         return value
-    raise ValueError("must be null, true (= 'bitshuffle_lz4'), false, 'bitshuffle_lz4' or 'lz4'")
+    raise ValueError(
+        "must be null, true (= 'bitshuffle_lz4'), false or 'bitshuffle_lz4' "
+        "('lz4' is not supported: bsread implementations disagree on its size prefix)"
+    )
 
 
 def refuse_unsupported(raw: Mapping[str, Any], unsupported: Mapping[str, str], what: str) -> None:

@@ -65,6 +65,7 @@ from camioc.config._fields import (
     check_json_values,
     check_number,
     check_raw_mapping,
+    check_compression,
     choice,
     config_error,
     drop_none,
@@ -76,6 +77,7 @@ from camioc.config._fields import (
     merge_ordered,
     name_check,
     optional,
+    refuse_unsupported,
     section_dict,
     show_value,
 )
@@ -128,7 +130,15 @@ FILE_LAYOUTS: tuple[str, ...] = ("DEFAULT", "FLAT", "BSH5", "BSREAD", "BSREAD_CO
 #: NOTIFY_ON_ERROR = ["_sp"]; camioc also matches the screen-panel instance names ``X_sp1``).
 NOTIFY_ON_ERROR_NAME = re.compile(r"_sp\d*$")
 
-COMPRESSIONS: tuple[str, ...] = ("bitshuffle_lz4", "lz4")
+#: cam_server pipeline keys camioc refuses when set (key -> what to do instead).
+UNSUPPORTED_KEYS: dict[str, str] = {
+    "multiprocessing": "a camioc pipeline is one worker process; use 'processing_threads' for parallel frames",
+    "processing_manager": "a camioc pipeline is one worker process; use 'processing_threads' for parallel frames",
+    "spawn_send_thread": "the worker sends each result as it is made; 'queue_size' bounds the output queue",
+    "send_buffer_size": "the worker sends each result as it is made; 'queue_size' bounds the output queue",
+    "modulo": "use 'downsampling' to forward one frame of N",
+    "pipeline_script": "name the script in 'function'",
+}
 ROTATION_MODES: tuple[str, ...] = (
     "constant",
     "nearest",
@@ -156,16 +166,6 @@ def _check_background_enable(value: Any) -> bool | str:
         return check_bool(value)
     except ValueError:
         raise ValueError("must be true, false, 'signed' or 'passive'") from None
-
-
-def _check_compression(value: Any) -> str | None:
-    if value is True:
-        return "bitshuffle_lz4"
-    if value is False or value is None:
-        return None
-    if isinstance(value, str) and value in COMPRESSIONS:
-        return value
-    raise ValueError("must be null, true (= 'bitshuffle_lz4'), false, 'bitshuffle_lz4' or 'lz4'")
 
 
 def _check_create_header(value: Any) -> str:
@@ -339,8 +339,8 @@ class PipelineConfig(ConfigModel):
     #: PUB/PUSH output: the last N messages made before the first client connects go to it (0: off)
     buffer_size: Annotated[int | None, BeforeValidator(optional(int_range(0, 10000)))] = None
     no_client_timeout: Number = 10
-    data_compression: Annotated[str | None, BeforeValidator(_check_compression)] = None
-    data_header_compression: Annotated[str | None, BeforeValidator(_check_compression)] = None
+    data_compression: Annotated[str | None, BeforeValidator(check_compression)] = None
+    data_header_compression: Annotated[str | None, BeforeValidator(check_compression)] = None
     create_header: Annotated[
         Literal["once", "always", "on_change"], BeforeValidator(_check_create_header)
     ] = "on_change"
@@ -390,6 +390,7 @@ class PipelineConfig(ConfigModel):
         if name is not None:
             raw["name"] = name
         data = cls._prepare(raw)
+        refuse_unsupported(raw, UNSUPPORTED_KEYS, "pipeline")
         known = cls.known_keys()
         check_json_values(raw, [k for k in raw if k not in known])
         try:

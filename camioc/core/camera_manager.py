@@ -31,7 +31,7 @@ from camioc.core.backgrounds import BackgroundStore
 from camioc.core.camera_worker import CameraWorkerOptions, run_camera_worker
 from camioc.core.events import Listeners
 from camioc.core.ports import START_ATTEMPTS, PortAllocator, port_taken
-from camioc.core.worker import WorkerHandle
+from camioc.core.worker import WorkerHandle, log_worker_record
 from camioc.errors import CameraOfflineError, ConfigError, InstanceError, NotFoundError
 
 log = logging.getLogger(__name__)
@@ -288,8 +288,7 @@ class CameraManager:
             snapshot = ImageSnapshot(name, image, int(payload["pulse_id"]), float(payload["timestamp"]), counter)
             self._emit("camera_image", snapshot)
         elif kind == "log":
-            level, logger_name, message = payload
-            logging.getLogger(f"camioc.camera.{name}").log(level, "%s", message)
+            log_worker_record(f"camioc.camera.{name}", payload)
         elif kind == "stopped":
             pass  # handled when the process has exited (_on_worker_exit)
 

@@ -98,6 +98,7 @@ def run_camera_worker(link_conn: Any, config_dict: dict[str, Any], options: Came
     """Process entry point (spawned). Never raises: failures are reported, then the process exits."""
     link = WorkerLink(link_conn)
     setup_worker_logging(link, options.log_level, config_dict.get("name", "camera"))
+    log.debug("camera worker: configuration %s", config_dict)
     exit_code = 0
     try:
         _CameraWorker(link, config_dict, options).run()

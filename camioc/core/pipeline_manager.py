@@ -48,7 +48,7 @@ from camioc.core.merge import channel_list
 from camioc.core.pipeline_inputs import check_input_config
 from camioc.core.pipeline_worker import PipelineWorkerOptions, run_pipeline_worker
 from camioc.core.ports import START_ATTEMPTS, PortAllocator, port_taken
-from camioc.core.worker import WorkerHandle
+from camioc.core.worker import WorkerHandle, log_worker_record
 from camioc.errors import (
     CameraOfflineError,
     ConfigError,
@@ -360,7 +360,8 @@ class PipelineManager:
             instance_id=instance.instance_id, input_address="", bind_host=self._bind_host,
             hostname=self._hostname, scripts_dir=str(self._scripts_dir or ""),
             background_dir=str(self.backgrounds.folder), snapshot_enabled=publishing[0],
-            snapshot_period=publishing[1], log_level=self._log_level,
+            snapshot_period=publishing[1],
+            log_level=logging.DEBUG if config.get("debug") else self._log_level,
         )
         options.extra["dispatcher_url"] = self._dispatcher_url
         if pipeline_type == "fanin":
@@ -562,8 +563,7 @@ class PipelineManager:
         elif kind == "camera_request":
             self._spawn(self._reconnect_camera(instance_id, str(payload or "")))
         elif kind == "log":
-            level, _logger, message = payload
-            logging.getLogger(f"camioc.pipeline.{instance_id}").log(level, "%s", message)
+            log_worker_record(f"camioc.pipeline.{instance_id}", payload)
 
     async def _reconnect_camera(self, instance_id: str, camera: str) -> None:
         """camera_timeout elapsed without frames: (re)start the camera and hand over its address."""

@@ -44,6 +44,8 @@ log = logging.getLogger(__name__)
 
 STATUS_PERIOD = 1.0
 RECEIVE_TIMEOUT = 0.1
+#: Receive high-water mark of a pipeline's input (frames queued in ZeroMQ before the loop reads them).
+INPUT_QUEUE_SIZE = 10
 SEND_TIMEOUT = 1.0
 CAMERA_CHANNELS = ("image", "timestamp", "width", "height", "x_axis", "y_axis")
 ARRAY_RESULTS = ("x_profile", "y_profile", "x_axis", "y_axis", "x_fit_gauss_function", "y_fit_gauss_function")
@@ -80,6 +82,7 @@ def run_pipeline_worker(link_conn: Any, config: dict[str, Any], options: Pipelin
     from camioc.compat import enable_cam_server_imports
 
     enable_cam_server_imports()  # user functions' "from cam_server.pipeline.data_processing import ..."
+    log.debug("pipeline worker %s: configuration %s", options.instance_id, config)
     exit_code = 0
     try:
         exit_code = _PipelineWorker(link, config, options).run()
@@ -393,7 +396,7 @@ class _PipelineWorker:
 
         receiver = BsreadReceiver(
             address, mode=self.options.input_mode, conn_type="bind" if self.options.input_bind else "connect",
-            queue_size=int(self.config.get("buffer_size") or 10), receive_timeout=RECEIVE_TIMEOUT)
+            queue_size=INPUT_QUEUE_SIZE, receive_timeout=RECEIVE_TIMEOUT)
         self._input_address = address
         self._merge = merge_settings(self.config, self.options.extra.get("dispatcher_url"))
         if self._merge is not None:  # bsread_address/_channels, bsread_address2/_channels2

@@ -286,15 +286,28 @@ class ForwardingLogHandler(logging.Handler):
             self.handleError(record)
 
 
+def log_worker_record(logger_name: str, payload: tuple[int, str, str]) -> None:
+    """Log a record a worker forwarded (``("log", (level, logger, message))``) in the control process.
+
+    The worker already decided that the record is worth logging (its own level, e.g. DEBUG with a
+    config's ``debug``), so the control process's logger level does not filter it again: the record
+    goes to the handlers (the REST log routes, the instance's log ring), which apply their own levels.
+    """
+    level, _worker_logger, message = payload
+    logger = logging.getLogger(logger_name)
+    logger.handle(logger.makeRecord(logger.name, int(level), "(worker)", 0, "%s", (message,), None))
+
+
 def setup_worker_logging(link: WorkerLink, level: int, tag: str) -> None:
     """A worker's logging: stderr lines tagged with the instance, WARNING+ forwarded to the control
-    process (where they reach the REST log routes and the instance's log ring)."""
+    process (where they reach the REST log routes and the instance's log ring); at DEBUG level (the
+    config's ``debug``) everything is forwarded."""
     root = logging.getLogger()
     root.setLevel(level)
     stderr = logging.StreamHandler()
     stderr.setFormatter(logging.Formatter(f"%(asctime)s %(levelname)s [{tag}] %(name)s: %(message)s"))
     root.addHandler(stderr)
-    root.addHandler(ForwardingLogHandler(link, logging.WARNING))
+    root.addHandler(ForwardingLogHandler(link, logging.DEBUG if level <= logging.DEBUG else logging.WARNING))
 
 
 class RateMeter:

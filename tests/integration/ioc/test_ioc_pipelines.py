@@ -390,8 +390,14 @@ async def test_processed_image_is_published_on_image1(rig, tools, epics_ca):
     assert await tools.get(image1("ArraySize0_RBV")) == "200"
     address = rig.pipelines.instance_info("sim_sp1")["stream_address"]
     streamed = (await stream_data(address))["image"].value
-    data = await asyncio.to_thread(epics_ca.caget, image1("ArrayData"), count=200 * 150, timeout=5)
-    assert np.array_equal(np.asarray(data).astype(np.int16).view(np.uint16).reshape(150, 200), streamed)
+
+    async def published_is_streamed() -> bool:
+        # the CA image is a snapshot at <= 2 Hz: one taken before the previous test's last config
+        # change may still be shown for a moment; the static beam then gives the streamed frame
+        data = await asyncio.to_thread(epics_ca.caget, image1("ArrayData"), count=200 * 150, timeout=5)
+        return np.array_equal(np.asarray(data).astype(np.int16).view(np.uint16).reshape(150, 200), streamed)
+
+    await wait_for(published_is_streamed, timeout=5, interval=0.2, message="ArrayData is the streamed image")
     await caput_ok(tools, image1("MinCallbackTime"), "0.2")
     assert float(await tools.get(image1("MinCallbackTime_RBV"))) == 0.2
 

@@ -564,3 +564,19 @@ def test_stop_delete_and_instance_logs(pipe: PipelineClient) -> None:
     assert pipe.get_server_info()["active_instances"] == {}
     assert isinstance(pipe.get_instance_logs(first), list)
     assert isinstance(pipe.get_instance_logs(first, txt=True), str)
+
+
+# ------------------------------------------------------------------------------------------------ debug
+def test_debug_forwards_the_workers_debug_log_to_the_instance_log(pipe: PipelineClient) -> None:
+    """``"debug": true``: the worker logs at DEBUG and its records reach the instance's log ring."""
+    debug_id, _ = pipe.create_instance_from_config({"camera_name": "simulation", "debug": True})
+    quiet_id, _ = pipe.create_instance_from_config({"camera_name": "simulation"})
+
+    def debug_records(instance_id: str) -> list[list[str]]:
+        return [entry for entry in pipe.get_instance_logs(instance_id) if entry[2] == "DEBUG"]
+
+    wait_until(lambda: any("configuration" in entry[3] for entry in debug_records(debug_id)), timeout=20,
+               what="the debug instance's configuration record")
+    wait_until(lambda: pipe.get_instance_info(quiet_id)["statistics"].get("frames", 0) > 0, timeout=20,
+               what="a processed frame of the quiet instance")
+    assert debug_records(quiet_id) == []

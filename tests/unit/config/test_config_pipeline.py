@@ -12,6 +12,7 @@ import pytest
 from camioc.config.pipeline import (
     CAMSERVER_DEFAULT_CONFIGURATION,
     PIPELINE_TYPES,
+    UNSUPPORTED_KEYS,
     ImageGoodRegion,
     ImageSlices,
     PipelineConfig,
@@ -230,7 +231,19 @@ def test_compression_and_create_header_accept_camservers_booleans() -> None:
     assert (config.data_compression, config.data_header_compression, config.create_header) == (
         "bitshuffle_lz4", None, "always")
     assert PipelineConfig.from_dict({**CAMERA, "create_header": False}).create_header == "once"
-    assert PipelineConfig.from_dict({**CAMERA, "data_compression": "lz4"}).data_compression == "lz4"
+    # the sender cannot send plain lz4 (bsread implementations disagree on its size prefix): refused
+    with pytest.raises(ConfigError, match="'lz4' is not supported"):
+        PipelineConfig.from_dict({**CAMERA, "data_compression": "lz4"})
+
+
+@pytest.mark.parametrize("key", sorted(UNSUPPORTED_KEYS))
+def test_cam_server_options_camioc_does_not_implement_are_refused(key: str) -> None:
+    with pytest.raises(ConfigError) as error:
+        PipelineConfig.from_dict({**CAMERA, key: 4 if key in ("modulo", "send_buffer_size") else True})
+    assert f"'{key}' is a cam_server pipeline option that camioc does not support" in str(error.value)
+    # off values and commented-out options load (cam_server's own files have "multiprocessing": false)
+    PipelineConfig.from_dict({**CAMERA, key: False})
+    PipelineConfig.from_dict({**CAMERA, key: None, f"_{key}": True})
 
 
 def test_rotation_forms() -> None:
@@ -353,7 +366,7 @@ def test_mandatory_attributes_message_exactly() -> None:
         ("block", "no", "must be true or false"),
         ("pause", 1, "must be true or false"),
         ("paused", "yes", "must be true or false"),
-        ("data_compression", "gzip", "'bitshuffle_lz4' or 'lz4'"),
+        ("data_compression", "gzip", "false or 'bitshuffle_lz4'"),
         ("binning_x", 0, "must be an integer >= 1"),
         ("mirror_y", 0, "must be true or false"),
         ("port", 0, "must be an integer from 1 to 65535"),
