@@ -434,6 +434,8 @@ class PipelineConfig(ConfigModel):
         if raw.get("pause") is not None:
             _check_bool_key(raw, "pause")
             data.setdefault("paused", raw["pause"])
+        if raw.get("copy") is not None:  # read by the processing (camioc.processing.parameters)
+            _check_bool_key(raw, "copy")
         for key, value in derived_defaults(raw).items():
             data.setdefault(key, value)
         return data

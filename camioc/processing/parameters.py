@@ -19,6 +19,8 @@ Decisions where cam_server's reference is silent (see also the package docstring
 * ``image_scale`` / ``image_offset``: applied when truthy (``None`` and 0 disable them, as
   cam_server's truthiness tests do); both make the image float64.
 * ``image_threshold``: applied when ``> 0`` as ``image < int(threshold)`` → 0.
+* ``copy``: the function gets a writable copy of the received frame (cam_server's ``copy``;
+  without it, and without pre-processing, the frame is the read-only received buffer).
 * ``notify_on_error``: the config value when given, otherwise true for names ending in ``_sp``
   (optionally followed by digits, the screen-panel instance convention ``<camera>_sp1``), as
   cam_server's ``NOTIFY_ON_ERROR=["_sp"]``.
@@ -138,6 +140,7 @@ class ProcessingParameters:
     image_offset: float | None = None
     fw_threshold: float | None = None
     notify_on_error: bool = False
+    copy: bool = False
     name: str | None = None
     #: The effective configuration itself (a private deep copy, read-only).
     config: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}), compare=False)
@@ -175,6 +178,7 @@ class ProcessingParameters:
             image_offset=_truthy_float(cfg.get("image_offset"), "image_offset"),
             fw_threshold=_optional_float(cfg.get("fw_threshold"), "fw_threshold"),
             notify_on_error=bool(notify),
+            copy=bool(cfg.get("copy", False)),
             name=name,
             config=MappingProxyType(copy.deepcopy(dict(cfg))),
         )

@@ -143,6 +143,8 @@ class ImagePipeline:
         """
         try:
             img, xa, ya = check_frame(image, x_axis, y_axis)
+            if self._params.copy:  # cam_server's "copy": a writable frame for the function
+                img = img.copy()
             if self._frame_mean is not None:
                 averaged = self._frame_mean.push(img)
                 if averaged is None:

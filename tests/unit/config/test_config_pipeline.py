@@ -540,3 +540,9 @@ def test_file_mode_layouts_and_attributes() -> None:
             PipelineConfig.from_dict({**file_mode, "attributes": bad})
     with pytest.raises(ConfigError, match="Invalid value for 'buffer_size': -1"):
         PipelineConfig.from_dict({**CAMERA, "buffer_size": -1})
+
+
+def test_copy_must_be_a_boolean() -> None:
+    assert PipelineConfig.from_dict({**CAMERA, "copy": True}).to_dict()["copy"] is True
+    with pytest.raises(ConfigError, match="copy"):
+        PipelineConfig.from_dict({**CAMERA, "copy": "banana"})

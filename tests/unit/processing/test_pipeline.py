@@ -307,3 +307,23 @@ def test_a_nan_pixel_empties_the_good_region_as_numpy_does() -> None:
     assert out["good_region"] is None and out["gr_x_fit_mean"] is None
     assert all(out[f"slice_{k}_center_x"] is None for k in range(3)) and out["coupling"] is None
     assert math.isnan(out["x_fwhm"]) and math.isnan(out["y_fwhm"])
+
+
+IN_PLACE_FUNCTION = """
+def process_image(image, pulse_id, timestamp, x_axis, y_axis, parameters, bsdata=None):
+    image[0, 0] = 7
+    return {"corner": int(image[0, 0])}
+"""
+
+
+def test_copy_gives_the_function_a_writable_frame(tmp_path: Path) -> None:
+    """cam_server's ``copy``: without it a function gets the read-only received frame as is."""
+    write_function(tmp_path, "in_place.py", IN_PLACE_FUNCTION)
+    frame = np.ones((4, 5), np.uint16)
+    frame.flags.writeable = False  # as a zero-copy received bsread frame
+    config = {"camera_name": "cam", "function": "in_place.py"}
+    with pytest.raises(ProcessingError, match="read-only"):
+        ImagePipeline(config, scripts_dir=tmp_path).process(frame, 1, 0.0, None, None)
+    out = ImagePipeline({**config, "copy": True}, scripts_dir=tmp_path).process(frame, 1, 0.0, None, None)
+    assert out is not None and out["corner"] == 7
+    assert int(frame[0, 0]) == 1  # the received frame itself is untouched
