@@ -411,7 +411,7 @@ def test_y_slices_are_row_bands_fitted_along_x_and_failures_are_empty() -> None:
 
 
 def test_png_is_the_rest_rendering_with_cam_servers_options() -> None:
-    from camioc.rest.images import render_png
+    from camioc.processing.png import render_png
 
     image = np.tile(np.arange(0, 256, 16, dtype=np.uint16), (8, 1))  # 16 wide x 8 high, 0 ... 240
     png = functions.get_png_from_image(image)

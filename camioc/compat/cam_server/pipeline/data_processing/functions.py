@@ -12,7 +12,7 @@ user function gets the numbers camioc's own default pipeline computes:
 * good region, slice boundaries and band profiles, index of a value:
   :mod:`camioc.processing.regions` (processing-parity.md §2, §3); each band is then fitted with
   the same Gaussian fit, as the pipeline's slices are;
-* PNG rendering: :func:`camioc.rest.images.render_png` (the REST image route's renderer).
+* PNG rendering: :func:`camioc.processing.png.render_png` (also the REST image routes' renderer).
 
 The remaining helpers are one-line numpy/scipy operations with cam_server's argument
 conventions. Decisions where the documented behaviour leaves a choice are stated per function.
@@ -529,7 +529,7 @@ def get_png_from_image(
     defaults to ``rainbow`` (cam_server's). camioc writes a palette PNG where cam_server wrote RGBA;
     PNG readers take both. Unknown colormap or a non-image → ValueError (camioc's ConfigError).
     """
-    from camioc.rest.images import DEFAULT_COLORMAP, render_png
+    from camioc.processing.png import DEFAULT_COLORMAP, render_png
 
     return render_png(
         np.asarray(image_raw_bytes),
