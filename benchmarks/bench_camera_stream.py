@@ -200,7 +200,7 @@ def receiver_main(
     machine0, send0, cpu0 = busy()
     t0 = time.monotonic()
     end = t0 + duration
-    while (now := time.monotonic()) < end:
+    while time.monotonic() < end:
         got = receive()
         if got is None:
             continue

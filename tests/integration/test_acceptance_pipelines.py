@@ -19,8 +19,6 @@ from cam_server_client import PipelineClient
 from tests.support.waiting import receive, wait_until
 
 
-
-
 def test_newcomer_pipeline_flow(camioc_server, tmp_path: Path) -> None:
     client = PipelineClient(camioc_server.pipeline_url)
     p = camioc_server.prefix

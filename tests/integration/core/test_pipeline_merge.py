@@ -12,6 +12,7 @@ import json
 import random
 import time
 from collections.abc import Callable, Iterator
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -194,12 +195,12 @@ async def test_enforce_pid_enforce_timestamp_and_check_timestamp(make_managers) 
         plain_id, plain, _ = await pipelines.create_instance(
             {"pipeline_type": "stream", "bsread_address": source.address, "bsread_mode": "SUB"})
         pids = [m.data.pulse_id for m in await asyncio.to_thread(receive, plain, 12)]
-        assert any(b <= a for a, b in zip(pids, pids[1:])), "the source repeats pulse ids"
+        assert any(b <= a for a, b in pairwise(pids)), "the source repeats pulse ids"
         checked_id, checked, _ = await pipelines.create_instance(
             {"pipeline_type": "stream", "bsread_address": source.address, "bsread_mode": "SUB",
              "enforce_pid": True, "check_timestamp": True})
         pids = [m.data.pulse_id for m in await asyncio.to_thread(receive, checked, 12)]
-        assert all(b > a for a, b in zip(pids, pids[1:])), pids
+        assert all(b > a for a, b in pairwise(pids)), pids
         assert all(pid % 7 != 0 for pid in pids), "a message breaking pid % 1e6 == ns % 1e6 was sent"
         await wait_statistics(pipelines, checked_id, "pid_dropped", lambda n: n > 0)
         await wait_statistics(pipelines, checked_id, "timestamp_invalid", lambda n: n > 0)
@@ -209,7 +210,7 @@ async def test_enforce_pid_enforce_timestamp_and_check_timestamp(make_managers) 
              "enforce_timestamp": True})
         stamps = [(m.data.global_timestamp, m.data.global_timestamp_offset)
                   for m in await asyncio.to_thread(receive, stamped, 12)]
-        assert all(b > a for a, b in zip(stamps, stamps[1:])), stamps
+        assert all(b > a for a, b in pairwise(stamps)), stamps
         await wait_statistics(pipelines, stamped_id, "timestamp_dropped", lambda n: n > 0)
     finally:
         source.stop()

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
 from camioc.core.api import CameraEvents, CameraStatus, DetectorState, ImageSnapshot
 from camioc.errors import ConfigError, NotFoundError
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from itertools import pairwise
 
 import numpy as np
 import pytest
@@ -55,8 +56,8 @@ def test_reads_frames(camera_ioc, convention):
         assert frame.image.dtype == np.int16  # CA SHORT as delivered (no dtype configured)
         numbers.append(assert_test_pattern(frame.image))
         assert abs(frame.timestamp - time.time()) < 10
-    assert all(b > a for a, b in zip(numbers, numbers[1:]))
-    assert all(b.timestamp > a.timestamp for a, b in zip(frames, frames[1:]))
+    assert all(b > a for a, b in pairwise(numbers))
+    assert all(b.timestamp > a.timestamp for a, b in pairwise(frames))
     if convention == "areadetector":  # ArrayCounter_RBV is the pulse id, paired with its image
         assert [f.pulse_id % 65536 for f in frames] == numbers
     else:
@@ -74,7 +75,7 @@ def test_areadetector_uint16_and_counter_pairing(camera_ioc, order):
         np.testing.assert_array_equal(frame.image, pattern(frame.pulse_id, 40, 30))
     assert any(int(f.image.max()) > 0x7FFF for f in frames)  # bits reinterpreted, not clipped
     ids = [f.pulse_id for f in frames]
-    assert all(b > a for a, b in zip(ids, ids[1:]))
+    assert all(b > a for a, b in pairwise(ids))
 
 
 def test_areadetector_unstamped_counter_first(camera_ioc):

@@ -380,7 +380,7 @@ def test_x_slices_are_column_bands_fitted_along_y() -> None:
     slices, slice_length = functions.get_x_slices_data(image, x_axis, y_axis, 10.0, 3.0, 2, 3)
     # boundaries [7, 9, 11, 13] (as calculate_slices above), h = 1: centres x = x_axis[8], [10], [12]
     assert slice_length == 2.0 and len(slices) == 3
-    for ([center_x, center_y], sigma, intensity), (x, y, first) in zip(slices, ((8, 3, 7), (10, 4, 9), (12, 5, 11))):
+    for ([center_x, center_y], sigma, intensity), (x, y, first) in zip(slices, ((8, 3, 7), (10, 4, 9), (12, 5, 11)), strict=True):
         assert center_x == x
         assert center_y == pytest.approx(y, rel=1e-6) and sigma == pytest.approx(1.5, rel=1e-6)
         assert intensity == pytest.approx(image[:, first : first + 2].sum(), rel=1e-12)

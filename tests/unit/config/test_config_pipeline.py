@@ -17,11 +17,11 @@ from camioc.config.pipeline import (
     ImageSlices,
     PipelineConfig,
     Rotation,
-    verify_attributes,
     client_config,
     expand_config,
     merge_update,
     pipeline_groups,
+    verify_attributes,
 )
 from camioc.errors import ConfigError
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import math
 import warnings
+from itertools import pairwise
 from typing import Any
 
 import numpy as np
@@ -186,7 +187,7 @@ def slices_data(
     boundaries, half, slice_length = calculate_slices(position_axis, center, sigma, scale, n)
     extent = crop.shape[0] if rows else crop.shape[1]
     result = []
-    for b0, b1 in zip(boundaries[:-1], boundaries[1:]):
+    for b0, b1 in pairwise(boundaries):
         if not (b0 < extent and b1 < extent):
             continue
         band = crop[b0:b1, :] if rows else crop[:, b0:b1]

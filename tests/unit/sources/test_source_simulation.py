@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from itertools import pairwise
 
 import numpy as np
 import pytest
@@ -129,7 +130,7 @@ def test_simulated_pulse_ids():
         frames = [source.read(1.0) for _ in range(20)]
     ids = [f.pulse_id for f in frames]
     assert all(isinstance(i, int) for i in ids)
-    assert all(b > a for a, b in zip(ids, ids[1:]))  # strictly increasing even at 1 kHz
+    assert all(b > a for a, b in pairwise(ids))  # strictly increasing even at 1 kHz
     assert abs(ids[0] - int(frames[0].timestamp * 100)) <= 1
     with sim(size_x=64, size_y=48, frame_rate=1000) as source:
         source.connect()
