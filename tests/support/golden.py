@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cache
@@ -20,7 +21,8 @@ import numpy as np
 
 from tests.support.server import REPO_ROOT
 
-GOLDEN_DIR = REPO_ROOT.parent / "shared" / "reference" / "golden"
+#: ``shared/`` lies beside the clone (as CI lays it); ``CAMIOC_SHARED`` overrides it, as for the fixtures.
+GOLDEN_DIR = Path(os.environ.get("CAMIOC_SHARED", REPO_ROOT.parent / "shared")) / "reference" / "golden"
 
 #: Compared exactly (processing-parity.md §intro).
 EXACT_FIELDS = frozenset(
