@@ -231,6 +231,88 @@ class PipelineEvents(Protocol):
     def pipeline_image(self, snapshot: ImageSnapshot) -> None: ...
 
 
+
+class PipelineService(Protocol):
+    """The pipeline manager as the adapters (IOC and REST) see it; one set of names.
+
+    Instances are addressed by ``instance_id`` (a saved pipeline's name for its shared instance),
+    saved configs by ``name``. Errors are camioc's exceptions (``ConfigError``, ``NotFoundError``,
+    ``ReadOnlyError``, ``InstanceError``, ...) with cam_server's message texts.
+    """
+
+    # saved configs
+    def pipeline_names(self) -> list[str]: ...
+
+    def groups(self) -> dict[str, list[str]]: ...
+
+    def get_config(self, name: str) -> dict[str, Any]: ...
+
+    async def save_config(self, name: str, config: Mapping[str, Any]) -> dict[str, Any]: ...
+
+    async def delete_config(self, name: str) -> None: ...
+
+    async def update_pipeline(self, name: str, changes: Mapping[str, Any]) -> dict[str, Any]:
+        """Change a saved pipeline and/or its running instance (what a caput does)."""
+        ...
+
+    # instances
+    async def create_instance(
+        self,
+        config: Mapping[str, Any] | None = None,
+        *,
+        pipeline_name: str | None = None,
+        instance_id: str | None = None,
+        additional_config: Mapping[str, Any] | None = None,
+    ) -> tuple[str, str, dict[str, Any]]:
+        """A private instance: ``(instance_id, stream address, config as cam_server shows it)``."""
+        ...
+
+    async def get_instance_stream(self, instance_id: str, *, hold: bool = False) -> str: ...
+
+    async def get_instance_stream_from_config(
+        self, config: Mapping[str, Any]
+    ) -> tuple[str, str, dict[str, Any]]: ...
+
+    def instance_config(self, instance_id: str) -> dict[str, Any]: ...
+
+    async def set_instance_config(self, instance_id: str, changes: Mapping[str, Any]) -> dict[str, Any]: ...
+
+    def exit_code(self, instance_id: str, *, running_is_error: bool = False) -> int | None: ...
+
+    async def stop_instance(self, instance_id: str) -> None: ...
+
+    async def stop(self, instance_id: str) -> None: ...
+
+    async def stop_all(self) -> None: ...
+
+    async def delete_instance(self, instance_id: str) -> None: ...
+
+    def ids(self) -> list[str]: ...
+
+    def status(self, instance_id: str) -> PipelineStatus: ...
+
+    def instance_info(self, instance_id: str) -> dict[str, Any]: ...
+
+    def active_instances(self) -> dict[str, dict[str, Any]]: ...
+
+    # backgrounds
+    async def collect_background(self, camera_name: str, n_images: int | None = None) -> str: ...
+
+    def latest_background(self, camera_name: str) -> str: ...
+
+    def background_ids(self, camera_name: str) -> list[str]: ...
+
+    async def get_background(self, background_id: str) -> np.ndarray: ...
+
+    async def set_background(self, background_id: str, image: np.ndarray, *, overwrite: bool = True) -> str: ...
+
+    # publishing to the IOC
+    def set_image_publishing(self, instance_id: str, enabled: bool, min_period: float) -> None: ...
+
+    def add_listener(self, listener: PipelineEvents) -> None: ...
+
+    def remove_listener(self, listener: PipelineEvents) -> None: ...
+
 __all__ = [
     "CameraEvents",
     "CameraService",
@@ -238,6 +320,7 @@ __all__ = [
     "DetectorState",
     "ImageSnapshot",
     "PipelineEvents",
+    "PipelineService",
     "PipelineStatus",
     "rate_of",
     "rate_text",
