@@ -15,6 +15,7 @@ from pathlib import Path
 
 from camioc import __version__
 
+
 def bsread_address(text: str) -> str:
     """A bsread stream address (``tcp://host:port`` or ``ipc://path``), for ``--dispatcher-url``."""
     if text.startswith("ipc://") and len(text) > len("ipc://"):

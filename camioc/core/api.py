@@ -86,6 +86,10 @@ class CameraEvents(Protocol):
 
     def camera_image(self, snapshot: ImageSnapshot) -> None: ...
 
+    def instances_changed(self, name: str) -> None:
+        """Camera ``name``'s instance started (its stream is up) or stopped."""
+        ...
+
 
 class CameraService(Protocol):
     """The camera domain API used by the IOC and the REST layer (implemented by ``CameraManager``).

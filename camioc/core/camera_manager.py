@@ -17,7 +17,7 @@ import logging
 import time
 from collections.abc import Mapping
 from dataclasses import replace
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -50,7 +50,7 @@ class _CameraInstance:
         self.port = port
         self.handle: WorkerHandle | None = None
         self.stream_address = ""
-        self.last_start_time = datetime.now(timezone.utc).astimezone().strftime(TIME_FORMAT)
+        self.last_start_time = datetime.now(UTC).astimezone().strftime(TIME_FORMAT)
         self.started_monotonic = time.monotonic()
         self.status: dict[str, Any] = {}
         self.pid: int | None = None

@@ -242,7 +242,7 @@ class OutputOrder:
         return out
 
 
-def _sec_ns(timestamp: Any) -> tuple[int, int]:
+def _sec_ns(timestamp: float | tuple[int, int] | None) -> tuple[int, int]:
     if isinstance(timestamp, tuple | list) and len(timestamp) == 2:
         return int(timestamp[0]), int(timestamp[1])
     value = float(timestamp or 0.0)

@@ -30,17 +30,17 @@ import time
 import uuid
 from collections.abc import Mapping
 from dataclasses import replace
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from camioc.config.names import validate_name
 from camioc.config._fields import merge_changes
+from camioc.config.names import validate_name
 from camioc.config.pipeline import MERGED_SECTIONS, PipelineConfig, client_config, merge_update, pipeline_groups
 from camioc.config.store import ConfigStore
-from camioc.core.api import DetectorState, ImageSnapshot, PipelineEvents, PipelineStatus, rate_text
+from camioc.core.api import CameraStatus, DetectorState, ImageSnapshot, PipelineEvents, PipelineStatus, rate_text
 from camioc.core.backgrounds import DEFAULT_N_IMAGES, BackgroundStore, collect_background_image
 from camioc.core.camera_manager import CameraManager
 from camioc.core.events import Listeners
@@ -80,7 +80,7 @@ class _PipelineInstance:
         self.ports: list[int] = []
         self.stream_address = ""
         self.input_address = ""
-        self.last_start_time = datetime.now(timezone.utc).astimezone().strftime(TIME_FORMAT)
+        self.last_start_time = datetime.now(UTC).astimezone().strftime(TIME_FORMAT)
         self.started_monotonic = time.monotonic()
         self.pid: int | None = None
         self.clients = 0
@@ -507,7 +507,7 @@ class PipelineManager:
         self._remember_exit_code(instance_id, code)
         error = handle.stop_error
         state = DetectorState.Error if error else DetectorState.Idle
-        message = error or f"Stopped ({handle.stop_reason or 'exit code %s' % code})"
+        message = error or f"Stopped ({handle.stop_reason or f'exit code {code}'})"
         self._set_status(instance_id, running=False, state=state, message=message, stream_address="",
                          frame_rate=0.0, exit_code=code, error=error)
         log.info("pipeline %s stopped: %s", instance_id, message)
@@ -737,13 +737,26 @@ class PipelineManager:
 
 
 class _CameraWatcher:
-    """The pipeline manager's camera listener (only ``instances_changed``; other events unused)."""
+    """The pipeline manager's camera listener: only ``instances_changed`` matters, the other
+    :class:`~camioc.core.api.CameraEvents` are ignored."""
 
     def __init__(self, manager: PipelineManager) -> None:
         self._manager = manager
 
-    def instances_changed(self, camera: str) -> None:
-        self._manager._camera_instances_changed(camera)
+    def camera_added(self, name: str) -> None:
+        pass
+
+    def camera_removed(self, name: str) -> None:
+        pass
+
+    def camera_status(self, status: CameraStatus) -> None:
+        pass
+
+    def camera_image(self, snapshot: ImageSnapshot) -> None:
+        pass
+
+    def instances_changed(self, name: str) -> None:
+        self._manager._camera_instances_changed(name)
 
 
 def _same_config(a: Mapping[str, Any], b: Mapping[str, Any]) -> bool:

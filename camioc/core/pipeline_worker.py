@@ -17,14 +17,14 @@ from __future__ import annotations
 
 import collections
 import heapq
-import threading
 import json
 import logging
 import os
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -366,10 +366,12 @@ class _PipelineWorker:
         mode = str(self.options.output_mode or self.config.get("mode") or "PUB").upper()
         if mode == "FILE":
             return _FileOutput(self.config)
-        from camioc.streams.bsread import BsreadSender, HeaderPolicy
+        from camioc.streams.bsread import BsreadSender, CreateHeader, HeaderPolicy
 
         policy = HeaderPolicy(
-            create_header=str(self.config.get("create_header") or "on_change"),
+            # the effective config was validated by PipelineConfig (create_header is one of the
+            # modes there); HeaderPolicy checks it again
+            create_header=cast(CreateHeader, str(self.config.get("create_header") or "on_change")),
             allow_type_changes=bool(self.config.get("allow_type_changes", True)),
             allow_shape_changes=bool(self.config.get("allow_shape_changes", True)),
         )
@@ -530,7 +532,8 @@ class _PipelineWorker:
         parallel = self._parallel
         if parallel is not None:
             parallel.submit(message, self._process)
-            for done_message, future, t0 in parallel.completed(wait_oldest=len(parallel.pending) >= parallel.buffer_size):
+            wait_oldest = len(parallel.pending) >= parallel.buffer_size
+            for done_message, future, t0 in parallel.completed(wait_oldest=wait_oldest):
                 outcome = self._emit_result(done_message, output, future.result, t0)
                 if outcome is not None:
                     return outcome

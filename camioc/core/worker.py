@@ -26,6 +26,7 @@ import itertools
 import logging
 import multiprocessing
 import multiprocessing.connection
+import multiprocessing.process
 import threading
 import time
 from collections.abc import Callable

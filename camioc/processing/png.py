@@ -156,7 +156,7 @@ def render_png(
         indices = data.astype(np.uint8)
     else:
         indices = np.zeros(data.shape, dtype=np.uint8)
-    height, width = indices.shape
+    height, width = data.shape  # = indices.shape (whose type pyright takes for 0-d after np.zeros)
     png = Image.frombytes("P", (width, height), np.ascontiguousarray(indices).tobytes())
     png.putpalette(np.ascontiguousarray(lut).tobytes(), rawmode="RGB")
     buffer = io.BytesIO()

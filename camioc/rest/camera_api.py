@@ -76,7 +76,8 @@ def add_camera_routes(routes: Routes, root: str, cameras: CameraService) -> None
     async def is_online(request: web.Request) -> dict[str, Any]:
         name = request.match_info["camera"]
         online, text = await cameras.is_online(name)
-        return {"status": text or (f"Camera {name} is online." if online else f"Camera {name} is offline."), "online": online}
+        status = text or (f"Camera {name} is online." if online else f"Camera {name} is offline.")
+        return {"status": status, "online": online}
 
     async def get_config(request: web.Request) -> dict[str, Any]:
         name = request.match_info["camera"]

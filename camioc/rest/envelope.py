@@ -157,7 +157,9 @@ async def read_json_object(request: web.Request, *, empty_message: str) -> dict[
     except UnicodeDecodeError as exc:
         raise ConfigError(f"Request body is not UTF-8 encoded JSON: {exc}.") from exc
     except json.JSONDecodeError as exc:
-        raise ConfigError(f"Request body is not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno}).") from exc
+        raise ConfigError(
+            f"Request body is not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})."
+        ) from exc
     if value is None:
         raise ConfigError(empty_message)
     if not isinstance(value, dict):

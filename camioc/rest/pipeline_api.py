@@ -257,7 +257,8 @@ def add_pipeline_routes(routes: Routes, root: str, pipelines: PipelineManager, c
 
     async def instance_info(request: web.Request) -> dict[str, Any]:
         instance_id = request.match_info["instance_id"]
-        return {"status": f"Pipeline instance {instance_id} info retrieved.", "info": pipelines.instance_info(instance_id)}
+        return {"status": f"Pipeline instance {instance_id} info retrieved.",
+                "info": pipelines.instance_info(instance_id)}
 
     async def instance_config(request: web.Request) -> dict[str, Any]:
         instance_id = request.match_info["instance_id"]

@@ -49,7 +49,9 @@ class ScriptStore:
     def path(self, name: str) -> Path:
         validate_name(name, f"{self.kind.lower()} name")
         if not self._accepts(name):
-            raise ConfigError(f"Invalid {self.kind.lower()} name '{name}': it must end with one of {list(self.suffixes or ())}.")
+            raise ConfigError(
+                f"Invalid {self.kind.lower()} name '{name}': it must end with one of {list(self.suffixes or ())}."
+            )
         return self.folder / name
 
     def names(self) -> list[str]:

@@ -25,7 +25,7 @@ from __future__ import annotations
 import codecs
 import io
 import pickle
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -44,7 +44,9 @@ def _reconstruct(subtype: Any, shape: Any, dtype: Any) -> np.ndarray:
         raise pickle.UnpicklingError("only plain numpy.ndarray objects are accepted")
     if tuple(shape) != (0,):
         raise pickle.UnpicklingError("array pickles reconstruct from an empty array")
-    return _np_reconstruct(np.ndarray, (0,), dtype)
+    # numpy's stubs type its private ``_reconstruct`` as returning ``object``; given ``np.ndarray``
+    # as the subtype it builds a plain ndarray
+    return cast(np.ndarray, _np_reconstruct(np.ndarray, (0,), dtype))
 
 
 def _encode(text: Any, encoding: Any = "utf-8") -> bytes:
@@ -58,7 +60,10 @@ def _frombuffer(buffer: Any, dtype: Any, shape: Any, order: Any) -> np.ndarray:
         raise pickle.UnpicklingError("only in-band array buffers are accepted")
     if order not in ("C", "F"):
         raise pickle.UnpicklingError("invalid array order")
-    return np.frombuffer(buffer, dtype=dtype).reshape(tuple(int(n) for n in shape), order=order)
+    # numpy's stubs list the buffer types np.frombuffer takes for Python < 3.12 (no PEP 688
+    # ``Buffer`` protocol there) and leave out pickle.PickleBuffer, which numpy accepts at runtime
+    array = np.frombuffer(buffer, dtype=dtype)  # pyright: ignore[reportCallIssue, reportArgumentType]
+    return array.reshape(tuple(int(n) for n in shape), order=order)
 
 
 _ALLOWED: dict[tuple[str, str], Any] = {

@@ -33,7 +33,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Final, Literal
+from typing import Any, Final, Literal, TypeAlias
 
 import numpy as np
 import zmq
@@ -51,6 +51,7 @@ __all__ = [
     "BsreadReceiver",
     "BsreadSender",
     "ChannelSpec",
+    "CreateHeader",
     "HeaderPolicy",
     "MalformedMessageError",
     "split_timestamp",
@@ -148,6 +149,10 @@ class ChannelSpec:
         return np.dtype(code).newbyteorder("<" if self.encoding == "little" else ">")
 
 
+#: The ``create_header`` modes of :class:`HeaderPolicy`.
+CreateHeader: TypeAlias = Literal["once", "always", "on_change"]
+
+
 @dataclass(frozen=True)
 class HeaderPolicy:
     """When the data header is rebuilt (cam_server's pipeline ``create_header`` semantics).
@@ -163,7 +168,7 @@ class HeaderPolicy:
       ``check_data=True``).
     """
 
-    create_header: Literal["once", "always", "on_change"] = "on_change"
+    create_header: CreateHeader = "on_change"
     allow_type_changes: bool = True
     allow_shape_changes: bool = True
 
@@ -441,8 +446,7 @@ class _Layout:
         dh = f',"dh_compression":"{dh_compression}"' if dh_compression else ""
         # %-template: formatting three ints into bytes is ~10x cheaper than json.dumps per message.
         self.main_template = (
-            '{"htype":"%s","pulse_id":%%d,"global_timestamp":{"sec":%%d,"ns":%%d},"hash":"%s"%s}'
-            % (MAIN_HTYPE, self.hash, dh)
+            f'{{"htype":"{MAIN_HTYPE}","pulse_id":%d,"global_timestamp":{{"sec":%d,"ns":%d}},"hash":"{self.hash}"{dh}}}'
         ).encode("ascii")
 
 
@@ -1053,7 +1057,7 @@ class BsreadSender:
             send(part, more, type(part) is bytes)
         send(parts[-1], 0, type(parts[-1]) is bytes)
         self.messages_sent += 1
-        self.bytes_sent += sum(len(p) if type(p) is bytes else p.nbytes for p in parts)
+        self.bytes_sent += sum(len(p) if isinstance(p, bytes) else p.nbytes for p in parts)
         return True
 
     def _client_arrived(self, sock: zmq.Socket) -> bool:
@@ -1082,11 +1086,14 @@ class BsreadSender:
     def _send_first(self, sock: zmq.Socket, part: _Part, wait: float | None = None) -> bool:
         """Send the first part: PUB always; PUSH blocking (``block``), bounded by ``send_timeout``,
         or without waiting; ``wait`` (seconds) overrides for the buffered delivery."""
+        # The pyright ignores below: pyzmq types ``data`` as a PEP 688 ``Buffer``, and numpy's stubs
+        # give ndarray ``__buffer__`` only for Python >= 3.12; every ndarray is a buffer at runtime.
         if self._publishing:
-            sock.send(part, zmq.SNDMORE)  # PUB never blocks: at HWM libzmq drops the whole message
+            # PUB never blocks: at HWM libzmq drops the whole message
+            sock.send(part, zmq.SNDMORE)  # pyright: ignore[reportCallIssue, reportArgumentType]
             return True
         if wait is None and self._block and self._send_timeout is None:
-            sock.send(part, zmq.SNDMORE)
+            sock.send(part, zmq.SNDMORE)  # pyright: ignore[reportCallIssue, reportArgumentType]
             return True
         if wait is not None:
             timeout = wait
@@ -1095,7 +1102,7 @@ class BsreadSender:
         deadline = time.monotonic() + timeout
         while True:
             try:
-                sock.send(part, zmq.SNDMORE | zmq.NOBLOCK)
+                sock.send(part, zmq.SNDMORE | zmq.NOBLOCK)  # pyright: ignore[reportCallIssue, reportArgumentType]
                 return True
             except zmq.Again:
                 remaining = deadline - time.monotonic()

@@ -163,7 +163,8 @@ def rotate(image: np.ndarray, degrees: float, order: int = 1, mode: str = "0.0")
     if mode == "ortho":
         return np.rot90(image, int(degrees / 90))
     if is_number(mode):
-        return scipy.ndimage.rotate(image, float(degrees), reshape=False, order=order, mode="constant", cval=float(mode))
+        return scipy.ndimage.rotate(image, float(degrees), reshape=False, order=order, mode="constant",
+                                    cval=float(mode))
     return scipy.ndimage.rotate(image, float(degrees), reshape=False, order=order, mode=mode)
 
 
@@ -364,7 +365,9 @@ def _fit_points(x: Any, y: Any, parameters: int, what: str) -> tuple[np.ndarray,
         raise ValueError(f"{what}: x and y must have the same length, not {xs.size} and {ys.size}")
     if xs.size < parameters:
         # curve_fit's refusal, as cam_server's callers see it (they catch it)
-        raise TypeError(f"{what}: improper input: {parameters} parameters need at least {parameters} points, got {xs.size}")
+        raise TypeError(
+            f"{what}: improper input: {parameters} parameters need at least {parameters} points, got {xs.size}"
+        )
     return xs, ys
 
 
