@@ -29,6 +29,7 @@ from typing import Any
 
 import numpy as np
 from caproto import AlarmSeverity, AlarmStatus
+from caproto.server import PvpropertyData
 
 from camioc.core.api import CameraService, CameraStatus, DetectorState
 from camioc.ioc.groups import NO_ALARM, Alarm, SpecGroup, cached_group_class, make_group_class
@@ -78,6 +79,11 @@ class _CameraDriverBehaviour(SpecGroup):
     """``$(P)<cam>:cam1:`` of camera ``camera``, backed by ``service``."""
 
     _ROI_INDEX = {"min_x": 0, "size_x": 1, "min_y": 2, "size_y": 3}
+
+    # PVs of CAMERA_PVS used by name here; the generated class (make_group_class) adds them as
+    # pvproperties. Declarations for the type checker only (no value: nothing at runtime).
+    size_x: PvpropertyData
+    size_y: PvpropertyData
 
     def __init__(self, prefix: str, *, camera: str, service: CameraService, **kwargs: Any) -> None:
         super().__init__(prefix, **kwargs)
@@ -196,6 +202,13 @@ CameraDriverGroup = make_group_class("CameraDriverGroup", _CameraDriverBehaviour
 class _ImageBehaviour(SpecGroup):
     """``$(P)<owner>:image1:``; ``set_publishing(enabled, min_period)`` applies the settings."""
 
+    # PVs of IMAGE_PVS used by name here; the generated class (image_group_class) adds them as
+    # pvproperties. Declarations for the type checker only (no value: nothing at runtime).
+    array_data: PvpropertyData
+    ndimensions: PvpropertyData
+    enable_callbacks_rbv: PvpropertyData
+    min_callback_time_rbv: PvpropertyData
+
     def __init__(self, prefix: str, *, set_publishing: Callable[[bool, float], None],
                  enabled: bool, min_period: float, **kwargs: Any) -> None:
         super().__init__(prefix, **kwargs)
@@ -209,7 +222,9 @@ class _ImageBehaviour(SpecGroup):
     @property
     def capacity(self) -> int:
         """Elements the ``ArrayData`` PV can hold (NELM; fixed for the PV's lifetime)."""
-        return int(self.array_data.max_length)
+        length = self.array_data.max_length
+        assert length is not None  # caproto sets it when the PV is made (max_length= of the pvproperty)
+        return int(length)
 
     async def put_enable_callbacks(self, instance, value):
         self._set_publishing(value == "Enable", float(self.min_callback_time_rbv.value))
@@ -242,7 +257,7 @@ class _ImageBehaviour(SpecGroup):
         await self.post("array_counter", int(counter) % _INT32, timestamp=timestamp, force=True)
 
 
-def image_group_class(fmt: ImageFormat, elements: int) -> type[SpecGroup]:
+def image_group_class(fmt: ImageFormat, elements: int) -> type[_ImageBehaviour]:
     """The image group class for images of ``fmt`` with up to ``elements`` pixels."""
     return cached_group_class(
         f"ImageGroup_{fmt.ftvl}_{elements}", _ImageBehaviour, IMAGE_PVS,

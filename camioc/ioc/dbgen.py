@@ -100,7 +100,7 @@ def record_fields(spec: PVDef) -> list[tuple[str, str]]:
         fields.append(("EGU", spec.egu))
     if spec.prec is not None:
         fields.append(("PREC", str(spec.prec)))
-    if spec.has_limits:
+    if spec.low is not None and spec.high is not None:  # = spec.has_limits, spelled out for the type checker
         low, high = _number(spec.low), _number(spec.high)
         if spec.writable:
             fields += [("DRVL", low), ("DRVH", high)]
@@ -147,8 +147,10 @@ def render_substitutions() -> str:
         + 'file "camioc_camera.template" {\n    { P="CAMIOC:", CAM="simulation" }\n}\n\n'
         + 'file "camioc_pipeline.template" {\n    { P="CAMIOC:", ID="simulation_sp" }\n}\n\n'
         + 'file "camioc_image.template" {\n'
-        + f'    {{ P="CAMIOC:", R="simulation:{IMAGE_PLUGIN}", FTVL="{fmt.ftvl}", NELM="{DEFAULT_IMAGE_ELEMENTS}" }}\n'
-        + f'    {{ P="CAMIOC:", R="simulation_sp:{IMAGE_PLUGIN}", FTVL="{fmt.ftvl}", NELM="{DEFAULT_IMAGE_ELEMENTS}" }}\n'
+        + f'    {{ P="CAMIOC:", R="simulation:{IMAGE_PLUGIN}", FTVL="{fmt.ftvl}", '
+        + f'NELM="{DEFAULT_IMAGE_ELEMENTS}" }}\n'
+        + f'    {{ P="CAMIOC:", R="simulation_sp:{IMAGE_PLUGIN}", FTVL="{fmt.ftvl}", '
+        + f'NELM="{DEFAULT_IMAGE_ELEMENTS}" }}\n'
         + "}\n"
     )
 
@@ -210,6 +212,7 @@ def parse_with_epics(loads: list[tuple[Path, str]], fields: tuple[str, ...] = ("
 
 
 def main(argv: list[str] | None = None) -> int:
+    assert __doc__ is not None  # this module's docstring
     return generator_main(argv, prog="python -m camioc.ioc.dbgen", description=__doc__.split("\n\n")[0],
                           generate=generate, default_output=DEFAULT_OUTPUT)
 

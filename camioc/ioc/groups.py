@@ -29,7 +29,7 @@ import math
 import types
 from collections import OrderedDict
 from collections.abc import Iterable
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar, cast
 
 import numpy as np
 from caproto import AccessRights, AlarmSeverity, AlarmStatus, ChannelType
@@ -273,13 +273,17 @@ def _same(current: Any, new: Any) -> bool:
     return current == new
 
 
+#: A behaviour class (a :class:`SpecGroup` subclass) and the generated classes made from it.
+BehaviourT = TypeVar("BehaviourT", bound=SpecGroup)
+
+
 def make_group_class(
     name: str,
-    base: type[SpecGroup],
+    base: type[BehaviourT],
     specs: Iterable[PVDef],
     *,
     waveforms: dict[str, tuple[str, int]] | None = None,
-) -> type[SpecGroup]:
+) -> type[BehaviourT]:
     """A ``PVGroup`` class with one pvproperty per spec row, behaviour from ``base``.
 
     ``waveforms`` maps attr -> (element type, length) for waveforms whose type and length are
@@ -294,12 +298,13 @@ def make_group_class(
     attrs["SPECS"] = specs
     attrs["WAVEFORM_FTVL"] = {attr: ftvl for attr, (ftvl, _) in waveforms.items()}
     attrs["__module__"] = base.__module__
-    return types.new_class(name, (base,), exec_body=lambda namespace: namespace.update(attrs))
+    # types.new_class is typed as returning ``type``: the class it makes here subclasses ``base``.
+    return cast(type[BehaviourT], types.new_class(name, (base,), exec_body=lambda namespace: namespace.update(attrs)))
 
 
 @functools.lru_cache(maxsize=64)
-def cached_group_class(name: str, base: type[SpecGroup], specs: tuple[PVDef, ...],
-                       waveforms: tuple[tuple[str, str, int], ...] = ()) -> type[SpecGroup]:
+def cached_group_class(name: str, base: type[BehaviourT], specs: tuple[PVDef, ...],
+                       waveforms: tuple[tuple[str, str, int], ...] = ()) -> type[BehaviourT]:
     """:func:`make_group_class`, cached (image groups of the same format share one class)."""
     return make_group_class(name, base, specs, waveforms={attr: (ftvl, nelm) for attr, ftvl, nelm in waveforms})
 

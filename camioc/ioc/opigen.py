@@ -77,8 +77,12 @@ class Display:
         self.y = MARGIN
         self._count = 0
 
-    def widget(self, kind: str, x: int, y: int, width: int, height: int, name: str | None = None,
-               parent: ET.Element | None = None, **props: str) -> ET.Element:
+    def widget(self, kind: str, x: int, y: int, width: int, height: int, parent: ET.Element | None = None, /,
+               name: str | None = None, **props: str) -> ET.Element:
+        """A ``<widget>`` in ``parent`` (default: the display); ``props`` are its property elements.
+
+        ``parent`` is positional-only, so a ``**props`` mapping cannot fill it.
+        """
         self._count += 1
         element = ET.SubElement(parent if parent is not None else self.root, "widget", type=kind,
                                 version=WIDGET_VERSIONS[kind])
@@ -97,8 +101,10 @@ class Display:
         self.y += ROW + 4
 
     def fit(self, min_width: int, min_height: int) -> None:
-        self._width.text = str(max(int(self._width.text), min_width))
-        self._height.text = str(max(int(self._height.text), min_height, self.y + MARGIN))
+        width, height = self._width.text, self._height.text
+        assert width is not None and height is not None  # set in __init__
+        self._width.text = str(max(int(width), min_width))
+        self._height.text = str(max(int(height), min_height, self.y + MARGIN))
 
     def xml(self) -> str:
         ET.indent(self.root, space="  ")
@@ -396,6 +402,7 @@ def stale(output: Path = DEFAULT_OUTPUT) -> list[str]:
     return stale_files(generate(), output)
 
 def main(argv: list[str] | None = None) -> int:
+    assert __doc__ is not None  # this module's docstring
     return generator_main(argv, prog="python -m camioc.ioc.opigen", description=__doc__.split("\n\n")[0],
                           generate=generate, default_output=DEFAULT_OUTPUT)
 

@@ -65,6 +65,7 @@ from typing import Any, Protocol
 
 import numpy as np
 from caproto import AlarmSeverity, AlarmStatus
+from caproto.server import PvpropertyData
 
 from camioc.core.api import DetectorState, PipelineEvents, PipelineStatus
 from camioc.errors import ConfigError, ReadOnlyError
@@ -225,6 +226,17 @@ def _text(value: Any, limit: int = TEXT_NELM - 1) -> str:
 # =========================================================================================
 class _PipelineBehaviour(SpecGroup):
     """``$(P)<id>:`` of pipeline ``pipeline_id``, backed by ``service``."""
+
+    # PVs of PIPELINE_PVS used by name here; the generated class (PipelineGroup) adds them as
+    # pvproperties. Declarations for the type checker only (no value: nothing at runtime).
+    roi_enable: PvpropertyData
+    good_region_enable: PvpropertyData
+    good_region_threshold: PvpropertyData
+    good_region_gfscale: PvpropertyData
+    slices_number: PvpropertyData
+    slices_scale: PvpropertyData
+    slices_orientation: PvpropertyData
+    num_background_images_rbv: PvpropertyData
 
     def __init__(self, prefix: str, *, pipeline_id: str, service: PipelineService, **kwargs: Any) -> None:
         super().__init__(prefix, **kwargs)
@@ -474,7 +486,7 @@ class _PipelineArraysBehaviour(SpecGroup):
             await instance.write(data, verify_value=False, **kwargs)
 
 
-def arrays_group_class(elements: int) -> type[SpecGroup]:
+def arrays_group_class(elements: int) -> type[_PipelineArraysBehaviour]:
     """The waveform group class for arrays of up to ``elements`` values."""
     return cached_group_class(
         f"PipelineArraysGroup_{elements}", _PipelineArraysBehaviour, PIPELINE_ARRAY_PVS,
@@ -526,7 +538,7 @@ class OutFields:
     """
 
     def __init__(self) -> None:
-        self.groups: list[SpecGroup] = []
+        self.groups: list[_OutBehaviour] = []
         self.fields: dict[str, str] = {}  # field -> PV name part
         self.refused: set[str] = set()
 
@@ -549,7 +561,7 @@ class OutFields:
             specs.append(out_field_spec(len(self.fields) + len(specs), field, text=isinstance(value, str)))
         return specs, refused
 
-    def add(self, group: SpecGroup, specs: Iterable[PVDef]) -> None:
+    def add(self, group: _OutBehaviour, specs: Iterable[PVDef]) -> None:
         self.groups.append(group)
         for spec in specs:
             self.fields[spec.source] = out_field_name(spec.source)
@@ -559,7 +571,7 @@ class OutFields:
             await group.apply(results, alarm, timestamp)
 
 
-def out_group_class(specs: Iterable[PVDef]) -> type[SpecGroup]:
+def out_group_class(specs: Iterable[PVDef]) -> type[_OutBehaviour]:
     return make_group_class("PipelineOutGroup", _OutBehaviour, specs)
 
 

@@ -150,7 +150,8 @@ def _rbv(setting: PVDef, record: str, desc: str, enums: tuple[str, ...] | None =
     )
 
 
-def _pair(setting: PVDef, rbv_record: str, rbv_desc: str, rbv_enums: tuple[str, ...] | None = None) -> tuple[PVDef, PVDef]:
+def _pair(setting: PVDef, rbv_record: str, rbv_desc: str,
+          rbv_enums: tuple[str, ...] | None = None) -> tuple[PVDef, PVDef]:
     return setting, _rbv(setting, rbv_record, rbv_desc, rbv_enums)
 
 
@@ -164,9 +165,12 @@ SERVICE_PVS: tuple[PVDef, ...] = (
     PVDef("heartbeat", "HEARTBEAT", "longin", "Heartbeat counter, +1 per second"),
     PVDef("uptime", "UPTIME", "stringin", "Time since start (d, hh:mm:ss)"),
     PVDef("start_count", "START_CNT", "longin", "Number of server starts"),
-    PVDef("cameras", "Cameras_RBV", "waveform", "Configured cameras (JSON list)", ftvl="CHAR", nelm=JSON_LIST_NELM, value="[]"),
-    PVDef("pipelines", "Pipelines_RBV", "waveform", "Saved pipelines (JSON list)", ftvl="CHAR", nelm=JSON_LIST_NELM, value="[]"),
-    PVDef("instances", "Instances_RBV", "waveform", "Running instances (JSON list)", ftvl="CHAR", nelm=JSON_LIST_NELM, value="[]"),
+    PVDef("cameras", "Cameras_RBV", "waveform", "Configured cameras (JSON list)", ftvl="CHAR", nelm=JSON_LIST_NELM,
+          value="[]"),
+    PVDef("pipelines", "Pipelines_RBV", "waveform", "Saved pipelines (JSON list)", ftvl="CHAR", nelm=JSON_LIST_NELM,
+          value="[]"),
+    PVDef("instances", "Instances_RBV", "waveform", "Running instances (JSON list)", ftvl="CHAR", nelm=JSON_LIST_NELM,
+          value="[]"),
     PVDef("num_instances", "NumInstances_RBV", "longin", "Running camera + pipeline instances"),
     PVDef("stop_all", "StopAll", "bo", "Write 1 to stop every instance", enums=("Done", "Stop")),
 )
@@ -183,7 +187,8 @@ CAMERA_PVS: tuple[PVDef, ...] = (
            "bi", "Camera instance running", ("Done", "Acquiring")),
     PVDef("detector_state", "DetectorState_RBV", "mbbi", "Detector state", enums=DETECTOR_STATES,
           severities=tuple("MAJOR" if s in ("Error", "Disconnected") else "" for s in DETECTOR_STATES)),
-    PVDef("status_message", "StatusMessage_RBV", "waveform", "Last status or error message", ftvl="CHAR", nelm=TEXT_NELM),
+    PVDef("status_message", "StatusMessage_RBV", "waveform", "Last status or error message", ftvl="CHAR",
+          nelm=TEXT_NELM),
     PVDef("array_counter", "ArrayCounter_RBV", "longin", "Frames sent"),
     PVDef("array_rate", "ArrayRate_RBV", "ai", "Frame rate", egu="Hz", prec=2),
     PVDef("unique_id", "UniqueId_RBV", "int64in", "Pulse id of the last frame"),

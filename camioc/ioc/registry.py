@@ -98,6 +98,8 @@ class CamiocContext(Context):
     """caproto's asyncio server context with :class:`CamiocCircuit` circuits."""
 
     CircuitClass = CamiocCircuit
+    #: the TCP port, set by ``run()`` once bound (None before); caproto's inferred type has ``str`` too
+    port: int | None
 
 
 def record_of(name: str) -> str:

@@ -45,7 +45,7 @@ import logging
 import math
 import re
 from collections.abc import Callable, Coroutine
-from typing import Any
+from typing import Any, TypeGuard, cast
 
 import numpy as np
 
@@ -93,7 +93,8 @@ class RefusedPutLogFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         if str(record.msg).startswith("Invalid write request") and record.exc_info:
             error = record.exc_info[1]
-            user, host = (record.args or ("?", "?"))[:2]
+            # caproto logs this message with positional arguments (user, host, command)
+            user, host = cast(tuple[Any, ...], record.args or ("?", "?"))[:2]
             record.msg = "Refused put by %s (%s): %s %s"
             record.args = (user, host, type(error).__name__, error)
             record.exc_info = None
@@ -112,6 +113,15 @@ def _format_of(dtype: str) -> ImageFormat | None:
         return image_format(dtype)
     except (TypeError, ValueError):
         return None
+
+
+#: The pipeline service methods the IOC needs to serve pipeline PVs at all.
+_PIPELINE_SERVICE_METHODS = ("add_listener", "ids", "status", "set_image_publishing")
+
+
+def _serves_pipelines(pipelines: object) -> TypeGuard[PipelineService]:
+    """Whether ``pipelines`` is a pipeline service (it may be a partial object, see :class:`CamiocIoc`)."""
+    return all(hasattr(pipelines, method) for method in _PIPELINE_SERVICE_METHODS)
 
 
 class _Binding:
@@ -226,8 +236,8 @@ class CamiocIoc:
         self._status_period = 1.0 / float(result_publish_rate)
         self._bindings: dict[str, _CameraBinding] = {}
         self._pipeline_bindings: dict[str, _PipelineBinding] = {}
-        self._serves_pipelines = all(hasattr(pipelines, method)
-                                     for method in ("add_listener", "ids", "status", "set_image_publishing"))
+        #: the pipeline service if it serves pipeline PVs (``pipelines`` may be only a partial one)
+        self._pipeline_service: PipelineService | None = pipelines if _serves_pipelines(pipelines) else None
         self._tasks: set[asyncio.Task] = set()
         self._structure_lock = asyncio.Lock()
         self._service: Any = None
@@ -284,9 +294,9 @@ class CamiocIoc:
         self._cameras.add_listener(self)
         for name in self._cameras.camera_names():
             self.camera_added(name)
-        if self._serves_pipelines:
-            self._pipelines.add_listener(self)
-            for instance_id in self._pipelines.ids():
+        if self._pipeline_service is not None:
+            self._pipeline_service.add_listener(self)
+            for instance_id in self._pipeline_service.ids():
                 self.pipeline_added(instance_id)
         await self._drain_structural()
         self._spawn(self._heartbeat_loop(), "heartbeat")
@@ -303,9 +313,9 @@ class CamiocIoc:
             self._cameras.remove_listener(self)
         except Exception:
             log.exception("removing the IOC as camera listener failed")
-        if self._serves_pipelines:
+        if self._pipeline_service is not None:
             try:
-                self._pipelines.remove_listener(self)
+                self._pipeline_service.remove_listener(self)
             except Exception:
                 log.exception("removing the IOC as pipeline listener failed")
         tasks = [*self._tasks]
@@ -382,10 +392,10 @@ class CamiocIoc:
 
     # ================================================================== PipelineEvents
     def pipeline_added(self, instance_id: str) -> None:
-        if self._stopped or not self._serves_pipelines or instance_id in self._pipeline_bindings:
+        service = self._pipeline_service
+        if self._stopped or service is None or instance_id in self._pipeline_bindings:
             return
-        binding = _PipelineBinding(instance_id, self.prefix, self._default_period,
-                                   self._pipelines.set_image_publishing)
+        binding = _PipelineBinding(instance_id, self.prefix, self._default_period, service.set_image_publishing)
         self._pipeline_bindings[instance_id] = binding
         self._spawn(self._add_pipeline(binding), f"add pipeline {instance_id}", structural=True)
         self._request_service_refresh()
@@ -449,7 +459,8 @@ class CamiocIoc:
 
     def _build_pipeline_groups(self, binding: _PipelineBinding, fmt: ImageFormat, elements: int):
         # Runs in a worker thread: pure object creation, touches nothing the loop uses.
-        main = PipelineGroup(binding.main_key, pipeline_id=binding.name, service=self._pipelines)
+        assert self._pipeline_service is not None  # pipelines get bindings only then (pipeline_added)
+        main = PipelineGroup(binding.main_key, pipeline_id=binding.name, service=self._pipeline_service)
         arrays = arrays_group_class(PROFILE_NELM)(binding.main_key)
         return main, arrays, self._build_image_group(binding, fmt, elements)
 
@@ -460,8 +471,10 @@ class CamiocIoc:
         return fmt, self._needed_elements(camera) or DEFAULT_IMAGE_ELEMENTS
 
     def _current_pipeline_status(self, instance_id: str) -> PipelineStatus | None:
+        if self._pipeline_service is None:
+            return None
         try:
-            return self._pipelines.status(instance_id)
+            return self._pipeline_service.status(instance_id)
         except Exception:
             return None
 
@@ -653,6 +666,7 @@ class CamiocIoc:
                 if isinstance(binding, _PipelineBinding):
                     await self._apply_pipeline_status(binding, status)
                 else:
+                    assert isinstance(binding, _CameraBinding)  # the only other kind of binding
                     await self._apply_status(binding, status)
         finally:
             binding.status_task = None
