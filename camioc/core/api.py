@@ -15,6 +15,10 @@ from typing import Any, Protocol
 
 import numpy as np
 
+#: Frames averaged into a background when the request names no count (cam_server's
+#: PIPELINE_DEFAULT_N_IMAGES_FOR_BACKGROUND).
+DEFAULT_BACKGROUND_IMAGES = 10
+
 
 class DetectorState(enum.IntEnum):
     """areaDetector's ``DetectorState_RBV`` states (ADBase), in their enum order."""
@@ -236,6 +240,21 @@ class PipelineEvents(Protocol):
 
 
 
+class InstanceService(Protocol):
+    """What cameras and pipelines have in common for the adapters: their running instances.
+
+    The argument is positional: cameras call it ``name``, pipelines ``instance_id``.
+    """
+
+    def active_instances(self) -> dict[str, dict[str, Any]]: ...
+
+    async def stop(self, name: str, /) -> None: ...
+
+    async def stop_all(self) -> None: ...
+
+    async def delete_instance(self, name: str, /) -> None: ...
+
+
 class PipelineService(Protocol):
     """The pipeline manager as the adapters (IOC and REST) see it; one set of names.
 
@@ -323,6 +342,8 @@ __all__ = [
     "CameraStatus",
     "DetectorState",
     "ImageSnapshot",
+    "DEFAULT_BACKGROUND_IMAGES",
+    "InstanceService",
     "PipelineEvents",
     "PipelineService",
     "PipelineStatus",

@@ -24,11 +24,12 @@ from pathlib import Path
 import numpy as np
 
 from camioc.config.names import validate_name
+from camioc.core.api import DEFAULT_BACKGROUND_IMAGES
 from camioc.errors import ConfigError, InstanceError, NotFoundError
 
 log = logging.getLogger(__name__)
 
-DEFAULT_N_IMAGES = 10
+DEFAULT_N_IMAGES = DEFAULT_BACKGROUND_IMAGES
 _TIMESTAMP = re.compile(r"_\d{8}_\d{6}_\d{6}$")
 
 

@@ -61,13 +61,13 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Iterable, Mapping
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 from caproto import AlarmSeverity, AlarmStatus
 from caproto.server import PvpropertyData
 
-from camioc.core.api import DetectorState, PipelineEvents, PipelineStatus
+from camioc.core.api import DetectorState, PipelineService, PipelineStatus
 from camioc.errors import ConfigError, ReadOnlyError
 from camioc.ioc.groups import NO_ALARM, Alarm, SpecGroup, cached_group_class, make_group_class
 from camioc.ioc.pvspec import (
@@ -96,34 +96,6 @@ _PLAIN_SETTINGS = ("centroid_threshold", "enable_background", "background_id", "
                    "pause")
 #: Writable PVs that a read-only instance refuses.
 _GUARDED = frozenset(spec.attr for spec in PIPELINE_PVS if spec.writable) - {"enable_callbacks"}
-
-
-class PipelineService(Protocol):
-    """What the IOC uses of :class:`camioc.core.pipeline_manager.PipelineManager`."""
-
-    def ids(self) -> list[str]: ...
-
-    def pipeline_names(self) -> list[str]: ...
-
-    def status(self, instance_id: str) -> PipelineStatus: ...
-
-    def active_instances(self) -> dict[str, dict[str, Any]]: ...
-
-    async def get_instance_stream(self, instance_id: str, *, hold: bool = False) -> str: ...
-
-    async def stop_instance(self, instance_id: str) -> None: ...
-
-    async def stop_all(self) -> None: ...
-
-    async def update_pipeline(self, name: str, changes: Mapping[str, Any]) -> dict[str, Any]: ...
-
-    async def collect_background(self, camera_name: str, n_images: int | None = None) -> str: ...
-
-    def set_image_publishing(self, instance_id: str, enabled: bool, min_period: float) -> None: ...
-
-    def add_listener(self, listener: PipelineEvents) -> None: ...
-
-    def remove_listener(self, listener: PipelineEvents) -> None: ...
 
 
 # =========================================================================================
@@ -580,7 +552,6 @@ __all__ = [
     "NO_DATA",
     "OutFields",
     "PipelineGroup",
-    "PipelineService",
     "arrays_group_class",
     "background_mode",
     "config_json",

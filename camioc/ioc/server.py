@@ -4,7 +4,7 @@ It serves the service block; per configured camera a driver block (``cam1:``) an
 (``image1:``); per pipeline id (every saved pipeline and every running instance) a pipeline block
 (``$(P)<id>:``, :mod:`camioc.ioc.pipeline`), its waveforms, its ``Out:`` readbacks and an image
 block with the processed image. It listens to the :class:`~camioc.core.api.CameraService` and
-pipeline service (:class:`~camioc.ioc.pipeline.PipelineService`) events and turns them into PV
+pipeline service (:class:`~camioc.core.api.PipelineService`) events and turns them into PV
 writes.
 
 Event handling (``camera_*`` are called on the loop thread and must not block):
@@ -45,18 +45,17 @@ import logging
 import math
 import re
 from collections.abc import Callable, Coroutine
-from typing import Any, TypeGuard, cast
+from typing import Any, cast
 
 import numpy as np
 
-from camioc.core.api import CameraService, CameraStatus, ImageSnapshot, PipelineStatus
+from camioc.core.api import CameraService, CameraStatus, ImageSnapshot, PipelineService, PipelineStatus
 from camioc.ioc.camera import CameraDriverGroup, image_group_class
 from camioc.ioc.groups import Alarm
 from camioc.ioc.pipeline import (
     NO_DATA,
     OutFields,
     PipelineGroup,
-    PipelineService,
     arrays_group_class,
     grown_capacity,
     needed_array_length,
@@ -113,15 +112,6 @@ def _format_of(dtype: str) -> ImageFormat | None:
         return image_format(dtype)
     except (TypeError, ValueError):
         return None
-
-
-#: The pipeline service methods the IOC needs to serve pipeline PVs at all.
-_PIPELINE_SERVICE_METHODS = ("add_listener", "ids", "status", "set_image_publishing")
-
-
-def _serves_pipelines(pipelines: object) -> TypeGuard[PipelineService]:
-    """Whether ``pipelines`` is a pipeline service (it may be a partial object, see :class:`CamiocIoc`)."""
-    return all(hasattr(pipelines, method) for method in _PIPELINE_SERVICE_METHODS)
 
 
 class _Binding:
@@ -205,11 +195,10 @@ class CamiocIoc:
     """camioc's caproto IOC (see the module doc). Implements :class:`~camioc.core.api.CameraEvents`
     and :class:`~camioc.core.api.PipelineEvents`.
 
-    ``pipelines`` (optional) is the pipeline service (:class:`~camioc.ioc.pipeline.PipelineService`,
+    ``pipelines`` (optional) is the pipeline service (:class:`~camioc.core.api.PipelineService`,
     i.e. the ``PipelineManager``): its ids get pipeline PVs, and ``pipeline_names()`` /
     ``active_instances()`` / ``stop_all()`` feed ``Pipelines_RBV``, ``Instances_RBV``,
-    ``NumInstances_RBV`` and ``StopAll``. A partial object (only some of these methods) is used for
-    what it has.
+    ``NumInstances_RBV`` and ``StopAll``. Without it the IOC serves cameras only.
     """
 
     def __init__(
@@ -219,7 +208,7 @@ class CamiocIoc:
         *,
         version: str,
         start_count: int,
-        pipelines: PipelineService | object | None = None,
+        pipelines: PipelineService | None = None,
         image_publish_default_period: float = 0.5,
         result_publish_rate: float = 10.0,
     ) -> None:
@@ -229,15 +218,13 @@ class CamiocIoc:
             raise ValueError(f"image_publish_default_period must be >= 0, got {image_publish_default_period}")
         self.prefix = prefix
         self._cameras = cameras
-        self._pipelines = pipelines
         self._version = version
         self._start_count = int(start_count)
         self._default_period = float(image_publish_default_period)
         self._status_period = 1.0 / float(result_publish_rate)
         self._bindings: dict[str, _CameraBinding] = {}
         self._pipeline_bindings: dict[str, _PipelineBinding] = {}
-        #: the pipeline service if it serves pipeline PVs (``pipelines`` may be only a partial one)
-        self._pipeline_service: PipelineService | None = pipelines if _serves_pipelines(pipelines) else None
+        self._pipeline_service = pipelines
         self._tasks: set[asyncio.Task] = set()
         self._structure_lock = asyncio.Lock()
         self._service: Any = None
@@ -736,9 +723,8 @@ class CamiocIoc:
     # ================================================================== service block
     async def _stop_all(self) -> None:
         await self._cameras.stop_all()
-        stop_pipelines = getattr(self._pipelines, "stop_all", None)
-        if stop_pipelines is not None:
-            await stop_pipelines()
+        if self._pipeline_service is not None:
+            await self._pipeline_service.stop_all()
         self._request_service_refresh()
 
     def _request_service_refresh(self) -> None:
@@ -764,12 +750,9 @@ class CamiocIoc:
         cameras = list(self._cameras.camera_names())
         instances = list(self._cameras.active_instances())
         pipelines: list[str] = []
-        names = getattr(self._pipelines, "pipeline_names", None)
-        if names is not None:
-            pipelines = list(names())
-        active = getattr(self._pipelines, "active_instances", None)
-        if active is not None:
-            instances += list(active())
+        if self._pipeline_service is not None:
+            pipelines = list(self._pipeline_service.pipeline_names())
+            instances += list(self._pipeline_service.active_instances())
         await self._service.update_lists(cameras, pipelines, instances)
 
     async def _heartbeat_loop(self) -> None:

@@ -32,12 +32,12 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import Any
 
 import psutil
 from aiohttp import web
 
-from camioc.core.api import rate_of
+from camioc.core.api import InstanceService, rate_of
 from camioc.errors import CamiocError, NotFoundError
 from camioc.logbuffer import LogBuffer
 from camioc.rest.routing import Routes
@@ -55,19 +55,6 @@ RESET_REFUSED = (
 
 class ResetRefusedError(PermissionError, CamiocError):
     """``GET /api/v1/reset`` is not honoured (see the module docstring)."""
-
-
-class InstanceService(Protocol):
-    """What the common routes need from a camera or pipeline service."""
-
-    def active_instances(self) -> dict[str, dict[str, Any]]: ...
-
-    # positional-only: the camera service calls the argument ``name``, the pipeline service ``instance_id``
-    async def stop(self, name: str, /) -> None: ...
-
-    async def stop_all(self) -> None: ...
-
-    async def delete_instance(self, name: str, /) -> None: ...
 
 
 class HostStats:

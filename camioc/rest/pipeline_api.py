@@ -1,6 +1,6 @@
 """The pipeline REST API (cam_server's pipeline server, default port 8889, root ``/api/v1/pipeline``).
 
-Every route is one call of :class:`camioc.core.pipeline_manager.PipelineManager` (``/camera``: of
+Every route is one call of the pipeline service (:class:`camioc.core.api.PipelineService`) (``/camera``: of
 the camera service); the cam_server envelope, errors-as-HTTP-200 and CORS come from
 :mod:`camioc.rest.envelope`. Pipeline routes (compat §4.3):
 
@@ -84,9 +84,7 @@ import numpy as np
 from aiohttp import web
 
 from camioc.config.names import validate_name
-from camioc.core.api import CameraService
-from camioc.core.backgrounds import DEFAULT_N_IMAGES
-from camioc.core.pipeline_manager import PipelineManager
+from camioc.core.api import DEFAULT_BACKGROUND_IMAGES, CameraService, PipelineService
 from camioc.errors import ConfigError
 from camioc.logbuffer import LogBuffer
 from camioc.rest.common import API_PREFIX, add_common_routes, add_log_routes, add_reset_route
@@ -99,14 +97,13 @@ from camioc.rest.unpickle import unpickle_array
 PIPELINE_ROOT = API_PREFIX + "/pipeline"
 
 #: Default (cam_server's 10) and largest ``n_images`` of ``POST <root>/camera/<camera>/background``.
-DEFAULT_BACKGROUND_IMAGES = DEFAULT_N_IMAGES
 MAX_BACKGROUND_IMAGES = 1000
 
 NO_CONFIG = "You must specify either the pipeline name or the configuration for the pipeline."
 EMPTY_UPDATES = "Config updates cannot be empty."
 
 #: The services and stores behind an app built by :func:`create_pipeline_app`.
-PIPELINE_SERVICE: web.AppKey[PipelineManager] = web.AppKey("camioc_pipeline_service", PipelineManager)
+PIPELINE_SERVICE: web.AppKey[PipelineService] = web.AppKey("camioc_pipeline_service", PipelineService)
 SCRIPT_STORE: web.AppKey[ScriptStore] = web.AppKey("camioc_pipeline_script_store", ScriptStore)
 LIB_STORE: web.AppKey[ScriptStore] = web.AppKey("camioc_pipeline_lib_store", ScriptStore)
 
@@ -196,7 +193,7 @@ def background_from_data(data: Any) -> np.ndarray:
 
 
 # ================================================================================ routes
-def add_pipeline_routes(routes: Routes, root: str, pipelines: PipelineManager, cameras: CameraService) -> None:
+def add_pipeline_routes(routes: Routes, root: str, pipelines: PipelineService, cameras: CameraService) -> None:
     """The pipeline-specific routes of compat §4.3 (not the common, script or lib routes)."""
 
     # ---------------------------------------------------------------- saved configs
@@ -384,7 +381,7 @@ def add_lib_routes(routes: Routes, root: str, store: ScriptStore) -> None:
 
 
 def create_pipeline_app(
-    pipelines: PipelineManager,
+    pipelines: PipelineService,
     cameras: CameraService,
     *,
     version: str,
