@@ -39,19 +39,14 @@ from aiohttp import web
 
 from camioc.core.api import CameraService
 from camioc.logbuffer import LogBuffer
-from camioc.rest.common import API_PREFIX, add_common_routes, add_log_routes, add_reset_route
-from camioc.rest.envelope import MAX_BODY_BYTES, BigPayload, envelope_middleware, read_body, read_json_object
+from camioc.rest.common import API_PREFIX, instance_api_app
+from camioc.rest.envelope import BigPayload, read_body, read_json_object
 from camioc.rest.images import PngOptions, encode_image_bytes, png_response
 from camioc.rest.routing import Routes
-from camioc.rest.scripts import ScriptStore, add_script_routes
+from camioc.rest.scripts import ScriptStore
 from camioc.rest.unpickle import unpickle_array
 
 CAMERA_ROOT = API_PREFIX + "/cam"
-
-#: The camera service behind an app built by :func:`create_camera_app`.
-CAMERA_SERVICE: web.AppKey[CameraService] = web.AppKey("camioc_camera_service", CameraService)
-#: The script store behind the ``/script`` routes.
-SCRIPT_STORE: web.AppKey[ScriptStore] = web.AppKey("camioc_script_store", ScriptStore)
 
 
 def add_camera_routes(routes: Routes, root: str, cameras: CameraService) -> None:
@@ -140,18 +135,13 @@ def create_camera_app(
     host_stats: bool = True,
 ) -> web.Application:
     """The camera REST API as an aiohttp application (serve it with :class:`RestSite`)."""
-    app = web.Application(middlewares=[envelope_middleware], client_max_size=MAX_BODY_BYTES)
-    store = ScriptStore(scripts_dir)
-    app[CAMERA_SERVICE] = cameras
-    app[SCRIPT_STORE] = store
-    routes = Routes()
-    add_common_routes(routes, root=CAMERA_ROOT, service=cameras, version=version, host_stats=host_stats)
-    add_log_routes(routes, logs=logs, instance_kind="camera")
-    add_reset_route(routes)
-    add_script_routes(routes, CAMERA_ROOT, store)
+    app, routes = instance_api_app(
+        root=CAMERA_ROOT, service=cameras, instance_kind="camera", version=version, logs=logs,
+        scripts=ScriptStore(scripts_dir), host_stats=host_stats,
+    )
     add_camera_routes(routes, CAMERA_ROOT, cameras)
     routes.install(app)
     return app
 
 
-__all__ = ["CAMERA_ROOT", "CAMERA_SERVICE", "SCRIPT_STORE", "add_camera_routes", "create_camera_app"]
+__all__ = ["CAMERA_ROOT", "add_camera_routes", "create_camera_app"]

@@ -40,7 +40,9 @@ from aiohttp import web
 from camioc.core.api import InstanceService, rate_of
 from camioc.errors import CamiocError, NotFoundError
 from camioc.logbuffer import LogBuffer
+from camioc.rest.envelope import MAX_BODY_BYTES, envelope_middleware
 from camioc.rest.routing import Routes
+from camioc.rest.scripts import ScriptStore, add_script_routes
 
 API_PREFIX = "/api/v1"
 LOGS_ROOT = API_PREFIX + "/logs"
@@ -259,6 +261,31 @@ setInterval(refresh, 2000);
 """
 
 
+def instance_api_app(
+    *,
+    root: str,
+    service: InstanceService,
+    instance_kind: str,
+    version: str,
+    logs: LogBuffer,
+    scripts: ScriptStore,
+    host_stats: bool = True,
+) -> tuple[web.Application, Routes]:
+    """What the camera and the pipeline API have in common, written once.
+
+    The cam_server envelope (middleware) and body limit, the common routes under ``root``, the log
+    routes, the refused reset and the user-script routes. The caller adds its own routes to the
+    returned :class:`Routes` and installs them.
+    """
+    app = web.Application(middlewares=[envelope_middleware], client_max_size=MAX_BODY_BYTES)
+    routes = Routes()
+    add_common_routes(routes, root=root, service=service, version=version, host_stats=host_stats)
+    add_log_routes(routes, logs=logs, instance_kind=instance_kind)
+    add_reset_route(routes)
+    add_script_routes(routes, root, scripts)
+    return app, routes
+
+
 __all__ = [
     "API_PREFIX",
     "HostStats",
@@ -269,4 +296,5 @@ __all__ = [
     "add_log_routes",
     "add_reset_route",
     "heartbeat_entry",
+    "instance_api_app",
 ]

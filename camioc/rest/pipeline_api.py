@@ -87,11 +87,11 @@ from camioc.config.names import validate_name
 from camioc.core.api import DEFAULT_BACKGROUND_IMAGES, CameraService, PipelineService
 from camioc.errors import ConfigError
 from camioc.logbuffer import LogBuffer
-from camioc.rest.common import API_PREFIX, add_common_routes, add_log_routes, add_reset_route
-from camioc.rest.envelope import MAX_BODY_BYTES, BigPayload, envelope_middleware, read_body, read_json_object
+from camioc.rest.common import API_PREFIX, instance_api_app
+from camioc.rest.envelope import BigPayload, read_body, read_json_object
 from camioc.rest.images import PngOptions, encode_image_bytes, png_response
 from camioc.rest.routing import Routes
-from camioc.rest.scripts import ScriptStore, add_script_routes
+from camioc.rest.scripts import ScriptStore
 from camioc.rest.unpickle import unpickle_array
 
 PIPELINE_ROOT = API_PREFIX + "/pipeline"
@@ -101,11 +101,6 @@ MAX_BACKGROUND_IMAGES = 1000
 
 NO_CONFIG = "You must specify either the pipeline name or the configuration for the pipeline."
 EMPTY_UPDATES = "Config updates cannot be empty."
-
-#: The services and stores behind an app built by :func:`create_pipeline_app`.
-PIPELINE_SERVICE: web.AppKey[PipelineService] = web.AppKey("camioc_pipeline_service", PipelineService)
-SCRIPT_STORE: web.AppKey[ScriptStore] = web.AppKey("camioc_pipeline_script_store", ScriptStore)
-LIB_STORE: web.AppKey[ScriptStore] = web.AppKey("camioc_pipeline_lib_store", ScriptStore)
 
 
 # ================================================================================ parameter parsing
@@ -391,18 +386,11 @@ def create_pipeline_app(
     host_stats: bool = True,
 ) -> web.Application:
     """The pipeline REST API as an aiohttp application (serve it with :class:`RestSite`)."""
-    app = web.Application(middlewares=[envelope_middleware], client_max_size=MAX_BODY_BYTES)
-    scripts = ScriptStore(scripts_dir)
-    libs = ScriptStore(libs_dir, suffixes=None, kind="Lib")
-    app[PIPELINE_SERVICE] = pipelines
-    app[SCRIPT_STORE] = scripts
-    app[LIB_STORE] = libs
-    routes = Routes()
-    add_common_routes(routes, root=PIPELINE_ROOT, service=pipelines, version=version, host_stats=host_stats)
-    add_log_routes(routes, logs=logs, instance_kind="pipeline")
-    add_reset_route(routes)
-    add_script_routes(routes, PIPELINE_ROOT, scripts)
-    add_lib_routes(routes, PIPELINE_ROOT, libs)
+    app, routes = instance_api_app(
+        root=PIPELINE_ROOT, service=pipelines, instance_kind="pipeline", version=version, logs=logs,
+        scripts=ScriptStore(scripts_dir), host_stats=host_stats,
+    )
+    add_lib_routes(routes, PIPELINE_ROOT, ScriptStore(libs_dir, suffixes=None, kind="Lib"))
     add_pipeline_routes(routes, PIPELINE_ROOT, pipelines, cameras)
     routes.install(app)
     return app
@@ -410,11 +398,8 @@ def create_pipeline_app(
 
 __all__ = [
     "DEFAULT_BACKGROUND_IMAGES",
-    "LIB_STORE",
     "MAX_BACKGROUND_IMAGES",
     "PIPELINE_ROOT",
-    "PIPELINE_SERVICE",
-    "SCRIPT_STORE",
     "add_lib_routes",
     "add_pipeline_routes",
     "background_from_data",
