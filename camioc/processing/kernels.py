@@ -254,6 +254,24 @@ def bin_image(src, by, bx, mean, clip, out):
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
+def _numpy_extremes(y):
+    """``(min, max, argmax)`` of a non-empty profile with numpy's semantics (cam_server uses them):
+    the first maximum; with a NaN sample min and max are NaN and argmax is the first NaN."""
+    ymin = y[0]
+    ymax = y[0]
+    imax = 0
+    for i in range(y.shape[0]):
+        if math.isnan(y[i]):
+            return y[i], y[i], i
+        if y[i] < ymin:
+            ymin = y[i]
+        if y[i] > ymax:
+            ymax = y[i]
+            imax = i
+    return ymin, ymax, imax
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
 def full_width(x, y, fraction):
     """cam_server's full width of ``y(x)`` at ``fraction`` of its height above the minimum.
 
@@ -267,19 +285,8 @@ def full_width(x, y, fraction):
     n = y.shape[0]
     if n < 2:
         return 0.0
-    ymin = y[0]
-    ymax = y[0]
-    imax = 0
-    for i in range(n):
-        if y[i] < ymin:
-            ymin = y[i]
-        if y[i] > ymax:
-            ymax = y[i]
-            imax = i
-    for i in range(n):  # numpy arithmetic with a NaN sample: the width is NaN
-        if math.isnan(y[i]):
-            return math.nan
-    level = ymin + (ymax - ymin) * fraction
+    ymin, ymax, imax = _numpy_extremes(y)
+    level = ymin + (ymax - ymin) * fraction  # NaN with a NaN sample: the width comes out NaN
     left = 0
     for i in range(imax, -1, -1):
         if y[i] < level:
@@ -308,20 +315,7 @@ def good_region_bounds(y, threshold, gfscale):
     A NaN sample makes the level NaN (numpy's min/max), so the region is empty at the first NaN.
     """
     n = y.shape[0]
-    ymin = y[0]
-    ymax = y[0]
-    imax = 0
-    for i in range(n):
-        if y[i] < ymin:
-            ymin = y[i]
-        if y[i] > ymax:
-            ymax = y[i]
-            imax = i
-    for i in range(n):  # numpy's min/max/argmax with NaN: NaN, and argmax is the first NaN
-        if math.isnan(y[i]):
-            ymin = ymax = y[i]
-            imax = i
-            break
+    ymin, ymax, imax = _numpy_extremes(y)
     level = ymin + (ymax - ymin) * threshold  # NaN: nothing is below it, the region is empty
     start = imax
     for i in range(imax, 0, -1):
