@@ -32,7 +32,7 @@ from caproto import AlarmSeverity, AlarmStatus
 from caproto.server import PvpropertyData
 
 from camioc.core.api import CameraService, CameraStatus, DetectorState
-from camioc.ioc.groups import NO_ALARM, Alarm, SpecGroup, cached_group_class, make_group_class
+from camioc.ioc.groups import NO_ALARM, Alarm, SpecGroup, cached_group_class, make_group_class, roi_list
 from camioc.ioc.pvspec import (
     CAMERA_DATA_READBACKS,
     CAMERA_PVS,
@@ -57,14 +57,7 @@ def camera_alarm(state: DetectorState) -> Alarm:
 
 def roi_of(config: Mapping[str, Any]) -> list[int] | None:
     """The ``roi`` of a camera config as ``[x, width, y, height]``, or None (no ROI)."""
-    roi = config.get("roi")
-    if roi is None:
-        return None
-    try:
-        values = [int(v) for v in roi]
-    except (TypeError, ValueError):
-        return None
-    return values if len(values) == 4 else None
+    return roi_list(config.get("roi"))
 
 
 def _text(value: Any, limit: int = TEXT_NELM - 1) -> str:

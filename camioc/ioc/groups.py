@@ -267,6 +267,18 @@ class SpecGroup(PVGroup):
         return (AlarmStatus.STATE, severity)
 
 
+def roi_list(value: Any) -> list[int] | None:
+    """A config ROI (``[x, width, y, height]``: camera ``roi``, pipeline ``image_region_of_interest``)
+    as four ints for the ROI PVs, or None when there is none (or it is not four integers)."""
+    if value is None:
+        return None
+    try:
+        values = [int(v) for v in value]
+    except (TypeError, ValueError):
+        return None
+    return values if len(values) == 4 else None
+
+
 def _same(current: Any, new: Any) -> bool:
     if isinstance(current, np.ndarray) or isinstance(new, np.ndarray):
         return False
@@ -310,6 +322,7 @@ def cached_group_class(name: str, base: type[BehaviourT], specs: tuple[PVDef, ..
 
 
 __all__ = [
+    "roi_list",
     "IMAGE_SUBSCRIPTION_BACKLOG",
     "RECORD_FIELDS",
     "NO_ALARM",

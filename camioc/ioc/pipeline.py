@@ -69,7 +69,7 @@ from caproto.server import PvpropertyData
 
 from camioc.core.api import DetectorState, PipelineService, PipelineStatus
 from camioc.errors import ConfigError, ReadOnlyError
-from camioc.ioc.groups import NO_ALARM, Alarm, SpecGroup, cached_group_class, make_group_class
+from camioc.ioc.groups import NO_ALARM, Alarm, SpecGroup, cached_group_class, make_group_class, roi_list
 from camioc.ioc.pvspec import (
     CONFIG_NELM,
     MAX_OUT_FIELDS,
@@ -124,14 +124,7 @@ def _int(value: Any, default: int = 0) -> int:
 
 def roi_in_force(config: Mapping[str, Any]) -> list[int] | None:
     """``image_region_of_interest`` as ``[x, width, y, height]``, or None."""
-    roi = config.get("image_region_of_interest")
-    if roi is None:
-        return None
-    try:
-        values = [int(v) for v in roi]
-    except (TypeError, ValueError):
-        return None
-    return values if len(values) == 4 else None
+    return roi_list(config.get("image_region_of_interest"))
 
 
 def background_mode(value: Any) -> str:
