@@ -160,7 +160,7 @@ class CameraManager:
         instance = self._instances.get(name)
         if instance is not None and instance.handle is not None:
             instance.config = config
-            instance.handle.send("config", config.to_dict())
+            instance.handle.send("config", config)
 
     # ================================================================== instances
     def _lock(self, name: str) -> asyncio.Lock:
@@ -212,7 +212,7 @@ class CameraManager:
         handle = WorkerHandle(
             name,
             run_camera_worker,
-            (config.to_dict(), options),
+            (config, options),
             on_message=lambda kind, payload: self._on_worker_message(name, kind, payload),
             on_exit=lambda h: self._on_worker_exit(name, h),
         )

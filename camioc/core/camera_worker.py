@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from camioc.config.camera import CameraConfig
 from camioc.core.api import DetectorState
 from camioc.core.worker import RateMeter, WorkerLink, setup_worker_logging
 
@@ -94,14 +95,18 @@ class _Pipeline:
         return result.astype(image.dtype, copy=False)
 
 
-def run_camera_worker(link_conn: Any, config_dict: dict[str, Any], options: CameraWorkerOptions) -> None:
-    """Process entry point (spawned). Never raises: failures are reported, then the process exits."""
+def run_camera_worker(link_conn: Any, config: CameraConfig, options: CameraWorkerOptions) -> None:
+    """Process entry point (spawned). Never raises: failures are reported, then the process exits.
+
+    ``config`` is the typed config the manager validated (it pickles with its raw mapping): the
+    worker does not parse it again, neither here nor on updates.
+    """
     link = WorkerLink(link_conn)
-    setup_worker_logging(link, options.log_level, config_dict.get("name", "camera"))
-    log.debug("camera worker: configuration %s", config_dict)
+    setup_worker_logging(link, options.log_level, config.name or "camera")
+    log.debug("camera worker: configuration %s", config.to_dict())
     exit_code = 0
     try:
-        _CameraWorker(link, config_dict, options).run()
+        _CameraWorker(link, config, options).run()
     except Exception as exc:  # task boundary: report the failure to the control process
         log.exception("camera worker failed")
         link.send("stopped", {"reason": "error", "error": str(exc) or type(exc).__name__,
@@ -120,12 +125,10 @@ def ipc_address(camera: str, port: int | None) -> str:
 
 
 class _CameraWorker:
-    def __init__(self, link: WorkerLink, config_dict: dict[str, Any], options: CameraWorkerOptions) -> None:
-        from camioc.config.camera import CameraConfig
-
+    def __init__(self, link: WorkerLink, config: CameraConfig, options: CameraWorkerOptions) -> None:
         self.link = link
         self.options = options
-        self.config = CameraConfig.from_dict(config_dict)
+        self.config = config
         self.name = self.config.name
         self.pipeline = _Pipeline(self.config, options.background_dir)
         self.snapshot_enabled = options.snapshot_enabled
@@ -264,14 +267,7 @@ class _CameraWorker:
             else:
                 self.link.reply(request_id, True, value)
 
-    def _apply_config(self, config_dict: dict[str, Any]) -> None:
-        from camioc.config.camera import CameraConfig
-
-        try:
-            config = CameraConfig.from_dict(config_dict)
-        except Exception as exc:  # validated by the manager already; keep the old config
-            self._report_error(f"Config refused: {exc}")
-            return
+    def _apply_config(self, config: CameraConfig) -> None:
         self.config = config
         self.pipeline = _Pipeline(config, self.options.background_dir)
         log.info("configuration updated")
