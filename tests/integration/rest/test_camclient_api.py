@@ -24,16 +24,10 @@ from cam_server_client.utils import get_host_port_from_stream_address
 from PIL import Image
 
 from camioc import __version__
-from tests.support.server import CamiocServer, running_camioc
+from tests.support.server import CamiocServer
 from tests.support.waiting import wait_until
 
 CAMERA_CHANNELS = {"image", "timestamp", "width", "height", "x_axis", "y_axis"}
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CamiocServer]:
-    with running_camioc(tmp_path_factory.mktemp("camioc_rest")) as server:
-        yield server
 
 
 @pytest.fixture

@@ -8,7 +8,6 @@ changed" stop (exit code 2), camioc's own ``BSREAD`` layout, and the atomic ``.p
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,24 +16,11 @@ import numpy as np
 import pytest
 from cam_server_client import PipelineClient
 
-from tests.support.server import CamiocServer, running_camioc
+from tests.support.server import CamiocServer
 from tests.support.waiting import receive, wait_until
 
 RECORDS = 4
 CAMERA = {"camera_name": "simulation2"}  # 640 x 480 uint16, 25 Hz
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CamiocServer]:
-    with running_camioc(tmp_path_factory.mktemp("camioc_file_mode")) as server:
-        yield server
-
-
-@pytest.fixture
-def pipe(server: CamiocServer) -> Iterator[PipelineClient]:
-    client = PipelineClient(server.pipeline_url)
-    yield client
-    client.stop_all_instances()
 
 
 @pytest.fixture(scope="module")

@@ -49,13 +49,6 @@ def server(tmp_path_factory: pytest.TempPathFactory, dispatcher: PacedSource) ->
         stop_camioc(server)
 
 
-@pytest.fixture
-def pipe(server: CamiocServer) -> Iterator[PipelineClient]:
-    client = PipelineClient(server.pipeline_url)
-    yield client
-    client.stop_all_instances()
-
-
 def first_values(address: str, timeout: float = 30.0) -> tuple[int, dict[str, Any]]:
     host, port = get_host_port_from_stream_address(address)
     deadline = time.monotonic() + timeout

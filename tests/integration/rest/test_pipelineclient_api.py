@@ -16,7 +16,7 @@ import json
 import re
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +31,7 @@ from PIL import Image
 
 from camioc import __version__
 from camioc.config.pipeline import CAMSERVER_DEFAULT_CONFIGURATION
-from tests.support.server import CamiocServer, running_camioc
+from tests.support.server import CamiocServer
 from tests.support.waiting import wait_until
 
 BACKGROUND_ID = re.compile(r"simulation_\d{8}_\d{6}_\d{6}")
@@ -44,19 +44,6 @@ PROCESSING_CHANNELS = CAMERA_CHANNELS | {
     "y_fit_gauss_function", "y_fit_offset", "y_fit_amplitude", "y_fit_mean", "y_fit_standard_deviation",
 }
 READ_ONLY = "Cannot set config on a read only instance."
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CamiocServer]:
-    with running_camioc(tmp_path_factory.mktemp("camioc_pipeline_rest")) as server:
-        yield server
-
-
-@pytest.fixture
-def pipe(server: CamiocServer) -> Iterator[PipelineClient]:
-    client = PipelineClient(server.pipeline_url)
-    yield client
-    client.stop_all_instances()
 
 
 # ------------------------------------------------------------------------------------------------ helpers
