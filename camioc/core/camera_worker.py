@@ -20,12 +20,11 @@ import numpy as np
 
 from camioc.config.camera import CameraConfig
 from camioc.core.api import DetectorState
-from camioc.core.worker import RateMeter, WorkerLink, setup_worker_logging
+from camioc.core.worker import InstanceWorker, WorkerLink, serve_worker
 
 log = logging.getLogger(__name__)
 
 READ_TIMEOUT = 0.1
-STATUS_PERIOD = 1.0
 ERROR_REPORT_PERIOD = 5.0
 
 
@@ -47,7 +46,7 @@ class CameraWorkerOptions:
 class _Pipeline:
     """Per-config derived state: the transforms' geometry, the axes, the background."""
 
-    def __init__(self, config: Any, background_dir: str) -> None:
+    def __init__(self, config: CameraConfig, background_dir: str) -> None:
         self.config = config
         self._background_dir = background_dir
         self._axes_key: tuple[int, int] | None = None
@@ -55,7 +54,7 @@ class _Pipeline:
         self.y_axis = np.zeros(0, np.float32)
         self.background: np.ndarray | None = None
         self.background_error = ""
-        background_id = getattr(config, "image_background", None)
+        background_id = config.image_background
         if background_id:
             self._load_background(background_id)
 
@@ -101,20 +100,13 @@ def run_camera_worker(link_conn: Any, config: CameraConfig, options: CameraWorke
     ``config`` is the typed config the manager validated (it pickles with its raw mapping): the
     worker does not parse it again, neither here nor on updates.
     """
-    link = WorkerLink(link_conn)
-    setup_worker_logging(link, options.log_level, config.name or "camera")
-    log.debug("camera worker: configuration %s", config.to_dict())
-    exit_code = 0
-    try:
+
+    def main(link: WorkerLink) -> int:
+        log.debug("camera worker: configuration %s", config.to_dict())
         _CameraWorker(link, config, options).run()
-    except Exception as exc:  # task boundary: report the failure to the control process
-        log.exception("camera worker failed")
-        link.send("stopped", {"reason": "error", "error": str(exc) or type(exc).__name__,
-                              "error_type": type(exc).__name__})
-        exit_code = 1
-    finally:
-        link_conn.close()
-    os._exit(exit_code)  # skip interpreter teardown: libca/zmq threads must not hang the exit
+        return 0
+
+    serve_worker(link_conn, tag=config.name or "camera", log_level=options.log_level, main=main)
 
 
 def ipc_address(camera: str, port: int | None) -> str:
@@ -124,40 +116,30 @@ def ipc_address(camera: str, port: int | None) -> str:
     return f"ipc://{Path(tempfile.gettempdir()) / f'camioc-{camera}-{port or 0}.ipc'}"
 
 
-class _CameraWorker:
+class _CameraWorker(InstanceWorker):
+    """Source -> transforms -> publisher, on the shared command/status skeleton."""
+
     def __init__(self, link: WorkerLink, config: CameraConfig, options: CameraWorkerOptions) -> None:
-        self.link = link
+        super().__init__(link, snapshot_enabled=options.snapshot_enabled,
+                         snapshot_period=options.snapshot_period, hold=options.hold)
         self.options = options
         self.config = config
         self.name = self.config.name
         self.pipeline = _Pipeline(self.config, options.background_dir)
-        self.snapshot_enabled = options.snapshot_enabled
-        self.snapshot_period = options.snapshot_period
-        self.frame_count = 0
-        self.snapshot_counter = 0
-        self.rate = RateMeter()
-        self.state = DetectorState.Initializing
-        self.message = "Starting"
         self.last_image: np.ndarray | None = None
         self.last_raw: np.ndarray | None = None
-        self.last_pulse_id = 0
-        self.last_timestamp = 0.0
         self.total_bytes = 0
         self.header_changes = 0
-        self.running = True
-        self.hold = options.hold
-        self.stream_address = ""
-        self._last_status = 0.0
-        self._last_snapshot = 0.0
         self._last_error_report = 0.0
         self._sensor = (0, 0)
+        self._source: Any = None
 
     # ------------------------------------------------------------------ main loop
     def run(self) -> None:
         from camioc.sources.registry import create_source
         from camioc.streams.camera_stream import CameraStreamPublisher
 
-        source = create_source(self.config)
+        source = self._source = create_source(self.config)
         ipc = self.config.protocol == "ipc"
         address = ipc_address(self.name, self.options.port) if ipc else None
         publisher = CameraStreamPublisher(
@@ -175,8 +157,7 @@ class _CameraWorker:
             self.stream_address = address or f"tcp://{self.options.hostname}:{publisher.port}"
             self.link.send("started", {"stream_address": self.stream_address, "port": publisher.port,
                                        "pid": os.getpid()})
-            self.state, self.message = DetectorState.Acquire, "Acquiring"
-            self._report_status(force=True)
+            self.set_state(DetectorState.Acquire, "Acquiring")
             self._loop(source, publisher)
         finally:
             publisher.close()
@@ -186,8 +167,7 @@ class _CameraWorker:
         reason = "stopped"
         started = time.monotonic()
         while self.running:
-            for kind, payload in self.link.commands():
-                self._handle_command(kind, payload, source)
+            self.poll_commands()
             if not self.running:
                 break
             try:
@@ -199,19 +179,15 @@ class _CameraWorker:
                 self._publish(frame, publisher)
             elif not getattr(source, "connected", True):
                 if self.state != DetectorState.Disconnected:
-                    self.state, self.message = DetectorState.Disconnected, "Camera disconnected"
-                    self._report_status(force=True)
+                    self.set_state(DetectorState.Disconnected, "Camera disconnected")
             now = time.monotonic()
-            self._report_status(now=now, clients=publisher.client_count())
+            self.report_status(now=now, clients=publisher.client_count())
             timeout = float(self.config.no_client_timeout or 0)
-            if (timeout > 0 and not self.hold and now - started > timeout
-                    and publisher.seconds_without_clients() > timeout):
+            if self.without_clients(publisher, timeout, started, now):
                 reason = "no clients"
                 log.info("no client for %.1f s: stopping", timeout)
                 break
-        self.state, self.message = DetectorState.Idle, f"Stopped ({reason})"
-        self._report_status(force=True)
-        self.link.send("stopped", {"reason": reason, "error": ""})
+        self.finish(reason, error="")
 
     def _publish(self, frame: Any, publisher: Any) -> None:
         try:
@@ -231,49 +207,21 @@ class _CameraWorker:
         raw_h, raw_w = frame.image.shape[:2]
         if (raw_w, raw_h) != self._sensor:
             self._sensor = (raw_w, raw_h)
-            self._report_status(force=True)
+            self.report_status(force=True)
         if self.state != DetectorState.Acquire:
-            self.state, self.message = DetectorState.Acquire, "Acquiring"
-            self._report_status(force=True)
-        if self.snapshot_enabled and time.monotonic() - self._last_snapshot >= self.snapshot_period:
-            self._send_snapshot()
-
-    def _send_snapshot(self) -> None:
-        image = self.last_image
-        if image is None:
-            return
-        self._last_snapshot = time.monotonic()
-        self.snapshot_counter += 1
-        self.link.send("image", {"image": np.ascontiguousarray(image), "pulse_id": self.last_pulse_id,
-                                 "timestamp": self.last_timestamp, "counter": self.snapshot_counter})
+            self.set_state(DetectorState.Acquire, "Acquiring")
+        now = time.monotonic()
+        if self.snapshot_due(now):
+            self.send_snapshot(image, now)
 
     # ------------------------------------------------------------------ commands
-    def _handle_command(self, kind: str, payload: Any, source: Any) -> None:
-        if kind == "stop":
-            self.running = False
-        elif kind == "config":
-            self._apply_config(payload)
-        elif kind == "hold":
-            self.hold = bool(payload)
-        elif kind == "publishing":
-            self.snapshot_enabled = bool(payload.get("enabled", True))
-            self.snapshot_period = max(0.0, float(payload.get("period", self.snapshot_period)))
-        elif kind == "request":
-            request_id, what, args = payload
-            try:
-                value = self._answer(what, args, source)
-            except Exception as exc:
-                self.link.reply(request_id, False, exc)
-            else:
-                self.link.reply(request_id, True, value)
-
-    def _apply_config(self, config: CameraConfig) -> None:
+    def apply_config(self, config: CameraConfig) -> None:
         self.config = config
         self.pipeline = _Pipeline(config, self.options.background_dir)
         log.info("configuration updated")
-        self._report_status(force=True)
+        self.report_status(force=True)
 
-    def _answer(self, what: str, args: Any, source: Any) -> Any:
+    def answer(self, what: str, args: Any) -> Any:
         if what == "image":
             raw = bool(args)
             image = self.last_raw if raw else self.last_image
@@ -285,47 +233,35 @@ class _CameraWorker:
                 return [int(self.last_image.shape[1]), int(self.last_image.shape[0])]
             from camioc.sources.transform import transformed_shape
 
-            width, height = source.geometry()
+            width, height = self._source.geometry()
             return list(transformed_shape(width, height, self.config))
         raise ValueError(f"unknown request {what!r}")
 
     # ------------------------------------------------------------------ reporting
     def _report_error(self, message: str) -> None:
+        """A frame or transform error: the state says so at once, the log and a forced status
+        at most every :data:`ERROR_REPORT_PERIOD` seconds while the same error repeats."""
         now = time.monotonic()
         changed = message != self.message or self.state != DetectorState.Error
         self.state, self.message = DetectorState.Error, message
         if changed or now - self._last_error_report > ERROR_REPORT_PERIOD:
             self._last_error_report = now
             log.warning("%s", message)
-            self._report_status(force=True)
+            self.report_status(force=True)
 
-    def _report_status(self, force: bool = False, now: float | None = None, clients: int | None = None) -> None:
-        now = time.monotonic() if now is None else now
-        if not force and now - self._last_status < STATUS_PERIOD:
-            return
-        self._last_status = now
-        if clients is not None:
-            self._clients = clients
+    def status_fields(self) -> dict[str, Any]:
         image = self.last_image
         height, width = (image.shape[:2] if image is not None else (0, 0))
-        self.link.send("status", {
-            "state": int(self.state),
-            "message": self.message,
-            "stream_address": self.stream_address,
-            "frame_count": self.frame_count,
-            "frame_rate": self.rate.rate(now),
+        return {
             "width": int(width),
             "height": int(height),
             "sensor_width": self._sensor[0],
             "sensor_height": self._sensor[1],
             "dtype": "" if image is None else image.dtype.name,
-            "clients": getattr(self, "_clients", 0),
-            "pulse_id": self.last_pulse_id,
-            "timestamp": self.last_timestamp,
             "total_bytes": self.total_bytes,
             "header_changes": self.header_changes,
             "background_error": self.pipeline.background_error,
-        })
+        }
 
 
 __all__ = ["CameraWorkerOptions", "run_camera_worker"]

@@ -34,6 +34,7 @@ from typing import Any, Generic, TypeVar
 
 import zmq
 
+from camioc.config.pipeline import PipelineConfig
 from camioc.errors import ConfigError
 from camioc.streams.bsread import BsreadMessage, BsreadReceiver
 
@@ -194,44 +195,57 @@ def channel_list(value: Any) -> tuple[str, ...] | None:
     return tuple(items) or None
 
 
-def merge_settings(config: Mapping[str, Any], dispatcher_url: str | None) -> MergeSettings | None:
+#: A pipeline config as the input-side helpers take it: typed (the worker) or the effective
+#: mapping (the manager's checks before a start or an update).
+Settings = PipelineConfig | Mapping[str, Any]
+
+
+def setting(config: Settings, key: str) -> Any:
+    """The value of cam_server key ``key``: the typed attribute of a :class:`PipelineConfig`
+    (unset keys are ``None`` there too), ``config.get(key)`` of a mapping."""
+    if isinstance(config, PipelineConfig):
+        return getattr(config, key)
+    return config.get(key)
+
+
+def merge_settings(config: Settings, dispatcher_url: str | None) -> MergeSettings | None:
     """The second input a config asks for, or None.
 
     Raises:
         ConfigError: ``bsread_channels``/``bsread_channels2`` without an address and no
             dispatcher configured (neither ``--dispatcher-url`` nor the config's ``dispatcher_url``).
     """
-    pipeline_type = config.get("pipeline_type") or "processing"
-    dispatcher = config.get("dispatcher_url") or dispatcher_url
+    pipeline_type = setting(config, "pipeline_type") or "processing"
+    dispatcher = setting(config, "dispatcher_url") or dispatcher_url
     if pipeline_type in IMAGE_PIPELINE_TYPES:
-        address = config.get("bsread_address")
-        channels = channel_list(config.get("bsread_channels"))
+        address = setting(config, "bsread_address")
+        channels = channel_list(setting(config, "bsread_channels"))
         if not address and not channels:
             return None
         from_dispatcher = not address
         if from_dispatcher:
             address = _dispatcher_or_fail("bsread_channels", "bsread_address", dispatcher)
         return MergeSettings(
-            role="bsdata", address=str(address), mode=str(config.get("bsread_mode") or DEFAULT_MODE).upper(),
+            role="bsdata", address=str(address), mode=str(setting(config, "bsread_mode") or DEFAULT_MODE).upper(),
             channels=channels,
-            primary_buffer=int(config.get("bsread_image_buf") or DEFAULT_IMAGE_BUFFER),
-            secondary_buffer=int(config.get("bsread_data_buf") or DEFAULT_DATA_BUFFER),
-            queue_size=int(config.get("bsread_data_buf") or DEFAULT_DATA_BUFFER),
+            primary_buffer=int(setting(config, "bsread_image_buf") or DEFAULT_IMAGE_BUFFER),
+            secondary_buffer=int(setting(config, "bsread_data_buf") or DEFAULT_DATA_BUFFER),
+            queue_size=int(setting(config, "bsread_data_buf") or DEFAULT_DATA_BUFFER),
             from_dispatcher=from_dispatcher)
     if pipeline_type == "stream":
-        address = config.get("bsread_address2") or config.get("input_stream2")
-        channels = channel_list(config.get("bsread_channels2"))
+        address = setting(config, "bsread_address2") or setting(config, "input_stream2")
+        channels = channel_list(setting(config, "bsread_channels2"))
         if not address and not channels:
             return None
         from_dispatcher = not address
         if from_dispatcher:
             address = _dispatcher_or_fail("bsread_channels2", "bsread_address2", dispatcher)
-        buffer = int(config.get("merge_buffer_size") or DEFAULT_MERGE_BUFFER_SIZE)
-        mode = config.get("bsread_mode2") or config.get("input_mode2") or DEFAULT_MODE
+        buffer = int(setting(config, "merge_buffer_size") or DEFAULT_MERGE_BUFFER_SIZE)
+        mode = setting(config, "bsread_mode2") or setting(config, "input_mode2") or DEFAULT_MODE
         return MergeSettings(
             role="stream2", address=str(address), mode=str(mode).upper(), channels=channels,
             primary_buffer=buffer, secondary_buffer=buffer,
-            queue_size=int(config.get("merge_queue_size") or DEFAULT_MERGE_QUEUE_SIZE),
+            queue_size=int(setting(config, "merge_queue_size") or DEFAULT_MERGE_QUEUE_SIZE),
             from_dispatcher=from_dispatcher)
     return None
 
@@ -397,7 +411,9 @@ __all__ = [
     "MergedInput",
     "MergedMessage",
     "PidMatcher",
+    "Settings",
     "channel_list",
     "merge_messages",
     "merge_settings",
+    "setting",
 ]

@@ -24,7 +24,15 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from camioc.core.merge import IMAGE_PIPELINE_TYPES, MAX_DATA_BUFFER, MAX_IMAGE_BUFFER, channel_list, merge_settings
+from camioc.core.merge import (
+    IMAGE_PIPELINE_TYPES,
+    MAX_DATA_BUFFER,
+    MAX_IMAGE_BUFFER,
+    Settings,
+    channel_list,
+    merge_settings,
+    setting,
+)
 from camioc.errors import ConfigError
 
 #: Keys of the bsread merge into an image pipeline (besides bsread_address/bsread_channels).
@@ -43,9 +51,9 @@ DEFAULT_RECEIVE_WAIT = 0.1
 DEFAULT_STREAM_TIMEOUT = 10.0
 
 
-def _set(config: Mapping[str, Any], key: str) -> bool:
+def _set(config: Settings, key: str) -> bool:
     """cam_server's "given": not None and not an empty list/string."""
-    value = config.get(key)
+    value = setting(config, key)
     return value is not None and value != [] and value != () and value != ""
 
 
@@ -147,36 +155,36 @@ def prepare_libs(libs: Any, libs_dir: Path | None, *, reload: bool = False) -> l
     return added
 
 
-def is_stream_input(config: Mapping[str, Any]) -> bool:
+def is_stream_input(config: Settings) -> bool:
     """True if the input is a bsread stream address (``stream_timeout`` applies), not a camera,
     another instance or a fan-in."""
-    pipeline_type = config.get("pipeline_type") or "processing"
+    pipeline_type = setting(config, "pipeline_type") or "processing"
     if pipeline_type == "fanin" or _set(config, "input_pipeline"):
         return False
     return _set(config, "input_stream") or pipeline_type == "stream"
 
 
-def stream_channels(data: Mapping[str, Any], config: Mapping[str, Any], merged: Any = ()) -> dict[str, Any]:
+def stream_channels(data: Mapping[str, Any], config: Settings, merged: Any = ()) -> dict[str, Any]:
     """The channels of a stream pipeline's input 1 that ``bsread_channels`` selects (cam_server
     asks the source for them; camioc filters what arrives), plus the channels merged from input 2.
     Without ``bsread_channels`` every channel is kept."""
-    channels = channel_list(config.get("bsread_channels"))
+    channels = channel_list(setting(config, "bsread_channels"))
     if not channels:
         return dict(data)
     keep = set(channels) | set(merged)
     return {name: value for name, value in data.items() if name in keep}
 
 
-def stream_timeout(config: Mapping[str, Any]) -> float:
+def stream_timeout(config: Settings) -> float:
     """``stream_timeout`` in seconds (cam_server's default 10 when unset; 0 or less: never)."""
-    value = config.get("stream_timeout")
+    value = setting(config, "stream_timeout")
     return DEFAULT_STREAM_TIMEOUT if value is None else float(value)
 
 
-def receive_wait(config: Mapping[str, Any]) -> float:
+def receive_wait(config: Settings) -> float:
     """Seconds one receive waits: ``receive_timeout`` (ms, cam_server's key) capped at
     :data:`MAX_RECEIVE_WAIT` so that commands stay responsive; default 0.1 s."""
-    value = config.get("receive_timeout")
+    value = setting(config, "receive_timeout")
     if value is None:
         return DEFAULT_RECEIVE_WAIT
     return min(MAX_RECEIVE_WAIT, max(0.001, float(value) / 1000.0))
@@ -204,16 +212,16 @@ class OutputOrder:
         self.timestamp_invalid = 0
 
     @classmethod
-    def from_config(cls, config: Mapping[str, Any]) -> OutputOrder | None:
+    def from_config(cls, config: Settings) -> OutputOrder | None:
         """None when none of the three keys is set (nothing to check)."""
-        flags = [bool(config.get(k)) for k in ("enforce_pid", "enforce_timestamp", "check_timestamp")]
+        flags = [bool(setting(config, k)) for k in ("enforce_pid", "enforce_timestamp", "check_timestamp")]
         return cls(*flags) if any(flags) else None
 
-    def update(self, config: Mapping[str, Any]) -> None:
+    def update(self, config: Settings) -> None:
         """A config change: new flags, the history (last pid/timestamp) is kept."""
-        self.enforce_pid = bool(config.get("enforce_pid"))
-        self.enforce_timestamp = bool(config.get("enforce_timestamp"))
-        self.check_timestamp = bool(config.get("check_timestamp"))
+        self.enforce_pid = bool(setting(config, "enforce_pid"))
+        self.enforce_timestamp = bool(setting(config, "enforce_timestamp"))
+        self.check_timestamp = bool(setting(config, "check_timestamp"))
 
     def admit(self, pulse_id: int, timestamp: Any) -> bool:
         """True if the message may be sent (and remember it), False if it is dropped (counted)."""

@@ -11,6 +11,12 @@ processed image at the rate the IOC asked for.
 
 Input/output wiring is decided by the control process (:class:`PipelineWorkerOptions`): the worker
 only knows addresses, never other instances.
+
+The worker runs on the typed :class:`~camioc.config.pipeline.PipelineConfig` the control process
+validated: a mapping (the effective dict) handed to it at start or in an update is turned into one
+once, at the boundary (:func:`typed_config`), and nothing re-parses it afterwards. The effective
+dict (``PipelineConfig.to_dict()``) is made only where cam_server hands a dict on: a stream
+function's ``parameters``.
 """
 
 from __future__ import annotations
@@ -22,12 +28,14 @@ import logging
 import os
 import threading
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 import numpy as np
 
+from camioc.config.pipeline import PipelineConfig
 from camioc.core.api import DetectorState
 from camioc.core.merge import MergedInput, merge_settings
 from camioc.core.pipeline_inputs import (
@@ -38,11 +46,10 @@ from camioc.core.pipeline_inputs import (
     stream_channels,
     stream_timeout,
 )
-from camioc.core.worker import RateMeter, WorkerLink, setup_worker_logging
+from camioc.core.worker import InstanceWorker, WorkerLink, serve_worker
 
 log = logging.getLogger(__name__)
 
-STATUS_PERIOD = 1.0
 RECEIVE_TIMEOUT = 0.1
 #: Receive high-water mark of a pipeline's input (frames queued in ZeroMQ before the loop reads them).
 INPUT_QUEUE_SIZE = 10
@@ -74,26 +81,38 @@ class PipelineWorkerOptions:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-def run_pipeline_worker(link_conn: Any, config: dict[str, Any], options: PipelineWorkerOptions) -> None:
-    """Process entry point (spawned). Never raises: failures are reported, then the process exits."""
-    link = WorkerLink(link_conn)
-    setup_worker_logging(link, options.log_level, options.instance_id)
-    # here, not in the fork server: multiprocessing resets sys.path in every forked worker
-    from camioc.compat import enable_cam_server_imports
+def typed_config(config: PipelineConfig | Mapping[str, Any]) -> PipelineConfig:
+    """The worker boundary: the typed config as given, or the effective mapping validated once
+    (it was validated by the control process already, so this cannot fail for what it sends;
+    ``PipelineConfig.from_dict(c.to_dict()).to_dict() == c.to_dict()``)."""
+    return config if isinstance(config, PipelineConfig) else PipelineConfig.from_dict(config)
 
-    enable_cam_server_imports()  # user functions' "from cam_server.pipeline.data_processing import ..."
-    log.debug("pipeline worker %s: configuration %s", options.instance_id, config)
-    exit_code = 0
-    try:
-        exit_code = _PipelineWorker(link, config, options).run()
-    except Exception as exc:  # task boundary: report the failure to the control process
-        log.exception("pipeline worker failed")
-        link.send("stopped", {"reason": "error", "error": str(exc) or type(exc).__name__,
-                              "error_type": type(exc).__name__, "exit_code": 1})
-        exit_code = 1
-    finally:
-        link_conn.close()
-    os._exit(exit_code)
+
+def untyped(config: PipelineConfig, key: str) -> Any:
+    """A key PipelineConfig keeps but does not type (``attributes``, ``pid_buffer``,
+    ``thread_buffer_size``): its raw value, None when absent."""
+    return config.extras.get(key)
+
+
+def run_pipeline_worker(link_conn: Any, config: PipelineConfig | Mapping[str, Any],
+                        options: PipelineWorkerOptions) -> None:
+    """Process entry point (spawned). Never raises: failures are reported, then the process exits.
+
+    ``config`` is the typed config, or the effective dict (what the manager sends today), made
+    typed once here.
+    """
+
+    def main(link: WorkerLink) -> int:
+        # here, not in the fork server: multiprocessing resets sys.path in every forked worker
+        from camioc.compat import enable_cam_server_imports
+
+        enable_cam_server_imports()  # user functions' "from cam_server.pipeline.data_processing import ..."
+        typed = typed_config(config)
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug("pipeline worker %s: configuration %s", options.instance_id, typed.to_dict())
+        return _PipelineWorker(link, typed, options).run()
+
+    serve_worker(link_conn, tag=options.instance_id, log_level=options.log_level, main=main)
 
 
 class _FrameGate:
@@ -103,22 +122,22 @@ class _FrameGate:
         self.received = 0
         self._last_processed = 0.0
 
-    def admit(self, config: dict[str, Any], pulse_id: int) -> str | None:
+    def admit(self, config: PipelineConfig, pulse_id: int) -> str | None:
         """None to process the frame, else why it is skipped ('paused', 'downsampling', ...)."""
         self.received += 1
-        if config.get("paused") or config.get("pause"):
+        if config.paused:  # ``pause`` is the same setting
             return "paused"
-        pid_range = config.get("pid_range")
+        pid_range = config.pid_range
         if pid_range:
-            start, end = int(pid_range[0]), int(pid_range[1])
+            start, end = pid_range
             if pulse_id < start:
                 return "pid_range"
             if end > 0 and pulse_id > end:
                 return "completed"
-        downsampling = int(config.get("downsampling") or 1)
+        downsampling = config.downsampling or 1
         if downsampling > 1 and (self.received - 1) % downsampling != 0:
             return "downsampling"
-        max_rate = config.get("max_frame_rate")
+        max_rate = config.max_frame_rate
         if max_rate:
             now = time.monotonic()
             if now - self._last_processed < 1.0 / float(max_rate):
@@ -172,22 +191,20 @@ class _FileOutput:
     ``records`` and ``attributes`` are the writer's (:mod:`camioc.streams.hdf5`).
     """
 
-    def __init__(self, config: dict[str, Any]) -> None:
+    def __init__(self, config: PipelineConfig) -> None:
         from camioc.streams.hdf5 import Hdf5Writer
 
-        name = str(config.get("file") or "")
+        name = config.file or ""
         if not name:
             raise ValueError("File name not defined")
         self.path = Path(time.strftime(name, time.localtime())).expanduser()
         self.partial = self.path.with_name(self.path.name + ".partial")
-        attributes = config.get("attributes")
+        attributes = untyped(config, "attributes")
         if isinstance(attributes, str):
             attributes = json.loads(attributes)
-        records = config.get("records")
         self._writer = Hdf5Writer(
-            self.partial, layout=str(config.get("layout") or "DEFAULT"),
-            localtime=bool(config.get("localtime", True)), change=bool(config.get("change", False)),
-            records=int(records) if records else None, attributes=attributes)
+            self.partial, layout=config.layout, localtime=config.localtime, change=config.change,
+            records=config.records or None, attributes=attributes)
         self.port = None
 
     def open(self) -> None:
@@ -250,7 +267,7 @@ class _ParallelStage:
             out.append(self.pending.popleft())
         return out
 
-    def update(self, config: dict[str, Any]) -> None:
+    def update(self, config: PipelineConfig) -> None:
         for _message, future, _t0 in list(self.pending):
             future.exception()  # let the frames in flight finish with the config they started with
         with self._lock:
@@ -269,60 +286,49 @@ def store_channels(data: dict[str, Any], camera_name: str) -> dict[str, Any]:
     return {f"{camera_name}:FPICTURE": data.get("image")}
 
 
-def parallel_threads(config: dict[str, Any]) -> int:
+def parallel_threads(config: PipelineConfig) -> int:
     """How many processing threads a config may use (1: sequential)."""
-    threads = int(config.get("processing_threads") or 0)
-    if threads <= 1 or config.get("pipeline_type", "processing") not in ("processing", "custom", "script"):
+    threads = config.processing_threads
+    if threads <= 1 or config.pipeline_type not in ("processing", "custom", "script"):
         return 1
-    if abs(int(config.get("averaging") or 0)) > 1 or int(config.get("image_averaging") or 0) > 1:
+    if abs(config.averaging or 0) > 1 or (config.image_averaging or 0) > 1:
         return 1  # frame averaging needs every frame in one pipeline, in order
     return threads
 
 
-class _PipelineWorker:
-    def __init__(self, link: WorkerLink, config: dict[str, Any], options: PipelineWorkerOptions) -> None:
-        self.link = link
+class _PipelineWorker(InstanceWorker):
+    """Input -> per-frame controls -> function -> output, on the shared command/status skeleton."""
+
+    def __init__(self, link: WorkerLink, config: PipelineConfig, options: PipelineWorkerOptions) -> None:
+        super().__init__(link, snapshot_enabled=options.snapshot_enabled,
+                         snapshot_period=options.snapshot_period, hold=options.hold)
         self.options = options
-        self.config = dict(config)
+        self.config = config
         self.instance_id = options.instance_id
-        self.pipeline_type = self.config.get("pipeline_type", "processing")
+        self.pipeline_type = config.pipeline_type
         self.gate = _FrameGate()
-        self.rate = RateMeter()
-        self.state = DetectorState.Initializing
-        self.message = "Starting"
         self.error = ""
-        self.frame_count = 0
         self.dropped = 0
-        self.sent_records = 0
         self.execution_ms = 0.0
-        self.last_pulse_id = 0
-        self.last_timestamp = 0.0
-        self.last_results: dict[str, Any] = {}
-        self.last_arrays: dict[str, np.ndarray] = {}
         self.last_image: np.ndarray | None = None
-        self.snapshot_enabled = options.snapshot_enabled
-        self.snapshot_period = options.snapshot_period
-        self.snapshot_counter = 0
-        self.running = True
-        self.hold = options.hold
         self.exit_code = 0
-        self.stream_address = ""
         self.camera_request_pending = False
-        self._last_status = 0.0
+        self.frame_shape = ""
+        self._output: Any = None
         self._last_results_sent = 0.0
-        self._last_snapshot = 0.0
         self._last_message_time = time.monotonic()
         self._image_pipeline: Any = None
         self._parallel: _ParallelStage | None = None
         self._stream_function: Any = None
-        self._reorder = _PidReorderBuffer(int(self.config.get("pid_buffer") or 0) or 1) \
+        self._stream_parameters: dict[str, Any] = {}
+        self._reorder = _PidReorderBuffer(int(untyped(config, "pid_buffer") or 0) or 1) \
             if self.pipeline_type == "fanin" else None
-        self._rolling: collections.deque[float] = collections.deque(maxlen=50)
         # input side (camioc.core.pipeline_inputs / merge): enforce_pid & co, merge, stream_timeout
-        self._order = OutputOrder.from_config(self.config)
-        self._input: Any = None
+        self._order = OutputOrder.from_config(config)
+        self._input: Any = None  # the receiver in use (replaced on reconnects)
         self._input_address = ""
         self._merge: Any = None
+        self._new_input: str | None = None  # an input address to connect to (camera_stream, merge change)
         self.stream_reconnects = 0
 
     # ------------------------------------------------------------------ set-up
@@ -330,7 +336,8 @@ class _PipelineWorker:
         return Path(self.options.scripts_dir) / "lib" if self.options.scripts_dir else None
 
     def _make_function(self) -> None:
-        prepare_libs(self.config.get("libs") or (), self._libs_dir(), reload=bool(self.config.get("reload")))
+        config = self.config
+        prepare_libs(config.libs, self._libs_dir(), reload=config.reload)
         if self.pipeline_type in ("processing", "custom", "script"):
             from camioc.processing import ImagePipeline, warm_up
 
@@ -341,6 +348,7 @@ class _PipelineWorker:
                 from camioc.core.backgrounds import BackgroundStore
 
                 background_store = BackgroundStore(Path(self.options.background_dir))
+
             def make_pipeline() -> Any:
                 return ImagePipeline(
                     self.config,
@@ -349,45 +357,40 @@ class _PipelineWorker:
                 )
 
             self._image_pipeline = make_pipeline()
-            threads = parallel_threads(self.config)
+            threads = parallel_threads(config)
             if threads > 1:
                 self._parallel = _ParallelStage(
-                    threads, int(self.config.get("thread_buffer_size") or 20), make_pipeline)
-            elif int(self.config.get("processing_threads") or 0) > 1:
+                    threads, int(untyped(config, "thread_buffer_size") or 20), make_pipeline)
+            elif config.processing_threads > 1:
                 log.info("processing_threads ignored: frame averaging needs sequential processing")
-        elif self.pipeline_type == "stream" and self.config.get("function"):
-            from camioc.processing import load_stream_function
+        elif self.pipeline_type == "stream":
+            # cam_server hands a stream function the config as a dict (its ``parameters``)
+            self._stream_parameters = config.to_dict()
+            if config.function:
+                from camioc.processing import load_stream_function
 
-            self._stream_function = load_stream_function(
-                self.config["function"], scripts_dir=Path(self.options.scripts_dir or "."),
-                reload=bool(self.config.get("reload")))
+                self._stream_function = load_stream_function(
+                    config.function, scripts_dir=Path(self.options.scripts_dir or "."), reload=config.reload)
 
     def _make_output(self) -> Any:
-        mode = str(self.options.output_mode or self.config.get("mode") or "PUB").upper()
+        config = self.config
+        mode = str(self.options.output_mode or config.mode).upper()
         if mode == "FILE":
-            return _FileOutput(self.config)
-        from camioc.streams.bsread import BsreadSender, CreateHeader, HeaderPolicy
+            return _FileOutput(config)
+        from camioc.streams.bsread import BsreadSender, HeaderPolicy
 
-        policy = HeaderPolicy(
-            # the effective config was validated by PipelineConfig (create_header is one of the
-            # modes there); HeaderPolicy checks it again
-            create_header=cast(CreateHeader, str(self.config.get("create_header") or "on_change")),
-            allow_type_changes=bool(self.config.get("allow_type_changes", True)),
-            allow_shape_changes=bool(self.config.get("allow_shape_changes", True)),
-        )
-        compression = self.config.get("data_compression")
-        if compression is True:
-            compression = "bitshuffle_lz4"
+        policy = HeaderPolicy(create_header=config.create_header, allow_type_changes=config.allow_type_changes,
+                              allow_shape_changes=config.allow_shape_changes)
         common = {
             "mode": mode,
-            "queue_size": int(self.config.get("queue_size") or 10),
-            "block": bool(self.config.get("block")),
+            "queue_size": config.queue_size,
+            "block": config.block,
             # a blocking PUSH waits at most this long, so stop commands are never ignored
             "send_timeout": SEND_TIMEOUT,
             "header_policy": policy,
-            "data_compression": compression or None,
+            "data_compression": config.data_compression or None,  # true was made "bitshuffle_lz4"
             # the last N messages made before the first client connects are delivered to it
-            "buffer_size": int(self.config.get("buffer_size") or 0),
+            "buffer_size": config.buffer_size or 0,
         }
         if self.options.output_address:
             return BsreadSender(conn_type="connect", address=self.options.output_address, **common)
@@ -443,7 +446,7 @@ class _PipelineWorker:
     def run(self) -> int:
         self._make_function()
         output = self._output = self._make_output()
-        receiver = None
+        reason = "error"
         try:
             output.open()
             if getattr(output, "port", None):
@@ -451,12 +454,11 @@ class _PipelineWorker:
             elif self.options.output_address:
                 self.stream_address = self.options.output_address
             else:
-                self.stream_address = str(self.config.get("file", ""))
+                self.stream_address = self.config.file or ""
             receiver = self._make_input(self.options.input_address)
             self.link.send("started", {"stream_address": self.stream_address, "pid": os.getpid(),
                                        "input_address": receiver.address})
-            self.state, self.message = DetectorState.Acquire, "Running"
-            self._report_status(force=True)
+            self.set_state(DetectorState.Acquire, "Running")
             reason = self._loop(receiver, output)
             if reason in ("stopped", "no clients", "timeout") and self._parallel is not None:
                 self._drain(output)
@@ -466,38 +468,33 @@ class _PipelineWorker:
                     self._send(output, *item)
             if self._parallel is not None:
                 self._parallel.close()
-            if receiver is not None:
-                receiver.close()
+            if self._input is not None:
+                self._input.close()
             output.close()
-        self.state = DetectorState.Idle if self.exit_code == 0 else DetectorState.Error
-        self.message = f"Stopped ({reason})"
-        self._report_status(force=True)
-        self.link.send("stopped", {"reason": reason, "error": self.error if self.exit_code else "",
-                                   "exit_code": self.exit_code})
+        self.finish(reason, state=DetectorState.Idle if self.exit_code == 0 else DetectorState.Error,
+                    error=self.error if self.exit_code else "", exit_code=self.exit_code)
         return self.exit_code
 
     def _loop(self, receiver: Any, output: Any) -> str:
-        camera_timeout = float(self.config.get("camera_timeout") or 10.0)
+        """Until stopped; returns why. Commands may replace the receiver (camera moved, merge
+        settings changed), a silent stream input is reconnected."""
         started = time.monotonic()
         while self.running:
-            for kind, payload in self.link.commands():
-                self._handle_command(kind, payload)
-                if kind == "camera_stream" and payload:
-                    receiver.close()
-                    receiver = self._make_input(payload)
-                    self._last_message_time = time.monotonic()
-                elif kind == "config" and self._input_changed():
-                    receiver.close()
-                    receiver = self._make_input(self._input_address)
+            self.poll_commands()
+            if self._new_input is not None:
+                receiver.close()
+                receiver = self._make_input(self._new_input)
+                self._new_input = None
             if not self.running:
                 return "stopped"
-            message = receiver.receive(timeout=receive_wait(self.config))
+            config = self.config
+            message = receiver.receive(timeout=receive_wait(config))
             now = time.monotonic()
             if message is None:
-                stream_input = is_stream_input(self.config)
-                silence = stream_timeout(self.config) if stream_input else camera_timeout
+                stream_input = is_stream_input(config)
+                silence = stream_timeout(config) if stream_input else float(config.camera_timeout or 10.0)
                 if silence > 0 and now - self._last_message_time > silence:
-                    if self.config.get("abort_on_timeout"):
+                    if config.abort_on_timeout:
                         self.error = f"No data received within {silence:g} s."
                         self.exit_code = 2
                         return "timeout"
@@ -505,21 +502,17 @@ class _PipelineWorker:
                         receiver = self._reconnect_input(receiver, silence)
                     elif not self.camera_request_pending and self.pipeline_type not in ("fanin", "stream"):
                         self.camera_request_pending = True
-                        self.link.send("camera_request", self.config.get("camera_name"))
+                        self.link.send("camera_request", config.camera_name)
                     if self.state == DetectorState.Acquire:
-                        self.state, self.message = DetectorState.Waiting, "Waiting for data"
-                        self._report_status(force=True)
+                        self.set_state(DetectorState.Waiting, "Waiting for data")
             else:
                 self._last_message_time = now
                 self.camera_request_pending = False
                 outcome = self._on_message(message, output)
                 if outcome is not None:
                     return outcome
-            self._report_status(now=now, clients=getattr(output, "client_count", lambda: 0)())
-            timeout = float(self.config.get("no_client_timeout") or 0)
-            if (timeout > 0 and not self.hold and hasattr(output, "seconds_without_clients")
-                    and now - started > timeout
-                    and output.seconds_without_clients() > timeout):
+            self.report_status(now=now, clients=getattr(output, "client_count", lambda: 0)())
+            if self.without_clients(output, float(config.no_client_timeout or 0), started, now):
                 return "no clients"
         return "stopped"
 
@@ -555,7 +548,7 @@ class _PipelineWorker:
             values = result()
         except Exception as exc:
             self._processing_failed(exc)
-            if self.config.get("abort_on_error") and not self.config.get("notify_on_error"):
+            if self.config.abort_on_error and not self.config.notify_on_error:
                 self.exit_code = 2
                 return "error"
             return None
@@ -564,8 +557,7 @@ class _PipelineWorker:
             return None
         if self.error:
             self.error = ""
-            self.state, self.message = DetectorState.Acquire, "Running"
-            self._report_status(force=True)
+            self.set_state(DetectorState.Acquire, "Running")
         try:
             if self._reorder is not None:
                 for item in self._reorder.push(pulse_id, (values, pulse_id, message.timestamp)):
@@ -581,18 +573,17 @@ class _PipelineWorker:
         self.rate.tick()
         self.last_pulse_id, self.last_timestamp = pulse_id, message.timestamp_float
         self._publish_results(values, message.data)
-        records = self.config.get("records")
-        if records and self.frame_count >= int(records):
+        records = self.config.records
+        if records and self.frame_count >= records:
             return "completed"
         if self.state != DetectorState.Acquire and not self.error:
-            self.state, self.message = DetectorState.Acquire, "Running"
-            self._report_status(force=True)
+            self.set_state(DetectorState.Acquire, "Running")
         return None
 
     def _process(self, message: Any, image_pipeline: Any = None) -> dict[str, Any] | None:
         data = message.data
         if self.pipeline_type == "store":
-            return store_channels(data, str(self.config.get("camera_name") or ""))
+            return store_channels(data, self.config.camera_name or "")
         if self.pipeline_type in ("fanout", "fanin"):
             return dict(data)
         if self.pipeline_type == "stream":
@@ -600,7 +591,7 @@ class _PipelineWorker:
             if self._stream_function is None:
                 return dict(data)
             result = self._stream_function(dict(data), int(message.pulse_id), message.timestamp_float,
-                                           self.config)
+                                           self._stream_parameters)
             return dict(result) if result is not None else None
         image = data.get("image")
         if image is None:
@@ -619,8 +610,8 @@ class _PipelineWorker:
     def _send(self, output: Any, values: dict[str, Any], pulse_id: int, timestamp: Any) -> None:
         if self._order is not None and not self._order.admit(pulse_id, timestamp):
             return  # enforce_pid / enforce_timestamp / check_timestamp: counted in input_statistics
-        include = self.config.get("include")
-        exclude = self.config.get("exclude")
+        include = self.config.include
+        exclude = self.config.exclude
         if include:
             values = {k: v for k, v in values.items() if k in include}
         if exclude:
@@ -635,8 +626,7 @@ class _PipelineWorker:
         if text != self.error:
             log.warning("processing failed: %s", text)
         self.error = text
-        self.state, self.message = DetectorState.Error, text
-        self._report_status(force=True)
+        self.set_state(DetectorState.Error, text)
 
     # ------------------------------------------------------------------ reporting
     def _publish_results(self, values: dict[str, Any], data: dict[str, Any]) -> None:
@@ -668,71 +658,60 @@ class _PipelineWorker:
         image = values.get("image")
         if isinstance(image, np.ndarray) and image.ndim == 2:
             self.frame_shape = f"{image.shape[1]}x{image.shape[0]}x{image.dtype.itemsize}"
-        if (self.snapshot_enabled and isinstance(image, np.ndarray) and image.ndim == 2
-                and now - self._last_snapshot >= self.snapshot_period):
-            self._last_snapshot = now
-            self.snapshot_counter += 1
-            self.link.send("image", {"image": np.ascontiguousarray(image), "pulse_id": self.last_pulse_id,
-                                     "timestamp": self.last_timestamp, "counter": self.snapshot_counter})
+            if self.snapshot_due(now):
+                self.send_snapshot(image, now)
 
-    def _report_status(self, force: bool = False, now: float | None = None, clients: int | None = None) -> None:
-        now = time.monotonic() if now is None else now
-        if not force and now - self._last_status < STATUS_PERIOD:
-            return
-        self._last_status = now
-        if clients is not None:
-            self._clients = clients
-        self.link.send("status", {
-            "state": int(self.state), "message": self.message, "error": self.error,
-            "stream_address": self.stream_address, "frame_count": self.frame_count,
-            "frame_rate": self.rate.rate(now), "execution_time_ms": self.execution_ms,
-            "dropped": self.dropped, "pulse_id": self.last_pulse_id, "timestamp": self.last_timestamp,
-            "clients": getattr(self, "_clients", 0), "received": self.gate.received,
-            "input_statistics": self._input_statistics(),
+    def status_fields(self) -> dict[str, Any]:
+        return {
+            "error": self.error, "execution_time_ms": self.execution_ms, "dropped": self.dropped,
+            "received": self.gate.received, "input_statistics": self._input_statistics(),
             "output_statistics": self._output_statistics(),
-        })
+        }
 
     def _output_statistics(self) -> dict[str, Any]:
         """cam_server's output statistics: bytes sent, data-header (re)builds, last image shape."""
-        output = getattr(self, "_output", None)
+        output = self._output
         return {"total_bytes": int(getattr(output, "bytes_sent", 0)),
                 "header_changes": int(getattr(output, "header_changes", 0)),
-                "frame_shape": getattr(self, "frame_shape", "")}
+                "frame_shape": self.frame_shape}
 
     # ------------------------------------------------------------------ commands
-    def _handle_command(self, kind: str, payload: Any) -> None:
-        if kind == "stop":
-            self.running = False
-        elif kind == "config":
-            self.config = dict(payload)
-            if self._order is None:
-                self._order = OutputOrder.from_config(self.config)
-            else:
-                self._order.update(self.config)
-            prepare_libs(self.config.get("libs") or (), self._libs_dir(), reload=bool(self.config.get("reload")))
-            if self._image_pipeline is not None:
-                try:
-                    if self._parallel is not None:
-                        self._parallel.update(self.config)
-                    self._image_pipeline.update(self.config)
-                except Exception as exc:
-                    self._processing_failed(exc)
-            elif self.pipeline_type == "stream":
-                self._make_function()
-            self._report_status(force=True)
-        elif kind == "publishing":
-            self.snapshot_enabled = bool(payload.get("enabled", True))
-            self.snapshot_period = max(0.0, float(payload.get("period", self.snapshot_period)))
-        elif kind == "hold":
-            self.hold = bool(payload)
-        elif kind == "camera_stream":
-            pass  # handled in the loop (needs the receiver)
-        elif kind == "request":
-            request_id, what, _args = payload
-            if what == "image" and self.last_image is not None:
-                self.link.reply(request_id, True, self.last_image)
-            else:
-                self.link.reply(request_id, False, LookupError(f"unknown request {what!r}"))
+    def apply_config(self, config: PipelineConfig | Mapping[str, Any]) -> None:
+        """A live update: typed once here; the output order, libs, the processing (or the
+        stream function) and, when the merge settings changed, the input follow it."""
+        try:
+            self.config = typed_config(config)
+        except Exception as exc:  # the control process validated it: never expected
+            self._processing_failed(exc)
+            return
+        config = self.config
+        if self._order is None:
+            self._order = OutputOrder.from_config(config)
+        else:
+            self._order.update(config)
+        prepare_libs(config.libs, self._libs_dir(), reload=config.reload)
+        if self._image_pipeline is not None:
+            try:
+                if self._parallel is not None:
+                    self._parallel.update(config)
+                self._image_pipeline.update(config)
+            except Exception as exc:
+                self._processing_failed(exc)
+        elif self.pipeline_type == "stream":
+            self._make_function()
+        if self._new_input is None and self._input is not None and self._input_changed():
+            self._new_input = self._input_address
+        self.report_status(force=True)
+
+    def other_command(self, kind: str, payload: Any) -> None:
+        if kind == "camera_stream" and payload:  # the camera restarted elsewhere: follow it
+            self._new_input = str(payload)
+            self._last_message_time = time.monotonic()
+
+    def answer(self, what: str, args: Any) -> Any:
+        if what == "image" and self.last_image is not None:
+            return self.last_image
+        raise LookupError(f"unknown request {what!r}")
 
 
-__all__ = ["PipelineWorkerOptions", "run_pipeline_worker"]
+__all__ = ["PipelineWorkerOptions", "run_pipeline_worker", "typed_config"]

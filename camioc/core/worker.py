@@ -10,13 +10,18 @@ duplex ``multiprocessing.Pipe``. Messages are ``(kind, payload)`` tuples:
 - worker -> control: ``("started", {...})``, ``("status", {...})``, ``("image", {...})``,
   ``("reply", (request_id, ok, value))``, ``("log", (level, logger, message))``,
   ``("stopped", {"reason": str, "error": str})``;
-- control -> worker: ``("config", dict)``, ``("request", (request_id, what, args))``,
-  ``("publishing", {...})``, ``("stop", None)``.
+- control -> worker: ``("config", config)`` (the typed config; a pipeline worker also takes
+  the effective dict), ``("request", (request_id, what, args))``, ``("publishing", {...})``,
+  ``("hold", bool)``, ``("stop", None)``.
 
 A reader thread on the control side does the blocking ``recv`` (image snapshots are megabytes;
 unpickling them must not stall the loop) and hands each message to the loop with
 ``call_soon_threadsafe``. When the worker dies, the pipe reports EOF and the handle resolves its
 exit. When the control process dies, the worker sees EOF on its end and stops: no orphans.
+
+Both kinds of worker are an :class:`InstanceWorker` started by :func:`serve_worker`: the command
+handling, the status cadence, snapshots, the no-client stop and the stopped message are written
+once there; a camera or pipeline worker adds its loop, its status fields and its config handling.
 """
 
 from __future__ import annotations
@@ -27,11 +32,15 @@ import logging
 import multiprocessing
 import multiprocessing.connection
 import multiprocessing.process
+import os
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NoReturn
 
+import numpy as np
+
+from camioc.core.api import DetectorState
 from camioc.errors import InstanceError
 
 log = logging.getLogger(__name__)
@@ -334,11 +343,166 @@ class RateMeter:
         return (len(recent) - 1) / span if span > 0 else 0.0
 
 
+#: A worker's status summary is sent at most this often unless something changed.
+STATUS_PERIOD = 1.0
+
+
+def serve_worker(link_conn: multiprocessing.connection.Connection, *, tag: str, log_level: int,
+                 main: Callable[[WorkerLink], int]) -> NoReturn:
+    """The body of a worker process: logging, ``main(link)``, the failure report, the exit.
+
+    ``main`` returns the process exit code. It never raises out of here: an exception is logged
+    and reported to the control process as ``("stopped", {"reason": "error", ...})`` (exit code 1),
+    so the manager shows the error instead of a bare "terminated". The process leaves with
+    ``os._exit``: libca/zmq threads must not hang the interpreter teardown.
+    """
+    link = WorkerLink(link_conn)
+    setup_worker_logging(link, log_level, tag)
+    exit_code = 0
+    try:
+        exit_code = main(link)
+    except Exception as exc:  # task boundary: report the failure to the control process
+        log.exception("%s worker failed", tag)
+        link.send("stopped", {"reason": "error", "error": str(exc) or type(exc).__name__,
+                              "error_type": type(exc).__name__, "exit_code": 1})
+        exit_code = 1
+    finally:
+        link_conn.close()
+    os._exit(exit_code)
+
+
+class InstanceWorker:
+    """What every instance worker (camera, pipeline) does the same way, in the worker process.
+
+    - commands from the control process (:meth:`poll_commands`): ``stop``, ``hold``,
+      ``publishing`` and ``request`` are answered here; ``config`` goes to :meth:`apply_config`,
+      a request's answer comes from :meth:`answer`, any other kind to :meth:`other_command`;
+    - the status summary (:meth:`report_status`): at most every :data:`STATUS_PERIOD` seconds,
+      at once when forced (every state change); the fields common to both kinds plus
+      :meth:`status_fields`;
+    - image snapshots at the period the IOC asked for (:meth:`snapshot_due`, :meth:`send_snapshot`);
+    - the ``no_client_timeout`` stop (:meth:`without_clients`) and the final ``stopped`` message
+      (:meth:`finish`).
+    """
+
+    def __init__(self, link: WorkerLink, *, snapshot_enabled: bool, snapshot_period: float, hold: bool) -> None:
+        self.link = link
+        self.state = DetectorState.Initializing
+        self.message = "Starting"
+        self.running = True
+        self.hold = hold  # ignore no_client_timeout (started by an explicit Acquire/EnableCallbacks)
+        self.snapshot_enabled = snapshot_enabled
+        self.snapshot_period = snapshot_period
+        self.snapshot_counter = 0
+        self.frame_count = 0
+        self.rate = RateMeter()
+        self.last_pulse_id = 0
+        self.last_timestamp = 0.0
+        self.stream_address = ""
+        self.clients = 0
+        self._last_status = 0.0
+        self._last_snapshot = 0.0
+
+    # ------------------------------------------------------------------ commands
+    def poll_commands(self) -> list[tuple[str, Any]]:
+        """Handle every command waiting now (never blocks); returns them, for the loop's own use."""
+        commands = self.link.commands()
+        for kind, payload in commands:
+            self.handle_command(kind, payload)
+        return commands
+
+    def handle_command(self, kind: str, payload: Any) -> None:
+        if kind == "stop":
+            self.running = False
+        elif kind == "config":
+            self.apply_config(payload)
+        elif kind == "hold":
+            self.hold = bool(payload)
+        elif kind == "publishing":
+            self.snapshot_enabled = bool(payload.get("enabled", True))
+            self.snapshot_period = max(0.0, float(payload.get("period", self.snapshot_period)))
+        elif kind == "request":
+            request_id, what, args = payload
+            try:
+                value = self.answer(what, args)
+            except Exception as exc:  # the asker gets the exception, the worker goes on
+                self.link.reply(request_id, False, exc)
+            else:
+                self.link.reply(request_id, True, value)
+        else:
+            self.other_command(kind, payload)
+
+    def apply_config(self, config: Any) -> None:
+        """A live config change (``("config", ...)``)."""
+        raise NotImplementedError
+
+    def answer(self, what: str, args: Any) -> Any:
+        """The value of a request (``WorkerHandle.request``); raise to answer with an error."""
+        raise LookupError(f"unknown request {what!r}")
+
+    def other_command(self, kind: str, payload: Any) -> None:
+        """A command only this kind of worker knows (default: ignored)."""
+        del payload
+        log.debug("ignored command %r", kind)
+
+    # ------------------------------------------------------------------ reporting
+    def set_state(self, state: DetectorState, message: str) -> None:
+        """Enter a state and tell the control process at once."""
+        self.state, self.message = state, message
+        self.report_status(force=True)
+
+    def report_status(self, force: bool = False, now: float | None = None, clients: int | None = None) -> None:
+        """Send the status summary if forced or :data:`STATUS_PERIOD` has passed since the last."""
+        now = time.monotonic() if now is None else now
+        if not force and now - self._last_status < STATUS_PERIOD:
+            return
+        self._last_status = now
+        if clients is not None:
+            self.clients = clients
+        status: dict[str, Any] = {
+            "state": int(self.state), "message": self.message, "stream_address": self.stream_address,
+            "frame_count": self.frame_count, "frame_rate": self.rate.rate(now), "clients": self.clients,
+            "pulse_id": self.last_pulse_id, "timestamp": self.last_timestamp,
+        }
+        status.update(self.status_fields())
+        self.link.send("status", status)
+
+    def status_fields(self) -> dict[str, Any]:
+        """This kind of worker's own status fields."""
+        return {}
+
+    def snapshot_due(self, now: float) -> bool:
+        return self.snapshot_enabled and now - self._last_snapshot >= self.snapshot_period
+
+    def send_snapshot(self, image: np.ndarray, now: float | None = None) -> None:
+        """An image snapshot for the IOC (counted; pulse id and timestamp of the last frame)."""
+        self._last_snapshot = time.monotonic() if now is None else now
+        self.snapshot_counter += 1
+        self.link.send("image", {"image": np.ascontiguousarray(image), "pulse_id": self.last_pulse_id,
+                                 "timestamp": self.last_timestamp, "counter": self.snapshot_counter})
+
+    # ------------------------------------------------------------------ stopping
+    def without_clients(self, output: Any, timeout: float, started: float, now: float) -> bool:
+        """``no_client_timeout``: True once the output has had no client for ``timeout`` seconds
+        (and the worker has run that long); never with ``timeout`` 0, while held, or for an
+        output that has no clients to count (a file)."""
+        return (timeout > 0 and not self.hold and now - started > timeout
+                and hasattr(output, "seconds_without_clients") and output.seconds_without_clients() > timeout)
+
+    def finish(self, reason: str, *, state: DetectorState = DetectorState.Idle, **stopped: Any) -> None:
+        """The last status (``Stopped (<reason>)``) and the ``stopped`` message."""
+        self.set_state(state, f"Stopped ({reason})")
+        self.link.send("stopped", {"reason": reason, **stopped})
+
+
 __all__ = [
+    "STATUS_PERIOD",
     "ForwardingLogHandler",
+    "InstanceWorker",
     "RateMeter",
     "WorkerHandle",
     "WorkerLink",
+    "serve_worker",
     "setup_worker_logging",
     "start_worker_server",
 ]

@@ -9,6 +9,9 @@ Entry points for a pipeline worker::
     out = pipe.process(image, pulse_id, timestamp, x_axis, y_axis)   # dict | None
     pipe.update(new_config)                     # live change
 
+A pipeline worker passes the typed ``PipelineConfig``; a plain mapping with cam_server's keys
+works too (processing on its own).
+
 Modules: :mod:`.parameters` (typed config view), :mod:`.preprocess` (binning, background, mirror,
 rotation, ROI, threshold, averaging, scale/offset), :mod:`.kernels` (numba full-frame passes),
 :mod:`.fitting` (MINPACK-equivalent Gaussian fit), :mod:`.default` and :mod:`.transparent`
@@ -27,6 +30,7 @@ from camioc.processing.functions import (
 from camioc.processing.parameters import (
     BackgroundMode,
     GoodRegionParameters,
+    PipelineSettings,
     ProcessingParameters,
     RegionOfInterest,
     RotationParameters,
@@ -42,6 +46,7 @@ __all__ = [
     "GoodRegionParameters",
     "ImagePipeline",
     "LoadedFunction",
+    "PipelineSettings",
     "ProcessingParameters",
     "RegionOfInterest",
     "RotationParameters",

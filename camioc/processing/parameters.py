@@ -1,15 +1,24 @@
-"""Typed, read-only view of an effective pipeline configuration (cam_server keys).
+"""Typed, read-only view of a pipeline configuration: what the per-frame code reads, in its types.
 
-The configuration arrives already validated by :mod:`camioc.config`; this module only reads
-it into the types the per-frame code needs, so that no dict lookups, ``None`` checks or
-string comparisons happen per frame. Its checks are defensive (a malformed value raises
-:class:`~camioc.errors.ConfigError` with cam_server's wording where one exists), not a second
-validation layer.
+Two ways in, one result (:class:`ProcessingParameters`):
+
+* :meth:`ProcessingParameters.of` reads the typed configuration the pipeline worker runs on
+  (``camioc.config.pipeline.PipelineConfig``; processing and config are one layer apart and do
+  not import each other, so it is described here structurally by :class:`PipelineSettings`).
+  pydantic validated every value, so this only derives what the frame code wants (enums, "off"
+  values as ``None``, floats) and checks nothing again.
+* :meth:`ProcessingParameters.from_config` reads a plain mapping with cam_server's keys: the
+  ``parameters`` dict a user function hands to cam_server's default ``process_image``, and
+  processing used on its own (tests, benchmarks). Nothing validated such a dict, so its checks
+  raise :class:`~camioc.errors.ConfigError` (cam_server's wording where one exists).
+
+Either way no dict lookups, ``None`` checks or string comparisons happen per frame.
 
 Decisions where cam_server's reference is silent (see also the package docstring):
 
-* ``image_background_enable``: ``"signed"`` and ``"passive"`` (any case) select those modes,
-  any other truthy value the unsigned (clamped) subtraction, falsy values disable it.
+* ``image_background_enable``: ``"signed"`` and ``"passive"`` select those modes, any other
+  truthy value the unsigned (clamped) subtraction, falsy values disable it (a mapping may give
+  the two names in any case).
 * ``rotation``: a bare number is the angle; dict keys ``angle``, ``order`` (default 1: bilinear,
   which cannot overshoot, unlike scipy's default 3), ``mode`` (default ``"constant"``; a number,
   or a numeric string, means constant mode with that fill value; ``"ortho"`` means exact
@@ -23,7 +32,7 @@ Decisions where cam_server's reference is silent (see also the package docstring
   without it, and without pre-processing, the frame is the read-only received buffer).
 * ``notify_on_error``: the config value when given, otherwise true for names ending in ``_sp``
   (optionally followed by digits, the screen-panel instance convention ``<camera>_sp1``), as
-  cam_server's ``NOTIFY_ON_ERROR=["_sp"]``.
+  cam_server's ``NOTIFY_ON_ERROR=["_sp"]`` (the typed config has derived it already).
 """
 
 from __future__ import annotations
@@ -35,13 +44,14 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any
+from typing import Any, Protocol
 
 from camioc.errors import ConfigError
 
 __all__ = [
     "BackgroundMode",
     "GoodRegionParameters",
+    "PipelineSettings",
     "ProcessingParameters",
     "RegionOfInterest",
     "RotationParameters",
@@ -53,6 +63,83 @@ _SCIPY_MODES = frozenset(
 )
 _SLICE_ORIENTATIONS = ("vertical", "horizontal")
 _SCREEN_PANEL_NAME = re.compile(r"_sp\d*$")
+
+
+class _GoodRegionSettings(Protocol):
+    @property
+    def threshold(self) -> float: ...
+    @property
+    def gfscale(self) -> float: ...
+
+
+class _SliceSettings(Protocol):
+    @property
+    def number_of_slices(self) -> int: ...
+    @property
+    def scale(self) -> float: ...
+    @property
+    def orientation(self) -> str: ...
+
+
+class _RotationSettings(Protocol):
+    @property
+    def angle(self) -> float: ...
+    @property
+    def order(self) -> int: ...
+    @property
+    def mode(self) -> str: ...
+
+
+class PipelineSettings(Protocol):
+    """The typed pipeline configuration as processing reads it: the attributes of
+    ``camioc.config.pipeline.PipelineConfig`` that processing uses, already validated (ranges,
+    choices, sub-section defaults, the derived ``notify_on_error``), plus ``to_dict()``, the
+    effective dict (``processing_parameters`` and a user function's ``parameters``)."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def function(self) -> str | None: ...
+    @property
+    def reload(self) -> bool: ...
+    @property
+    def image_background_enable(self) -> bool | str: ...
+    @property
+    def image_background(self) -> str | None: ...
+    @property
+    def image_threshold(self) -> float | None: ...
+    @property
+    def image_region_of_interest(self) -> tuple[int, int, int, int] | None: ...
+    @property
+    def image_good_region(self) -> _GoodRegionSettings | None: ...
+    @property
+    def image_slices(self) -> _SliceSettings | None: ...
+    @property
+    def binning_x(self) -> int: ...
+    @property
+    def binning_y(self) -> int: ...
+    @property
+    def binning_mean(self) -> bool: ...
+    @property
+    def mirror_x(self) -> bool: ...
+    @property
+    def mirror_y(self) -> bool: ...
+    @property
+    def rotation(self) -> _RotationSettings | None: ...
+    @property
+    def averaging(self) -> int | None: ...
+    @property
+    def image_averaging(self) -> int | None: ...
+    @property
+    def image_scale(self) -> float | None: ...
+    @property
+    def image_offset(self) -> float | None: ...
+    @property
+    def fw_threshold(self) -> float | None: ...
+    @property
+    def notify_on_error(self) -> bool: ...
+
+    def to_dict(self) -> dict[str, Any]: ...
 
 
 class BackgroundMode(enum.Enum):
@@ -146,8 +233,48 @@ class ProcessingParameters:
     config: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}), compare=False)
 
     @classmethod
+    def of(cls, settings: PipelineSettings) -> ProcessingParameters:
+        """The view of a typed (validated) pipeline config; no I/O, nothing checked again.
+
+        ``config`` is ``settings.to_dict()``, the effective dict cam_server's functions see;
+        ``copy`` is read from it (the typed config keeps that key but does not type it).
+        """
+        effective = settings.to_dict()
+        good_region = settings.image_good_region
+        slices = settings.image_slices
+        roi = settings.image_region_of_interest
+        return cls(
+            function=_optional_str(settings.function),
+            reload=settings.reload,
+            background_mode=_background_mode(settings.image_background_enable),
+            background_id=_optional_str(settings.image_background),
+            threshold=_positive_or_none(settings.image_threshold),
+            roi=RegionOfInterest(*roi) if roi else None,
+            good_region=None if good_region is None else GoodRegionParameters(
+                threshold=float(good_region.threshold), gfscale=float(good_region.gfscale)),
+            slices=None if slices is None else SliceParameters(
+                number_of_slices=slices.number_of_slices, scale=float(slices.scale),
+                orientation=slices.orientation),
+            binning_x=settings.binning_x,
+            binning_y=settings.binning_y,
+            binning_mean=settings.binning_mean,
+            mirror_x=settings.mirror_x,
+            mirror_y=settings.mirror_y,
+            rotation=_typed_rotation(settings.rotation),
+            averaging=_frames_or_none(settings.averaging, allow_negative=True),
+            image_averaging=_frames_or_none(settings.image_averaging, allow_negative=False),
+            image_scale=_truthy_or_none(settings.image_scale),
+            image_offset=_truthy_or_none(settings.image_offset),
+            fw_threshold=None if settings.fw_threshold is None else float(settings.fw_threshold),
+            notify_on_error=settings.notify_on_error,
+            copy=bool(effective.get("copy", False)),
+            name=_optional_str(settings.name),
+            config=MappingProxyType(effective),
+        )
+
+    @classmethod
     def from_config(cls, effective_config: Mapping[str, Any]) -> ProcessingParameters:
-        """Typed view of an already validated pipeline config dict; no I/O.
+        """The view of a plain mapping with cam_server's keys (see the module docstring); no I/O.
 
         Raises :class:`ConfigError` for values the processing cannot interpret.
         """
@@ -182,6 +309,13 @@ class ProcessingParameters:
             name=name,
             config=MappingProxyType(copy.deepcopy(dict(cfg))),
         )
+
+    @classmethod
+    def view(cls, config: PipelineSettings | Mapping[str, Any]) -> ProcessingParameters:
+        """:meth:`of` a typed config, :meth:`from_config` of a mapping."""
+        if isinstance(config, Mapping):
+            return cls.from_config(config)
+        return cls.of(config)
 
     @property
     def preprocessing_key(self) -> tuple[Any, ...]:
@@ -224,8 +358,33 @@ def _optional_float(value: Any, key: str) -> float | None:
 
 
 def _truthy_float(value: Any, key: str) -> float | None:
-    result = _optional_float(value, key)
-    return result if result else None
+    return _truthy_or_none(_optional_float(value, key))
+
+
+def _truthy_or_none(value: float | None) -> float | None:
+    """``image_scale``/``image_offset``: 0 and None mean "not applied" (cam_server's truthiness)."""
+    return float(value) if value else None
+
+
+def _positive_or_none(value: float | None) -> float | None:
+    """``image_threshold``: applied only when > 0."""
+    return float(value) if value is not None and value > 0 else None
+
+
+def _frames_or_none(value: int | None, *, allow_negative: bool) -> int | None:
+    """``averaging``/``image_averaging``: |N| <= 1 averages nothing (and a negative
+    ``image_averaging`` is ignored), so the buffer is off."""
+    if value is None or abs(value) <= 1 or (value < 0 and not allow_negative):
+        return None
+    return value
+
+
+def _typed_rotation(rotation: _RotationSettings | None) -> RotationParameters | None:
+    """A validated rotation (order in 0..5, ortho only for right angles); angle 0 turns it off."""
+    if rotation is None or not rotation.angle:
+        return None
+    mode, cval = _rotation_mode(rotation.mode)
+    return RotationParameters(angle=float(rotation.angle), order=rotation.order, mode=mode, cval=cval)
 
 
 def _int(value: Any, key: str) -> int:
@@ -260,8 +419,7 @@ def _background_mode(value: Any) -> BackgroundMode:
 
 
 def _threshold(value: Any) -> float | None:
-    threshold = _optional_float(value, "image_threshold")
-    return threshold if threshold is not None and threshold > 0 else None
+    return _positive_or_none(_optional_float(value, "image_threshold"))
 
 
 def _roi(value: Any) -> RegionOfInterest | None:
@@ -349,9 +507,4 @@ def _rotation_mode(value: Any) -> tuple[str, float]:
 
 
 def _averaging(value: Any, key: str, *, allow_negative: bool) -> int | None:
-    if value is None:
-        return None
-    number = _int(value, key)
-    if abs(number) <= 1 or (number < 0 and not allow_negative):
-        return None
-    return number
+    return _frames_or_none(None if value is None else _int(value, key), allow_negative=allow_negative)

@@ -35,7 +35,7 @@ import numpy as np
 from camioc.errors import ProcessingError
 from camioc.processing import default, transparent
 from camioc.processing.functions import LoadedFunction, load_function
-from camioc.processing.parameters import BackgroundMode, ProcessingParameters
+from camioc.processing.parameters import BackgroundMode, PipelineSettings, ProcessingParameters
 from camioc.processing.preprocess import (
     Background,
     BlockMean,
@@ -45,31 +45,36 @@ from camioc.processing.preprocess import (
     check_frame,
 )
 
-__all__ = ["ImagePipeline"]
+__all__ = ["ImagePipeline", "PipelineInput"]
 
 log = logging.getLogger(__name__)
 
 BackgroundLoader = Callable[[str], np.ndarray]
+#: What an ImagePipeline is built from: the typed config (a pipeline worker) or a plain mapping
+#: with cam_server's keys (processing on its own: tests, benchmarks, scripts).
+PipelineInput = PipelineSettings | Mapping[str, Any]
 
 
 class ImagePipeline:
     """Pre-processing plus the configured function, for one pipeline instance.
 
-    ``effective_config`` is the validated pipeline config (cam_server keys). ``background_loader``
-    returns the background image for an id (it may raise; processing does no file I/O itself).
-    ``scripts_dir`` is where user function files are looked up.
+    ``config`` is the typed pipeline config (``camioc.config.pipeline.PipelineConfig``, read by
+    :meth:`ProcessingParameters.of`) or a mapping with cam_server's keys (read, and checked, by
+    :meth:`ProcessingParameters.from_config`). ``background_loader`` returns the background image
+    for an id (it may raise; processing does no file I/O itself). ``scripts_dir`` is where user
+    function files are looked up.
     """
 
     def __init__(
         self,
-        effective_config: Mapping[str, Any],
+        config: PipelineInput,
         *,
         background_loader: BackgroundLoader | None = None,
         scripts_dir: Path | None = None,
     ) -> None:
         self._loader = background_loader
         self._scripts_dir = scripts_dir
-        self._params = ProcessingParameters.from_config(effective_config)
+        self._params = ProcessingParameters.view(config)
         self._function = load_function(self._params.function, scripts_dir)
         self._check_kind(self._function)
         self._background: Background | None = None
@@ -103,7 +108,7 @@ class ImagePipeline:
         """The ``processing_parameters`` JSON sent with every (non-error) frame."""
         return self._parameters_json
 
-    def update(self, new_effective_config: Mapping[str, Any]) -> None:
+    def update(self, config: PipelineInput) -> None:
         """Apply a live configuration change.
 
         Everything that can fail (config view, function import) happens before anything is
@@ -111,7 +116,7 @@ class ImagePipeline:
         only if its id changed (or its last load failed); the function is re-imported if its name
         changed or ``reload`` is set; averaging buffers are kept unless their meaning changed.
         """
-        params = ProcessingParameters.from_config(new_effective_config)
+        params = ProcessingParameters.view(config)
         function = self._function
         if params.function != self._params.function or params.reload:
             function = load_function(params.function, self._scripts_dir)
