@@ -32,7 +32,12 @@ import numpy as np
 
 from camioc.processing import kernels, regions
 from camioc.processing.fitting import GaussianFit, fit_gaussian, gaussian, linear_fit
-from camioc.processing.parameters import GoodRegionParameters, ProcessingParameters, SliceParameters
+from camioc.processing.parameters import (
+    GoodRegionParameters,
+    PipelineSettings,
+    ProcessingParameters,
+    SliceParameters,
+)
 from camioc.processing.preprocess import Frame, Profiles, check_frame, image_profiles, region_profiles
 
 __all__ = ["analyse_frame", "process_image"]
@@ -44,16 +49,17 @@ def process_image(
     timestamp: float,
     x_axis: np.ndarray,
     y_axis: np.ndarray,
-    parameters: ProcessingParameters | Mapping[str, Any],
+    parameters: ProcessingParameters | PipelineSettings | Mapping[str, Any],
     bsdata: Any = None,
 ) -> dict[str, Any]:
-    """cam_server's ``process_image`` signature, on an already pre-processed image."""
+    """cam_server's ``process_image`` signature, on an already pre-processed image.
+
+    ``parameters`` is usually the dict a user function got and hands on (cam_server's helper
+    API), read with :meth:`ProcessingParameters.from_config`; a typed config or a ready view is
+    used as it is.
+    """
     del pulse_id, bsdata  # part of the function signature; the default function does not use them
-    params = (
-        parameters
-        if isinstance(parameters, ProcessingParameters)
-        else ProcessingParameters.from_config(parameters)
-    )
+    params = parameters if isinstance(parameters, ProcessingParameters) else ProcessingParameters.view(parameters)
     img, xa, ya = check_frame(image, x_axis, y_axis)
     return analyse_frame(Frame(img, xa, ya), timestamp, params)
 
