@@ -100,7 +100,10 @@ from camioc.config._fields import (
     refuse_unsupported,
     section_dict,
 )
+from camioc.config.pv import BIN_LIMIT, NO_YES, PIXEL_LIMIT, PV, Flag, Integer, Section
 from camioc.errors import ConfigError
+
+_PIXELS: dict[str, Any] = {"egu": "px", "low": 0, "high": PIXEL_LIMIT}
 
 _log = logging.getLogger(__name__)
 
@@ -204,12 +207,26 @@ class CameraConfig(ConfigModel):
     epics_convention: Annotated[Literal["camserver", "areadetector"], BeforeValidator(choice(*EPICS_CONVENTIONS))] = (
         "camserver"
     )
-    mirror_x: Bool = False
-    mirror_y: Bool = False
-    rotate: Int = 0
-    roi: Roi = None
-    binning_x: PosInt = 1
-    binning_y: PosInt = 1
+    # the settings, in the order of their PVs (the CA walk serves them in field order)
+    mirror_x: Annotated[Bool, PV("ReverseX", "bo", "Mirror horizontally (mirror_x)", "Mirror horizontally in force",
+                                 Flag(NO_YES), enums=NO_YES)] = False
+    mirror_y: Annotated[Bool, PV("ReverseY", "bo", "Mirror vertically (mirror_y)", "Mirror vertically in force",
+                                 Flag(NO_YES), enums=NO_YES)] = False
+    rotate: Annotated[Int, PV("Rotate", "longout", "Rotation, 90 deg turns (rotate)", "Rotation in force, 90 deg turns",
+                              Integer(), low=0, high=3)] = 0
+    binning_x: Annotated[PosInt, PV("BinX", "longout", "Horizontal binning (binning_x)", "Horizontal binning in force",
+                                    Integer(default=1), low=1, high=BIN_LIMIT, value=1)] = 1
+    binning_y: Annotated[PosInt, PV("BinY", "longout", "Vertical binning (binning_y)", "Vertical binning in force",
+                                    Integer(default=1), low=1, high=BIN_LIMIT, value=1)] = 1
+    #: a size of 0 means no ROI, so an ROI can be entered one PV at a time and removed with SizeX 0
+    roi: Annotated[Roi, Section(
+        PV("MinX", "longout", "ROI first column (roi[0])", "ROI first column in force", Integer(), item=0, **_PIXELS),
+        PV("MinY", "longout", "ROI first row (roi[2])", "ROI first row in force", Integer(), item=2, **_PIXELS),
+        PV("SizeX", "longout", "ROI width, 0 = no ROI (roi[1])", "ROI width in force, 0 = no ROI", Integer(), item=1,
+           **_PIXELS),
+        PV("SizeY", "longout", "ROI height, 0 = no ROI (roi[3])", "ROI height in force, 0 = no ROI", Integer(),
+           item=3, **_PIXELS),
+        positive=("size_x", "size_y"), shape=list)] = None
     binning_mean: Bool = False
     camera_calibration: Annotated[
         CameraCalibration | None,

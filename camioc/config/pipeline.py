@@ -81,6 +81,25 @@ from camioc.config._fields import (
     section_dict,
     show_value,
 )
+from camioc.config.pv import (
+    BACKGROUND_CONFIG,
+    BACKGROUND_MODES,
+    DISABLE_ENABLE,
+    MAX_SLICES,
+    NO_YES,
+    PIXEL_LIMIT,
+    PV,
+    SLICE_ORIENTATIONS,
+    TEXT_NELM,
+    THRESHOLD_LIMIT,
+    Choice,
+    Flag,
+    Integer,
+    Real,
+    Section,
+    Text,
+    Word,
+)
 from camioc.errors import ConfigError
 
 #: Pipeline types (cam_server's mapping; ``script`` is accepted as in cam_server).
@@ -151,6 +170,7 @@ ROTATION_MODES: tuple[str, ...] = (
     "ortho",
 )
 
+_PIXELS: dict[str, Any] = {"egu": "px", "low": 0, "high": PIXEL_LIMIT}
 _EMPTY_MESSAGE = "Config object cannot be empty.\nConfig: %s"
 _SLICES_ORIENTATIONS = ("vertical", "horizontal")
 
@@ -279,14 +299,41 @@ class PipelineConfig(ConfigModel):
     debug: Bool = False
 
     # cam_server's DEFAULT_CONFIGURATION (processing)
+    # (in the order of their PVs: the CA walk serves the settings in field order)
+    image_threshold: Annotated[OptNumber, PV(
+        "CentroidThreshold", "ao", "Threshold, 0 = off (image_threshold)", "Pixel threshold in force",
+        Real(zero_is_off=True), prec=1, low=0.0, high=THRESHOLD_LIMIT)] = None
+    image_region_of_interest: Annotated[Roi, Section(
+        PV("ROI:MinX", "longout", "ROI first column", "ROI first column in force", Integer(), item=0, **_PIXELS),
+        PV("ROI:MinY", "longout", "ROI first row", "ROI first row in force", Integer(), item=2, **_PIXELS),
+        PV("ROI:SizeX", "longout", "ROI width", "ROI width in force", Integer(), item=1, **_PIXELS),
+        PV("ROI:SizeY", "longout", "ROI height", "ROI height in force", Integer(), item=3, **_PIXELS),
+        PV("ROI:Enable", "bo", "Apply the ROI (image_region_of_interest)", "ROI in force", Flag(DISABLE_ENABLE),
+           enums=DISABLE_ENABLE, switch=True),
+        positive=("roi_size_x", "roi_size_y"), shape=list)] = None
     image_background_enable: Annotated[
-        bool | Literal["signed", "passive"], BeforeValidator(_check_background_enable)
+        bool | Literal["signed", "passive"], BeforeValidator(_check_background_enable),
+        PV("EnableBackground", "mbbo", "Background subtraction mode", "Background subtraction in force",
+           Choice(BACKGROUND_CONFIG), enums=BACKGROUND_MODES),
     ] = False
-    image_background: OptBackgroundName = None
-    image_threshold: OptNumber = None
-    image_region_of_interest: Roi = None
-    image_good_region: GoodRegionField = None
-    image_slices: SlicesField = None
+    image_background: Annotated[OptBackgroundName, PV(
+        "BackgroundId", "waveform", "Background id (image_background)", "Background id in force",
+        Text(TEXT_NELM - 1), nelm=TEXT_NELM)] = None
+    image_good_region: Annotated[GoodRegionField, Section(
+        PV("GoodRegion:Enable", "bo", "Use good region (image_good_region)", "Good region in force",
+           Flag(DISABLE_ENABLE), enums=DISABLE_ENABLE, switch=True),
+        PV("GoodRegion:Threshold", "ao", "Good region level, fraction of max", "Good region level in force", Real(),
+           prec=3, low=0.0, high=1.0, value=0.3, item="threshold"),
+        PV("GoodRegion:GFScale", "ao", "Good region widening factor", "Good region widening in force", Real(),
+           prec=2, low=0.0, high=100.0, value=1.8, item="gfscale"))] = None
+    image_slices: Annotated[SlicesField, Section(
+        PV("Slices:Number", "longout", "Slices, 0 = none (image_slices)", "Number of slices in force", Integer(),
+           low=0, high=MAX_SLICES, item="number_of_slices"),
+        PV("Slices:Scale", "ao", "Slice extent in sigmas", "Slice extent in force", Real(), prec=2, low=0.0,
+           high=100.0, value=2.0, item="scale"),
+        PV("Slices:Orientation", "mbbo", "Slice orientation", "Slice orientation in force", Word(SLICE_ORIENTATIONS),
+           enums=SLICE_ORIENTATIONS, item="orientation"),
+        positive=("slices_number",))] = None
 
     # further processing keys
     binning_x: PosInt = 1
@@ -295,17 +342,22 @@ class PipelineConfig(ConfigModel):
     mirror_x: Bool = False
     mirror_y: Bool = False
     rotation: Annotated[Rotation | None, BeforeValidator(_check_rotation)] = None
-    averaging: OptInt = None
+    averaging: Annotated[OptInt, PV(
+        "Averaging", "longout", "Frames averaged, <0 rolling, 0 = off", "Frames averaged in force",
+        Integer(zero_is_off=True), low=-1000, high=1000)] = None
     image_averaging: Annotated[int | None, BeforeValidator(optional(int_range(0)))] = None
     image_scale: OptNumber = None
     image_offset: OptNumber = None
     fw_threshold: OptPosNumber = None
-    max_frame_rate: OptPosNumber = None
+    max_frame_rate: Annotated[OptPosNumber, PV(
+        "MaxArrayRate", "ao", "Max processing rate, 0 = unlimited", "Max processing rate in force",
+        Real(zero_is_off=True), egu="Hz", prec=2, low=0.0, high=1000.0)] = None
     downsampling: OptPosInt = None
     pid_range: Annotated[tuple[int, int] | None, BeforeValidator(_check_pid_range)] = None
     include: OptStrTuple = None
     exclude: OptStrTuple = None
-    paused: Bool = False
+    paused: Annotated[Bool, PV("Pause", "bo", "Pause processing (paused)", "Processing paused", Flag(NO_YES),
+                               enums=NO_YES)] = False
     processing_threads: NonNegInt = 0
 
     # input

@@ -2,16 +2,14 @@
 
 Modules:
 
-- :mod:`camioc.ioc.pvspec`: the one table of PV definitions (names, record types, DESC, EGU, PREC,
-  limits, enum strings). The IOC, the ``db/`` templates and the ``opi/`` screens come from it.
-- :mod:`camioc.ioc.pvnames`: how full PV names are built from the service prefix.
-- :mod:`camioc.ioc.groups`: turns spec rows into caproto ``PVGroup`` classes.
+- :mod:`camioc.ioc.groups`: the one generic binding: a caproto ``PVGroup`` per device of
+  :mod:`camioc.model`, one putter (to ``Device.put``) and one poster (the device's sink).
 - :mod:`camioc.ioc.registry`: adds and removes whole groups while the server runs.
-- :mod:`camioc.ioc.service`, :mod:`camioc.ioc.camera`, :mod:`camioc.ioc.pipeline`: the service,
-  camera (``cam1:``), image (``image1:``) and pipeline (``$(P)<id>:``, its waveforms and ``Out:``
-  readbacks) groups.
-- :mod:`camioc.ioc.server`: :class:`~camioc.ioc.server.CamiocIoc`, what the composition root uses.
-- :mod:`camioc.ioc.dbgen`, :mod:`camioc.ioc.opigen`: ``db/`` and ``opi/`` generators.
+- :mod:`camioc.ioc.server`: :class:`~camioc.ioc.server.CamiocIoc`, what the composition root uses:
+  which blocks exist when, status coalescing, image publishing.
+
+The PV tables, the settings and their behaviour, ``db/`` and ``opi/`` are the device model's
+(:mod:`camioc.model`); nothing here declares a PV.
 
 This package's ``__init__`` must not import caproto: :func:`configure_caproto_environment` has to
 run before ``caproto.server`` is imported, because caproto reads its tunables at import time.

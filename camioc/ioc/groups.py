@@ -1,7 +1,10 @@
-"""caproto ``PVGroup`` classes made from the rows of :mod:`camioc.ioc.pvspec`.
+"""The CA binding: one caproto ``PVGroup`` per :class:`~camioc.model.device.Device`, made from its PV rows.
 
-:func:`make_group_class` turns a table into a ``PVGroup`` subclass of a :class:`SpecGroup` base
-that holds the behaviour. Every generated PV gets:
+:func:`make_group_class` turns a table of :class:`~camioc.model.records.PVDef` rows into a
+:class:`DeviceGroup` subclass with one pvproperty per row. The group holds no behaviour: its one
+putter hands every client put to :meth:`Device.put <camioc.model.device.Device.put>` (raising
+refuses the put), and it is the device's :class:`~camioc.model.device.Sink` (:meth:`DeviceGroup.post`
+writes only changed values and never runs putters). Every generated PV gets:
 
 - ``record=`` (so ``.RTYP``, ``.DESC``, ``.EGU``, ``.PREC``, ``.NAME`` ... answer), ``doc`` = DESC,
   units, precision, control and display limits, enum strings. The records are *slim*
@@ -10,33 +13,27 @@ that holds the behaviour. Every generated PV gets:
   ~0.5 s and ~20 MB to build; slim, a third of that). Other fields are not served;
 - its own ``alarm_group`` (caproto shares one alarm per group otherwise: an alarm on one PV would
   show on all of them, reference/caproto.md §3.2);
-- ``.EGU`` and ``.FTVL`` field values set (caproto does not link them to ``units``/the dtype);
+- ``.EGU`` and ``.FTVL`` field values (caproto does not link them to ``units``/the dtype), written
+  by :meth:`DeviceGroup.initialise` before the group is served;
 - read-only record fields: caproto lets any client write ``.DESC``, ``.HOPR`` (which moves the
-  enforced limit) ... even of read-only PVs; camioc's fields are read-only over CA;
-- for output records, a putter that validates enum input (an out-of-range index put as a number
-  would otherwise be stored and poison every later read) and dispatches to ``put_<attr>``; an
-  enum setpoint always stores its state string (never the index a client sent).
-
-Readbacks are written with :meth:`SpecGroup.post`, which writes only changed values and never runs
-putters (``verify_value=False``).
+  enforced limit) ... even of read-only PVs; camioc's fields are read-only over CA.
 """
 
 from __future__ import annotations
 
 import functools
 import logging
-import math
-import types
 from collections import OrderedDict
 from collections.abc import Iterable
-from typing import Any, ClassVar, TypeVar, cast
+from typing import Any, ClassVar
 
 import numpy as np
 from caproto import AccessRights, AlarmSeverity, AlarmStatus, ChannelType
 from caproto.server import PVGroup, pvproperty
 from caproto.server.records import records as _caproto_records
 
-from camioc.ioc.pvspec import PVDef
+from camioc.model.device import Device
+from camioc.model.records import Alarm, PVDef
 
 log = logging.getLogger(__name__)
 
@@ -57,13 +54,6 @@ _WAVEFORM_NUMPY: dict[str, Any] = {
     "FLOAT": np.float32,
     "DOUBLE": np.float64,
 }
-_SEVERITIES = {
-    "": AlarmSeverity.NO_ALARM,
-    "NO_ALARM": AlarmSeverity.NO_ALARM,
-    "MINOR": AlarmSeverity.MINOR_ALARM,
-    "MAJOR": AlarmSeverity.MAJOR_ALARM,
-    "INVALID": AlarmSeverity.INVALID_ALARM,
-}
 #: Images are big: keep at most this many updates queued per subscription (a slow client then
 #: skips images instead of making the server hold many of them).
 IMAGE_SUBSCRIPTION_BACKLOG = 2
@@ -71,11 +61,6 @@ IMAGE_SUBSCRIPTION_BACKLOG = 2
 #: Long text waveforms (JSON lists) keep a short backlog too: only the latest text matters.
 TEXT_BACKLOG_THRESHOLD = 1024
 TEXT_SUBSCRIPTION_BACKLOG = 10
-
-#: An alarm: (status, severity).
-Alarm = tuple[AlarmStatus, AlarmSeverity]
-NO_ALARM: Alarm = (AlarmStatus.NO_ALARM, AlarmSeverity.NO_ALARM)
-
 
 _MBB_FIELDS = ("ZR", "ON", "TW", "TH", "FR", "FV", "SX", "SV", "EI", "NI", "TE", "EL", "TV", "TT", "FT", "FF")
 _COMMON_FIELDS = frozenset({"NAME", "RTYP", "DESC", "SCAN", "PROC", "SEVR", "STAT", "ACKS", "ACKT", "UDF", "TSE"})
@@ -112,8 +97,8 @@ def _read_only_access(hostname: str, username: str) -> AccessRights:
 
 
 def _make_putter(attr: str):
-    async def putter(group: SpecGroup, instance, value):
-        return await group.handle_put(attr, instance, value)
+    async def putter(group: DeviceGroup, instance, value):
+        return await group.device.put(attr, value)
 
     putter.__name__ = f"put_{attr}"
     return putter
@@ -169,114 +154,61 @@ def pvproperty_for(spec: PVDef, *, ftvl: str | None = None, nelm: int | None = N
     return pvproperty(**kwargs)
 
 
-class SpecGroup(PVGroup):
-    """Behaviour shared by every spec-made group; subclasses implement ``put_<attr>`` handlers."""
+class DeviceGroup(PVGroup):
+    """The PVs of one device on CA; generated subclasses (:func:`make_group_class`) add them."""
 
     SPECS: ClassVar[tuple[PVDef, ...]] = ()
     #: waveform element type per attr for the generated class (image waveforms).
     WAVEFORM_FTVL: ClassVar[dict[str, str]] = {}
 
-    def __init__(self, prefix: str, **kwargs: Any) -> None:
+    def __init__(self, prefix: str, device: Device, **kwargs: Any) -> None:
         super().__init__(prefix, **kwargs)
-        self._specs = {spec.attr: spec for spec in self.SPECS}
+        self.device = device
+        self.channels = {spec.attr: self.attr_pvdb[spec.attr] for spec in self.SPECS}
         for spec in self.SPECS:
-            self._finish_instance(getattr(self, spec.attr), spec)
+            channel = self.channels[spec.attr]
+            # caproto keeps the slim field class given as ``record``: report the record type name
+            channel.record_type = channel.reported_record_type = spec.record
+            if channel.field_inst is not None:
+                for field in channel.fields.values():
+                    field.check_access = _read_only_access
+            if spec.is_image:
+                # caproto raises the backlog of big arrays to >= 10 when it warns about memory.
+                channel.max_subscription_backlog = IMAGE_SUBSCRIPTION_BACKLOG
+        device.attach(self)
 
-    def _finish_instance(self, instance, spec: PVDef) -> None:
-        # Instance for the SpecGroup subclass, after caproto made it: the record type name (caproto
-        # keeps the slim field class given as ``record``), field values caproto does not link,
-        # read-only fields, a small backlog for images.
-        instance.record_type = instance.reported_record_type = spec.record
-        fields = instance.field_inst
-        if fields is not None:
-            if spec.egu:
-                fields.engineering_units._data["value"] = spec.egu
-            if spec.record == "waveform":
-                element = self.WAVEFORM_FTVL.get(spec.attr, spec.ftvl)
-                fields.field_type_of_value._data["value"] = element
-            for field in instance.fields.values():
-                field.check_access = _read_only_access
-        if spec.is_image:
-            # caproto raises the backlog of big arrays to >= 10 when it warns about memory.
-            instance.max_subscription_backlog = IMAGE_SUBSCRIPTION_BACKLOG
+    async def initialise(self) -> None:
+        """Field values caproto does not link and the device's own initial values; call before
+        the group is served."""
+        for spec in self.SPECS:
+            channel = self.channels[spec.attr]
+            fields = channel.field_inst
+            if fields is not None:
+                if spec.egu:
+                    await fields.engineering_units.write(spec.egu, verify_value=False)
+                if spec.record == "waveform":
+                    element = self.WAVEFORM_FTVL.get(spec.attr, spec.ftvl)
+                    await fields.field_type_of_value.write(element, verify_value=False)
+        for attr, value in self.device.initial.items():
+            await self.channels[attr].write(value, verify_value=False)
 
-    # ------------------------------------------------------------------------------ puts
-    async def handle_put(self, attr: str, instance, value):
-        """Validate a client put and hand it to ``put_<attr>``; raising refuses the put."""
-        spec = self._specs[attr]
-        if spec.is_enum:
-            value = self._checked_enum(instance, value)
-        elif spec.record in ("ao",) and isinstance(value, float) and not math.isfinite(value):
-            raise ValueError(f"{spec.name}: {value} is not a finite number")
-        handler = getattr(self, f"put_{attr}", None)
-        if handler is None:
-            raise PermissionError(f"{spec.name} is not writable")
-        result = await handler(instance, value)
-        if result is None and spec.is_enum:
-            return value  # store the state string, also when the client sent an index
-        return result
+    def capacity(self, attr: str) -> int:
+        """Elements the waveform ``attr`` can hold (NELM; fixed for the PV's lifetime)."""
+        length = self.channels[attr].max_length
+        assert length is not None  # caproto sets it when the PV is made (max_length= of the pvproperty)
+        return int(length)
 
-    @staticmethod
-    def _checked_enum(instance, value) -> str:
-        strings = list(instance.enum_strings)
-        if isinstance(value, str) and value in strings:
-            return value
-        if isinstance(value, (float, np.floating)) and float(value).is_integer():
-            value = int(value)
-        if isinstance(value, (int, np.integer)) and 0 <= int(value) < len(strings):
-            return strings[int(value)]
-        shown = int(value) if isinstance(value, (int, np.integer)) else value
-        raise ValueError(f"{shown!r} is not a valid state; valid states: " + ", ".join(
-            f"{index}={text}" for index, text in enumerate(strings)))
-
-    # ------------------------------------------------------------------------------ posts
-    def spec(self, attr: str) -> PVDef:
-        return self._specs[attr]
-
-    async def post(self, attr: str, value: Any, *, alarm: Alarm | None = None,
-                   timestamp: float | None = None, force: bool = False) -> bool:
-        """Write a readback (no putter, no limit check) if its value or alarm changed.
-
-        For enum PVs with per-state severities (e.g. ``DetectorState_RBV`` Error = MAJOR) the
-        state's severity applies unless ``alarm`` is given. Returns whether anything was written.
-        """
-        instance = getattr(self, attr)
-        spec = self._specs[attr]
-        if alarm is None:
-            alarm = self._state_alarm(spec, value)
-        status, severity = alarm
-        if not force and instance.severity == severity and instance.status == status and _same(instance.value, value):
+    async def post(self, attr: str, value: Any, *, alarm: Alarm, timestamp: float | None, force: bool) -> bool:
+        """Write one PV (no putter, no limit check) if its value or alarm changed, or ``force``."""
+        channel = self.channels[attr]
+        status, severity = AlarmStatus(alarm[0]), AlarmSeverity(alarm[1])
+        if not force and channel.severity == severity and channel.status == status and _same(channel.value, value):
             return False
         kwargs: dict[str, Any] = {"status": status, "severity": severity}
         if timestamp:
             kwargs["timestamp"] = timestamp
-        await instance.write(value, verify_value=False, **kwargs)
+        await channel.write(value, verify_value=False, **kwargs)
         return True
-
-    @staticmethod
-    def _state_alarm(spec: PVDef, value: Any) -> Alarm:
-        if not spec.severities:
-            return NO_ALARM
-        try:
-            index = spec.enums.index(value) if isinstance(value, str) else int(value)
-            severity = _SEVERITIES[spec.severities[index]]
-        except (ValueError, IndexError, KeyError):
-            return NO_ALARM
-        if severity == AlarmSeverity.NO_ALARM:
-            return NO_ALARM
-        return (AlarmStatus.STATE, severity)
-
-
-def roi_list(value: Any) -> list[int] | None:
-    """A config ROI (``[x, width, y, height]``: camera ``roi``, pipeline ``image_region_of_interest``)
-    as four ints for the ROI PVs, or None when there is none (or it is not four integers)."""
-    if value is None:
-        return None
-    try:
-        values = [int(v) for v in value]
-    except (TypeError, ValueError):
-        return None
-    return values if len(values) == 4 else None
 
 
 def _same(current: Any, new: Any) -> bool:
@@ -285,21 +217,12 @@ def _same(current: Any, new: Any) -> bool:
     return current == new
 
 
-#: A behaviour class (a :class:`SpecGroup` subclass) and the generated classes made from it.
-BehaviourT = TypeVar("BehaviourT", bound=SpecGroup)
-
-
-def make_group_class(
-    name: str,
-    base: type[BehaviourT],
-    specs: Iterable[PVDef],
-    *,
-    waveforms: dict[str, tuple[str, int]] | None = None,
-) -> type[BehaviourT]:
-    """A ``PVGroup`` class with one pvproperty per spec row, behaviour from ``base``.
+def group_class(name: str, specs: Iterable[PVDef], *,
+                waveforms: dict[str, tuple[str, int]] | None = None) -> type[DeviceGroup]:
+    """A :class:`DeviceGroup` class with one pvproperty per spec row.
 
     ``waveforms`` maps attr -> (element type, length) for waveforms whose type and length are
-    decided at runtime (the image).
+    decided at runtime (the image, the profiles).
     """
     specs = tuple(specs)
     waveforms = dict(waveforms or {})
@@ -309,27 +232,32 @@ def make_group_class(
         attrs[spec.attr] = pvproperty_for(spec, ftvl=ftvl, nelm=nelm)
     attrs["SPECS"] = specs
     attrs["WAVEFORM_FTVL"] = {attr: ftvl for attr, (ftvl, _) in waveforms.items()}
-    attrs["__module__"] = base.__module__
-    # types.new_class is typed as returning ``type``: the class it makes here subclasses ``base``.
-    return cast(type[BehaviourT], types.new_class(name, (base,), exec_body=lambda namespace: namespace.update(attrs)))
+    return type(name, (DeviceGroup,), attrs)
 
 
 @functools.lru_cache(maxsize=64)
-def cached_group_class(name: str, base: type[BehaviourT], specs: tuple[PVDef, ...],
-                       waveforms: tuple[tuple[str, str, int], ...] = ()) -> type[BehaviourT]:
-    """:func:`make_group_class`, cached (image groups of the same format share one class)."""
-    return make_group_class(name, base, specs, waveforms={attr: (ftvl, nelm) for attr, ftvl, nelm in waveforms})
+def cached_group_class(name: str, specs: tuple[PVDef, ...],
+                       waveforms: tuple[tuple[str, str, int], ...] = ()) -> type[DeviceGroup]:
+    """:func:`group_class`, cached (blocks of the same tables and sizes share one class)."""
+    return group_class(name, specs, waveforms={attr: (ftvl, nelm) for attr, ftvl, nelm in waveforms})
+
+
+def waveform_class(name: str, specs: tuple[PVDef, ...], attrs: Iterable[str], ftvl: str | None,
+                   elements: int) -> type[DeviceGroup]:
+    """The group class of ``specs`` whose waveforms ``attrs`` hold ``elements`` of ``ftvl``
+    (None: each spec's own element type)."""
+    by_attr = {spec.attr: spec for spec in specs}
+    return cached_group_class(f"{name}_{ftvl or 'DOUBLE'}_{elements}", specs,
+                              tuple((attr, ftvl or by_attr[attr].ftvl, int(elements)) for attr in attrs))
 
 
 __all__ = [
-    "roi_list",
     "IMAGE_SUBSCRIPTION_BACKLOG",
     "RECORD_FIELDS",
-    "NO_ALARM",
-    "Alarm",
-    "SpecGroup",
+    "DeviceGroup",
     "cached_group_class",
-    "make_group_class",
+    "group_class",
     "pvproperty_for",
     "slim_record",
+    "waveform_class",
 ]

@@ -2,7 +2,7 @@
 
 It serves the service block; per configured camera a driver block (``cam1:``) and an image block
 (``image1:``); per pipeline id (every saved pipeline and every running instance) a pipeline block
-(``$(P)<id>:``, :mod:`camioc.ioc.pipeline`), its waveforms, its ``Out:`` readbacks and an image
+(``$(P)<id>:``, :mod:`camioc.model.pipeline`), its waveforms, its ``Out:`` readbacks and an image
 block with the processed image. It listens to the :class:`~camioc.core.api.CameraService` and
 pipeline service (:class:`~camioc.core.api.PipelineService`) events and turns them into PV
 writes.
@@ -25,10 +25,10 @@ pipeline's groups (a stopped private instance's PVs go; a saved pipeline's stay)
 camera's. The waveforms (``ProfileX_RBV`` ...) start with 4096 elements and are re-created with
 the next power of two when a pipeline sends longer arrays (like the image block, below).
 ``Out:<field>_RBV`` readbacks are added when a new output field appears (see
-:class:`~camioc.ioc.pipeline.OutFields`).
+:class:`~camioc.model.pipeline.OutFields`).
 
 Image PVs: ``ArrayData``'s element type follows the camera's dtype (see
-:func:`camioc.ioc.pvspec.image_format`: 8-bit -> CHAR, 16-bit -> SHORT, 32-bit -> LONG, float32 ->
+:func:`camioc.model.records.image_format`: 8-bit -> CHAR, 16-bit -> SHORT, 32-bit -> LONG, float32 ->
 FLOAT, float64 and 64-bit integers -> DOUBLE) and its length (NELM, fixed for a PV's lifetime) is the
 sensor's ``MaxSizeX * MaxSizeY`` (no transform makes an image larger), or 2048 x 2048 before the
 sensor is known. When a camera reports a larger sensor or another element type, its image block is
@@ -50,28 +50,29 @@ from typing import Any, cast
 import numpy as np
 
 from camioc.core.api import CameraService, CameraStatus, ImageSnapshot, PipelineService, PipelineStatus
-from camioc.ioc.camera import CameraDriverGroup, image_group_class
-from camioc.ioc.groups import Alarm
-from camioc.ioc.pipeline import (
-    NO_DATA,
+from camioc.ioc.groups import DeviceGroup, group_class, waveform_class
+from camioc.ioc.registry import CamiocContext, PVRegistry
+from camioc.model.blocks import CAMERA_PVS, IMAGE_PVS, PIPELINE_ARRAY_PVS, PIPELINE_PVS, PROFILE_NELM, SERVICE_PVS
+from camioc.model.camera import CameraDevice, ImageDevice
+from camioc.model.pipeline import (
+    ArraysDevice,
+    OutDevice,
     OutFields,
-    PipelineGroup,
-    arrays_group_class,
+    PipelineDevice,
     grown_capacity,
     needed_array_length,
-    out_group_class,
 )
-from camioc.ioc.pvnames import MAX_PV_NAME_LENGTH, camera_prefix, image_prefix, pipeline_prefix
-from camioc.ioc.pvspec import (
+from camioc.model.pvnames import MAX_PV_NAME_LENGTH, camera_prefix, image_prefix, pipeline_prefix
+from camioc.model.records import (
     DEFAULT_IMAGE_ELEMENTS,
     DEFAULT_IMAGE_FORMAT,
-    PROFILE_NELM,
+    NO_DATA,
+    Alarm,
     ImageFormat,
     PVDef,
     image_format,
 )
-from camioc.ioc.registry import CamiocContext, PVRegistry
-from camioc.ioc.service import ServiceGroup
+from camioc.model.service import ServiceDevice
 
 log = logging.getLogger(__name__)
 
@@ -80,6 +81,22 @@ _PV_NAME_PART = re.compile(r"[A-Za-z0-9_:.\-]+")
 #: How long :meth:`CamiocIoc.start` waits for the server to bind its sockets.
 START_TIMEOUT = 10.0
 HEARTBEAT_PERIOD = 1.0
+
+#: The CA group classes of the fixed-size blocks (made once: ~150 pvproperties for a pipeline).
+ServiceGroup = group_class("ServiceGroup", SERVICE_PVS)
+CameraDriverGroup = group_class("CameraDriverGroup", CAMERA_PVS)
+PipelineGroup = group_class("PipelineGroup", PIPELINE_PVS)
+_ARRAY_ATTRS = tuple(spec.attr for spec in PIPELINE_ARRAY_PVS)
+
+
+def image_group(key: str, device: ImageDevice, fmt: ImageFormat, elements: int) -> DeviceGroup:
+    """The image block for images of ``fmt`` with up to ``elements`` pixels."""
+    return waveform_class("ImageGroup", IMAGE_PVS, ("array_data",), fmt.ftvl, elements)(key, device)
+
+
+def arrays_group(key: str, elements: int) -> DeviceGroup:
+    """The profile/axis/fit waveforms of a pipeline, ``elements`` long."""
+    return waveform_class("PipelineArraysGroup", PIPELINE_ARRAY_PVS, _ARRAY_ATTRS, None, elements)(key, ArraysDevice())
 
 
 class RefusedPutLogFilter(logging.Filter):
@@ -127,7 +144,7 @@ class _Binding:
                  set_publishing: Callable[[str, bool, float], None]) -> None:
         self.name = name
         self.image_key = image_key
-        self.image: Any = None
+        self.image: DeviceGroup | None = None
         self.image_format: ImageFormat | None = None
         self.enabled = True
         self.min_period = float(min_period)
@@ -160,7 +177,7 @@ class _CameraBinding(_Binding):
                  set_publishing: Callable[[str, bool, float], None]) -> None:
         super().__init__(name, image_prefix(prefix, name), min_period, set_publishing)
         self.driver_key = camera_prefix(prefix, name)
-        self.driver: Any = None
+        self.driver: DeviceGroup | None = None
 
     @property
     def ready(self) -> bool:
@@ -175,8 +192,8 @@ class _PipelineBinding(_Binding):
         super().__init__(name, image_prefix(prefix, name), min_period, set_publishing)
         self.main_key = pipeline_prefix(prefix, name)
         self.arrays_key = f"{self.main_key}[arrays]"
-        self.main: Any = None
-        self.arrays: Any = None
+        self.main: DeviceGroup | None = None
+        self.arrays: DeviceGroup | None = None
         self.outs = OutFields()
         self.out_keys: list[str] = []
         #: the results of the last run (shown as no data until the current run sends its own)
@@ -218,8 +235,6 @@ class CamiocIoc:
             raise ValueError(f"image_publish_default_period must be >= 0, got {image_publish_default_period}")
         self.prefix = prefix
         self._cameras = cameras
-        self._version = version
-        self._start_count = int(start_count)
         self._default_period = float(image_publish_default_period)
         self._status_period = 1.0 / float(result_publish_rate)
         self._bindings: dict[str, _CameraBinding] = {}
@@ -227,7 +242,8 @@ class CamiocIoc:
         self._pipeline_service = pipelines
         self._tasks: set[asyncio.Task] = set()
         self._structure_lock = asyncio.Lock()
-        self._service: Any = None
+        self._service: DeviceGroup | None = None
+        self._service_device = ServiceDevice(version=version, start_count=start_count, stop_all=self._stop_all)
         self._pvdb: dict[str, Any] = {}
         self._registry = PVRegistry(self._pvdb)
         self._context: CamiocContext | None = None
@@ -248,9 +264,8 @@ class CamiocIoc:
             raise RuntimeError("a stopped CamiocIoc cannot be started again")
         self._started = True
         logging.getLogger("caproto.circ").addFilter(_REFUSED_PUT_FILTER)
-        self._service = ServiceGroup(self.prefix, stop_all=self._stop_all)
-        self._service.version._data["value"] = self._version[:39]
-        self._service.start_count._data["value"] = self._start_count
+        self._service = ServiceGroup(self.prefix, self._service_device)
+        await self._service.initialise()
         self._pvdb.update(self._service.pvdb)
         self._context = CamiocContext(self._pvdb)
         serving = asyncio.Event()
@@ -420,6 +435,8 @@ class CamiocIoc:
             groups = await asyncio.to_thread(self._build_pipeline_groups, binding, fmt, elements)
             if binding.removed:
                 return
+            for group in groups:
+                await group.initialise()
             added: list[str] = []
             try:
                 for key, group in zip((binding.main_key, binding.arrays_key, binding.image_key), groups, strict=True):
@@ -447,8 +464,8 @@ class CamiocIoc:
     def _build_pipeline_groups(self, binding: _PipelineBinding, fmt: ImageFormat, elements: int):
         # Runs in a worker thread: pure object creation, touches nothing the loop uses.
         assert self._pipeline_service is not None  # pipelines get bindings only then (pipeline_added)
-        main = PipelineGroup(binding.main_key, pipeline_id=binding.name, service=self._pipeline_service)
-        arrays = arrays_group_class(PROFILE_NELM)(binding.main_key)
+        main = PipelineGroup(binding.main_key, PipelineDevice(binding.name, self._pipeline_service))
+        arrays = arrays_group(binding.main_key, PROFILE_NELM)
         return main, arrays, self._build_image_group(binding, fmt, elements)
 
     def _pipeline_image_size(self, status: PipelineStatus | None) -> tuple[ImageFormat, int]:
@@ -488,40 +505,45 @@ class CamiocIoc:
 
     async def _ensure_array_capacity(self, binding: _PipelineBinding, needed: int) -> None:
         """Re-create the waveforms if they cannot hold ``needed`` elements (next power of two)."""
-        if binding.arrays is None or binding.arrays.capacity >= needed:
+        if binding.arrays is None or binding.arrays.capacity(_ARRAY_ATTRS[0]) >= needed:
             return
         async with self._structure_lock:
             old = binding.arrays
-            if binding.removed or old is None or old.capacity >= needed:
+            if binding.removed or old is None or old.capacity(_ARRAY_ATTRS[0]) >= needed:
                 return
-            elements = grown_capacity(old.capacity, needed)
-            new = await asyncio.to_thread(lambda: arrays_group_class(elements)(binding.main_key))
+            capacity = old.capacity(_ARRAY_ATTRS[0])
+            elements = grown_capacity(capacity, needed)
+            new = await asyncio.to_thread(arrays_group, binding.main_key, elements)
+            await new.initialise()
             if binding.removed:
                 return
             await self._registry.replace(binding.arrays_key, new)
             binding.arrays = new
             log.info("pipeline %s: waveforms re-created for %d elements (were %d)", binding.name, elements,
-                     old.capacity)
+                     capacity)
 
     async def _add_out_fields(self, binding: _PipelineBinding, specs: list[PVDef]) -> None:
         async with self._structure_lock:
             if binding.removed or binding.main is None:
                 return
             key = f"{binding.main_key}[out{len(binding.out_keys)}]"
-            group = out_group_class(specs)(binding.main_key)
+            device = OutDevice(tuple(specs))
+            group = group_class("PipelineOutGroup", specs)(binding.main_key, device)
+            await group.initialise()
             try:
                 self._registry.add(key, group)
             except KeyError as exc:
                 log.error("pipeline %s: output readbacks not served: %s", binding.name, exc)
                 return
             binding.out_keys.append(key)
-            binding.outs.add(group, specs)
+            binding.outs.add(device, specs)
         log.info("pipeline %s: output readbacks added: %s", binding.name, ", ".join(group.pvdb))
 
     # ================================================================== pipelines: status
     async def _apply_pipeline_status(self, binding: _PipelineBinding, status: PipelineStatus) -> None:
         alarm = self._results_alarm(binding, status)
-        await binding.main.apply_status(status, results_alarm=alarm)
+        assert binding.main is not None  # status is applied only to bindings with groups (ready)
+        await cast(PipelineDevice, binding.main.device).apply_status(status, results_alarm=alarm)
         if alarm is None:
             await self._ensure_array_capacity(binding, needed_array_length(status.arrays))
             specs, refused = binding.outs.new_specs(status.results)
@@ -531,7 +553,8 @@ class CamiocIoc:
             if specs:
                 await self._add_out_fields(binding, specs)
         if binding.arrays is not None:
-            await binding.arrays.apply(status.arrays, alarm, status.timestamp)
+            await cast(ArraysDevice, binding.arrays.device).apply(status.arrays, alarm, status.timestamp,
+                                                                  binding.arrays.capacity(_ARRAY_ATTRS[0]))
         await binding.outs.apply(status.results, alarm, status.timestamp)
 
     @staticmethod
@@ -553,6 +576,8 @@ class CamiocIoc:
             driver, image = await asyncio.to_thread(self._build_camera_groups, binding, fmt, elements)
             if binding.removed:
                 return
+            await driver.initialise()
+            await image.initialise()
             self._registry.add(binding.driver_key, driver)
             self._registry.add(binding.image_key, image)
             binding.driver, binding.image, binding.image_format = driver, image, fmt
@@ -560,7 +585,7 @@ class CamiocIoc:
         if binding.pending_status is None:
             binding.pending_status = status
         try:
-            await driver.apply_config(self._cameras.get_config(binding.name))
+            await cast(CameraDevice, driver.device).apply_config(self._cameras.get_config(binding.name))
         except Exception as exc:
             log.warning("camera %s: cannot read its config: %s", binding.name, exc)
         self._kick_status(binding)
@@ -569,17 +594,13 @@ class CamiocIoc:
 
     def _build_camera_groups(self, binding: _CameraBinding, fmt: ImageFormat, elements: int):
         # Runs in a worker thread: pure object creation, touches nothing the loop uses.
-        driver = CameraDriverGroup(binding.driver_key, camera=binding.name, service=self._cameras)
+        driver = CameraDriverGroup(binding.driver_key, CameraDevice(binding.name, self._cameras))
         return driver, self._build_image_group(binding, fmt, elements)
 
-    def _build_image_group(self, binding: _Binding, fmt: ImageFormat, elements: int):
-        group_class = image_group_class(fmt, elements)
-        return group_class(
-            binding.image_key,
-            set_publishing=lambda enabled, period: self._set_publishing(binding, enabled, period),
-            enabled=binding.enabled,
-            min_period=binding.min_period,
-        )
+    def _build_image_group(self, binding: _Binding, fmt: ImageFormat, elements: int) -> DeviceGroup:
+        device = ImageDevice(lambda enabled, period: self._set_publishing(binding, enabled, period),
+                             enabled=binding.enabled, min_period=binding.min_period)
+        return image_group(binding.image_key, device, fmt, elements)
 
     async def _remove_camera(self, binding: _CameraBinding) -> None:
         tasks = binding.tasks()
@@ -600,21 +621,23 @@ class CamiocIoc:
         async with self._structure_lock:
             if binding.removed or binding.image is None or self._image_fits(binding, fmt, elements):
                 return
-            old = binding.image
-            elements = max(elements, old.capacity)  # never shrink: capacity costs no memory
+            old, old_format = binding.image, binding.image_format
+            capacity = old.capacity("array_data")
+            elements = max(elements, capacity)  # never shrink: capacity costs no memory
             new = await asyncio.to_thread(self._build_image_group, binding, fmt, elements)
+            await new.initialise()
             if binding.removed:
                 return
             await self._registry.replace(binding.image_key, new)
             binding.image, binding.image_format = new, fmt
             log.info("%s: image PVs re-created for %s x %d elements (were %s x %d)", binding.label,
-                     fmt.ftvl, elements, old.array_data.data_type.name, old.capacity)
+                     fmt.ftvl, elements, old_format.ftvl if old_format else "?", capacity)
 
     @staticmethod
     def _image_fits(binding: _Binding, fmt: ImageFormat, elements: int) -> bool:
         current = binding.image_format
         return (binding.image is not None and current is not None and current.ftvl == fmt.ftvl
-                and binding.image.capacity >= elements)
+                and binding.image.capacity("array_data") >= elements)
 
     @staticmethod
     def _needed_elements(status: CameraStatus | None) -> int:
@@ -660,13 +683,15 @@ class CamiocIoc:
 
     async def _apply_status(self, binding: _CameraBinding, status: CameraStatus) -> None:
         fmt = _format_of(status.dtype)
-        await binding.driver.apply_status(status, fmt.data_type if fmt else None)
+        assert binding.driver is not None  # status is applied only to bindings with groups (ready)
+        device = cast(CameraDevice, binding.driver.device)
+        await device.apply_status(status, fmt.data_type if fmt else None)
         try:
             config = self._cameras.get_config(binding.name)
         except Exception as exc:  # e.g. deleted meanwhile: the removal event follows
             log.debug("camera %s: no config: %s", binding.name, exc)
         else:
-            await binding.driver.apply_config(config)
+            await device.apply_config(config)
         if fmt is not None and self._needed_elements(status):
             await self._ensure_image_capacity(binding, fmt, self._needed_elements(status))
 
@@ -704,8 +729,8 @@ class CamiocIoc:
         if binding.image is None or binding.removed:
             return
         binding.images_published += 1
-        await binding.image.publish(image, fmt, pulse_id=snapshot.pulse_id, timestamp=snapshot.timestamp,
-                                    counter=binding.images_published)
+        await cast(ImageDevice, binding.image.device).publish(
+            image, fmt, pulse_id=snapshot.pulse_id, timestamp=snapshot.timestamp, counter=binding.images_published)
 
     def _set_publishing(self, binding: _Binding, enabled: bool, min_period: float) -> None:
         # Called by the image group's putters: the service validates (raising refuses the put).
@@ -753,7 +778,7 @@ class CamiocIoc:
         if self._pipeline_service is not None:
             pipelines = list(self._pipeline_service.pipeline_names())
             instances += list(self._pipeline_service.active_instances())
-        await self._service.update_lists(cameras, pipelines, instances)
+        await self._service_device.update_lists(cameras, pipelines, instances)
 
     async def _heartbeat_loop(self) -> None:
         loop = asyncio.get_running_loop()
@@ -763,7 +788,7 @@ class CamiocIoc:
             await asyncio.sleep(max(0.0, next_beat - loop.time()))
             self._heartbeat += 1
             try:
-                await self._service.update_health(self._heartbeat)
+                await self._service_device.update_health(self._heartbeat)
             except Exception:
                 log.exception("heartbeat update failed")
             self._request_service_refresh()

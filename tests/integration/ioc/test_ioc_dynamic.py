@@ -8,7 +8,7 @@ import threading
 
 from ioc_support import wait_for
 
-from camioc.ioc.pvspec import CAMERA_PVS, IMAGE_PVS
+from camioc.model.blocks import CAMERA_PVS, IMAGE_PVS
 
 
 class Recorder:

@@ -19,7 +19,7 @@ from cam_server_client import CamClient, PipelineClient
 from ioc_support import CaTools, put_failed
 
 from camioc import __version__
-from camioc.ioc.pvspec import CAMERA_PVS, IMAGE_PVS, PIPELINE_ARRAY_PVS, PIPELINE_PVS, SERVICE_PVS
+from camioc.model.blocks import CAMERA_PVS, IMAGE_PVS, PIPELINE_ARRAY_PVS, PIPELINE_PVS, SERVICE_PVS
 from tests.support.server import REPO_ROOT, start_camioc, stop_camioc
 from tests.support.waiting import wait_until
 

@@ -10,7 +10,7 @@ import time
 import numpy as np
 from ioc_support import parse_cainfo, wait_for
 
-from camioc.ioc.pvspec import image_format
+from camioc.model.records import image_format
 
 IMAGE_SIGNALS = ("ArraySize0_RBV", "ArraySize1_RBV", "NDimensions_RBV", "DataType_RBV", "ColorMode_RBV",
                  "ArrayData", "UniqueId_RBV", "ArrayCounter_RBV")

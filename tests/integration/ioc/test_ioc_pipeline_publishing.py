@@ -18,8 +18,8 @@ import pytest
 from ioc_support import FakeCameraService, parse_cainfo, wait_for
 
 from camioc.core.api import DetectorState, PipelineEvents, PipelineStatus
-from camioc.ioc.pvnames import pipeline_pv
-from camioc.ioc.pvspec import MAX_OUT_FIELDS, PROFILE_NELM
+from camioc.model.blocks import MAX_OUT_FIELDS, PROFILE_NELM
+from camioc.model.pvnames import pipeline_pv
 
 RATE = 10.0
 

@@ -29,9 +29,9 @@ from camioc.config.store import ConfigStore
 from camioc.core.backgrounds import BackgroundStore
 from camioc.core.camera_manager import CameraManager
 from camioc.core.pipeline_manager import PipelineManager
-from camioc.ioc import dbgen
-from camioc.ioc.pvnames import image_pv, pipeline_pv, service_pv
-from camioc.ioc.pvspec import IMAGE_PVS, MAX_SLICES, PIPELINE_ARRAY_PVS, PIPELINE_PVS, PROFILE_NELM
+from camioc.model import dbgen
+from camioc.model.blocks import IMAGE_PVS, MAX_SLICES, PIPELINE_ARRAY_PVS, PIPELINE_PVS, PROFILE_NELM
+from camioc.model.pvnames import image_pv, pipeline_pv, service_pv
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 

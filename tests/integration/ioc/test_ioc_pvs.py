@@ -8,9 +8,10 @@ import re
 
 from ioc_support import parse_cainfo, wait_for
 
-from camioc.ioc import dbgen
-from camioc.ioc.pvnames import camera_pv, image_pv, service_pv
-from camioc.ioc.pvspec import CAMERA_PVS, DEFAULT_IMAGE_ELEMENTS, IMAGE_PVS, SERVICE_PVS
+from camioc.model import dbgen
+from camioc.model.blocks import CAMERA_PVS, IMAGE_PVS, SERVICE_PVS
+from camioc.model.pvnames import camera_pv, image_pv, service_pv
+from camioc.model.records import DEFAULT_IMAGE_ELEMENTS
 
 #: Fields each record type has (EPICS and caproto alike).
 EGU_RECORDS = {"ai", "ao", "longin", "longout", "int64in", "waveform"}

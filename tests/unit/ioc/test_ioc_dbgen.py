@@ -6,15 +6,15 @@ from pathlib import Path
 
 import pytest
 
-from camioc.ioc import dbgen
-from camioc.ioc.pvspec import CAMERA_PVS, IMAGE_PVS, PIPELINE_ARRAY_PVS, PIPELINE_PVS, PROFILE_NELM, SERVICE_PVS
+from camioc.model import dbgen
+from camioc.model.blocks import CAMERA_PVS, IMAGE_PVS, PIPELINE_ARRAY_PVS, PIPELINE_PVS, PROFILE_NELM, SERVICE_PVS
 
 DB = dbgen.DEFAULT_OUTPUT
 
 
 def test_committed_templates_are_up_to_date():
-    """Golden test: regenerate with ``python -m camioc.ioc.dbgen`` after changing pvspec.py."""
-    assert dbgen.stale(DB) == [], "db/ is stale: run python -m camioc.ioc.dbgen"
+    """Golden test: regenerate with ``python -m camioc.model.dbgen`` after changing the device model."""
+    assert dbgen.stale(DB) == [], "db/ is stale: run python -m camioc.model.dbgen"
 
 
 def test_check_mode_reports_stale_files(tmp_path: Path):

@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from camioc.ioc import opigen
-from camioc.ioc.pvnames import camera_pv, image_pv, pipeline_pv, service_pv
-from camioc.ioc.pvspec import CAMERA_PVS, IMAGE_PVS, PIPELINE_ARRAY_PVS, PIPELINE_PVS, SERVICE_PVS
+from camioc.model import opigen
+from camioc.model.blocks import CAMERA_PVS, IMAGE_PVS, PIPELINE_ARRAY_PVS, PIPELINE_PVS, SERVICE_PVS
+from camioc.model.pvnames import camera_pv, image_pv, pipeline_pv, service_pv
 
 OPI = opigen.DEFAULT_OUTPUT
 FILES = sorted(opigen.generate())
@@ -70,8 +70,8 @@ def _expand(text: str, macros: dict[str, str]) -> str:
 
 
 def test_committed_screens_are_up_to_date():
-    """Golden test: regenerate with ``python -m camioc.ioc.opigen`` after changing pvspec.py."""
-    assert opigen.stale(OPI) == [], "opi/ is stale: run python -m camioc.ioc.opigen"
+    """Golden test: regenerate with ``python -m camioc.model.opigen`` after changing the device model."""
+    assert opigen.stale(OPI) == [], "opi/ is stale: run python -m camioc.model.opigen"
 
 
 @pytest.mark.parametrize("file", FILES)

@@ -1,4 +1,4 @@
-"""How pipeline configs and outputs map to PV values (pure functions of camioc.ioc.pipeline)."""
+"""How pipeline configs and outputs map to PV values (pure functions of camioc.model.pipeline)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from camioc.config.pipeline import PipelineConfig
-from camioc.ioc.pipeline import (
+from camioc.model.blocks import MAX_OUT_FIELDS, PIPELINE_SETTING_PVS, PROFILE_NELM
+from camioc.model.pipeline import (
     BACKGROUND_CONFIG,
     OutFields,
     background_mode,
@@ -19,7 +20,6 @@ from camioc.ioc.pipeline import (
     result_number,
     settings_in_force,
 )
-from camioc.ioc.pvspec import MAX_OUT_FIELDS, PIPELINE_SETTING_PVS, PROFILE_NELM
 
 
 def effective(**config) -> dict:

@@ -6,8 +6,7 @@ import numpy as np
 import pytest
 
 from camioc.ioc import CAPROTO_ENVIRONMENT_DEFAULTS, configure_caproto_environment
-from camioc.ioc.pvnames import MAX_PV_NAME_LENGTH, camera_pv, image_pv, pipeline_pv, service_pv
-from camioc.ioc.pvspec import (
+from camioc.model.blocks import (
     CAMERA_DATA_READBACKS,
     CAMERA_PVS,
     IMAGE_PVS,
@@ -15,15 +14,14 @@ from camioc.ioc.pvspec import (
     NOT_OUT_FIELDS,
     PIPELINE_ARRAY_PVS,
     PIPELINE_PVS,
-    RECORD_TYPES,
     SERVICE_PVS,
     TABLES,
-    image_format,
     is_out_field,
     out_field_name,
     out_field_spec,
-    spec_by_attr,
 )
+from camioc.model.pvnames import MAX_PV_NAME_LENGTH, camera_pv, image_pv, pipeline_pv, service_pv
+from camioc.model.records import RECORD_TYPES, image_format, spec_by_attr
 
 ALL = [(block, spec) for block, table in TABLES.items() for spec in table]
 IDS = [f"{block}:{spec.name}" for block, spec in ALL]

@@ -5,10 +5,9 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any
 
-from camioc.ioc.groups import SpecGroup, make_group_class
-from camioc.ioc.pvspec import JSON_LIST_NELM, SERVICE_PVS
+from camioc.model.blocks import JSON_LIST_NELM, SERVICE_PVS
+from camioc.model.device import Device
 
 
 def format_uptime(seconds: float) -> str:
@@ -30,17 +29,18 @@ def json_list(items: list[str]) -> str:
     return text
 
 
-class _ServiceBehaviour(SpecGroup):
+class ServiceDevice(Device):
     """Service PVs; ``stop_all`` is the coroutine that StopAll runs."""
 
-    def __init__(self, prefix: str, *, stop_all: Callable[[], Awaitable[None]], **kwargs: Any) -> None:
-        super().__init__(prefix, **kwargs)
+    def __init__(self, *, version: str, start_count: int, stop_all: Callable[[], Awaitable[None]]) -> None:
+        super().__init__(SERVICE_PVS, {"version": version[:39], "start_count": int(start_count)})
         self._stop_all = stop_all
         self.started = time.monotonic()
+        self.commands = {"stop_all": self._stop}
 
-    async def put_stop_all(self, instance, value):
+    async def _stop(self, value: str) -> str:
         if value == "Stop":
-            await instance.write("Stop", verify_value=False)
+            await self.post("stop_all", "Stop")
             await self._stop_all()
         return "Done"
 
@@ -55,6 +55,4 @@ class _ServiceBehaviour(SpecGroup):
         await self.post("num_instances", len(instances))
 
 
-ServiceGroup = make_group_class("ServiceGroup", _ServiceBehaviour, SERVICE_PVS)
-
-__all__ = ["ServiceGroup", "format_uptime", "json_list"]
+__all__ = ["ServiceDevice", "format_uptime", "json_list"]

@@ -1,7 +1,7 @@
 """How camioc's full PV names are built (shared by the IOC, generators, REST and tests).
 
 ``$(P)`` is the service prefix (``--prefix``, default ``CAMIOC:``, normally ending in ``:``).
-Each block of :mod:`camioc.ioc.pvspec` lives under one prefix:
+Each block of :mod:`camioc.model.blocks` lives under one prefix:
 
 - service: ``$(P)``                     e.g. ``CAMIOC:HEARTBEAT``
 - camera:  ``$(P)<cam>:cam1:``          e.g. ``CAMIOC:simulation:cam1:Acquire``

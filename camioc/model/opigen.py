@@ -1,4 +1,4 @@
-"""Generate camioc's Phoebus display files (``opi/*.bob``) from :mod:`camioc.ioc.pvspec`.
+"""Generate camioc's Phoebus display files (``opi/*.bob``) from :mod:`camioc.model.blocks`.
 
 - ``camioc_service.bob``: the service overview (health, lists, StopAll) and a button that opens a
   camera's screen.
@@ -16,7 +16,7 @@
 Macros: ``P`` (service prefix), ``CAM`` (camera name) and ``ID`` (pipeline id) come from the caller
 (``phoebus -resource "file:/.../camioc_camera.bob?P=CAMIOC:&CAM=simulation"``); the files define no
 top-level ``P`` (a display's own macros would override the caller's). Regenerate with
-``python -m camioc.ioc.opigen`` (``--check`` fails if the files are stale).
+``python -m camioc.model.opigen`` (``--check`` fails if the files are stale).
 """
 
 from __future__ import annotations
@@ -24,18 +24,10 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
-from camioc.ioc.generated import generator_main, stale_files, write_files
-from camioc.ioc.pvnames import CAMERA_DRIVER, IMAGE_PLUGIN
-from camioc.ioc.pvspec import (
-    CAMERA_PVS,
-    DATA_TYPES,
-    IMAGE_PVS,
-    MAX_SLICES,
-    PIPELINE_PVS,
-    SERVICE_PVS,
-    PVDef,
-    spec_by_name,
-)
+from camioc.model.blocks import CAMERA_PVS, IMAGE_PVS, MAX_SLICES, PIPELINE_PVS, SERVICE_PVS
+from camioc.model.generated import generator_main, stale_files, write_files
+from camioc.model.pvnames import CAMERA_DRIVER, IMAGE_PLUGIN
+from camioc.model.records import DATA_TYPES, PVDef, spec_by_name
 
 DEFAULT_OUTPUT = Path(__file__).resolve().parents[2] / "opi"
 
@@ -403,7 +395,7 @@ def stale(output: Path = DEFAULT_OUTPUT) -> list[str]:
 
 def main(argv: list[str] | None = None) -> int:
     assert __doc__ is not None  # this module's docstring
-    return generator_main(argv, prog="python -m camioc.ioc.opigen", description=__doc__.split("\n\n")[0],
+    return generator_main(argv, prog="python -m camioc.model.opigen", description=__doc__.split("\n\n")[0],
                           generate=generate, default_output=DEFAULT_OUTPUT)
 
 
