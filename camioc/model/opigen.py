@@ -21,10 +21,22 @@ top-level ``P`` (a display's own macros would override the caller's). Regenerate
 
 from __future__ import annotations
 
+import re
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
-from camioc.model.blocks import CAMERA_PVS, IMAGE_PVS, MAX_SLICES, PIPELINE_PVS, SERVICE_PVS
+from camioc.model.blocks import (
+    BACKGROUND_EXTRAS,
+    CAMERA_PVS,
+    CAMERA_SETTINGS,
+    IMAGE_PVS,
+    MAX_SLICES,
+    PIPELINE_PVS,
+    PIPELINE_RESULT_PVS,
+    PIPELINE_SETTINGS,
+    SERVICE_PVS,
+)
+from camioc.model.settings import DeviceSettings
 from camioc.model.generated import generator_main, stale_files, write_files
 from camioc.model.pvnames import CAMERA_DRIVER, IMAGE_PLUGIN
 from camioc.model.records import DATA_TYPES, PVDef, spec_by_name
@@ -264,8 +276,7 @@ def camera_display() -> str:
               ["ArraySize0_RBV", "ArraySize1_RBV", "MaxSizeX_RBV", "MaxSizeY_RBV", "DataType_RBV", "ColorMode_RBV"])
 
     display.heading("Transforms (setting, in force)")
-    spec_rows(display, CAMERA, CAMERA_PVS,
-              ["ReverseX", "ReverseY", "Rotate", "BinX", "BinY", "MinX", "SizeX", "MinY", "SizeY"])
+    spec_rows(display, CAMERA, CAMERA_PVS, setting_rows(CAMERA_SETTINGS))
 
     display.heading("Image on Channel Access")
     spec_rows(display, IMAGE, IMAGE_PVS, ["EnableCallbacks", "MinCallbackTime", "ArrayCounter_RBV", "UniqueId_RBV"])
@@ -278,14 +289,25 @@ def camera_display() -> str:
 PIPELINE_STATUS_ROWS = ["DetectorState_RBV", "StatusMessage_RBV", "NDArrayPort_RBV", "ReadOnly_RBV",
                         "StreamAddress_RBV", "ArrayCounter_RBV", "ArrayRate_RBV", "ExecutionTime_RBV",
                         "DroppedArrays_RBV", "UniqueId_RBV"]
-PIPELINE_SETTING_ROWS = ["CentroidThreshold", "ROI:MinX", "ROI:SizeX", "ROI:MinY", "ROI:SizeY", "ROI:Enable",
-                         "EnableBackground", "BackgroundId", "NumBackgroundImages", "GoodRegion:Enable",
-                         "GoodRegion:Threshold", "GoodRegion:GFScale", "Slices:Number", "Slices:Scale",
-                         "Slices:Orientation", "Averaging", "MaxArrayRate", "Pause"]
-PIPELINE_RESULT_ROWS = ["CentroidX_RBV", "CentroidY_RBV", "SigmaX_RBV", "SigmaY_RBV", "FWHMX_RBV", "FWHMY_RBV",
-                        "Total_RBV", "MinValue_RBV", "MaxValue_RBV", "ArraySize0_RBV", "ArraySize1_RBV",
-                        "GoodRegion:Total_RBV", "Coupling_RBV", "CouplingSlope_RBV", "CouplingOffset_RBV",
-                        "Slices:Amount_RBV", "Slices:Length_RBV"]
+#: Results shown as grids (Gaussian fits, slices) rather than one row each.
+_GRID_RESULT = re.compile(r"(GoodRegion:)?Fit[XY]:|Slice\d+:")
+
+
+def setting_rows(settings: DeviceSettings, extras: dict[str, tuple[str, ...]] | None = None) -> list[str]:
+    """One row per setting of the device model, in its order (``extras``: rows after a config key)."""
+    rows: list[str] = []
+    for setting in settings.settings:
+        rows.append(setting.setpoint.name)
+        if extras and setting.key in extras:
+            rows.extend(extras[setting.key])
+    return rows
+
+
+#: The pipeline's settings, and the number of background images (Save and Valid have rows of their own).
+PIPELINE_SETTING_ROWS = setting_rows(PIPELINE_SETTINGS, {"image_background": (BACKGROUND_EXTRAS[2].name,)})
+#: The scalar results (the size of the processed image first), fits and slices are grids.
+PIPELINE_RESULT_ROWS = ["ArraySize0_RBV", "ArraySize1_RBV"] + [
+    spec.name for spec in PIPELINE_RESULT_PVS if not _GRID_RESULT.match(spec.name)]
 _FIT_COLUMNS = ("Mean", "Sigma", "Amplitude", "Offset")
 _SLICE_COLUMNS = ("CenterX", "CenterY", "Sigma", "Total")
 
