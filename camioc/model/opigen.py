@@ -36,10 +36,10 @@ from camioc.model.blocks import (
     PIPELINE_SETTINGS,
     SERVICE_PVS,
 )
-from camioc.model.settings import DeviceSettings
 from camioc.model.generated import generator_main, stale_files, write_files
 from camioc.model.pvnames import CAMERA_DRIVER, IMAGE_PLUGIN
 from camioc.model.records import DATA_TYPES, PVDef, spec_by_name
+from camioc.model.settings import DeviceSettings
 
 DEFAULT_OUTPUT = Path(__file__).resolve().parents[2] / "opi"
 

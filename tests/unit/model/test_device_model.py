@@ -7,7 +7,6 @@ from typing import Annotated, Any
 import pytest
 
 from camioc.config._fields import OptNumber
-from camioc.config.camera import CameraConfig
 from camioc.config.pipeline import PipelineConfig
 from camioc.config.pv import PV, Choice, Flag, Integer, Real, Text, Word, attr_of
 from camioc.model.blocks import (
