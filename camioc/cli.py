@@ -38,7 +38,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--base", type=Path, default=Path("configs"),
                         help="configuration base folder with camera_config/, pipeline_config/, "
                         "background_config/ (default: ./configs)")
-    parser.add_argument("--interface", default="127.0.0.1", help="REST bind address (default 127.0.0.1)")
+    parser.add_argument("--interface", default="127.0.0.1",
+                        help="REST and Channel Access bind address (default 127.0.0.1; "
+                             "CA: unless EPICS_CAS_INTF_ADDR_LIST is set)")
     parser.add_argument("--camera-port", type=int, default=8888, help="camera REST API port (default 8888)")
     parser.add_argument("--pipeline-port", type=int, default=8889, help="pipeline REST API port (default 8889)")
     parser.add_argument("--hostname", default=None,
@@ -66,8 +68,8 @@ def main(argv: list[str] | None = None) -> int:
     from camioc.ioc import configure_caproto_environment
 
     # caproto reads its latency settings at import of caproto.server: before anything imports it
-    configure_caproto_environment()
     args = build_parser().parse_args(argv)
+    configure_caproto_environment(interface=args.interface)
     level = getattr(logging, args.log_level)
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     logging.getLogger("caproto").setLevel(max(level, logging.WARNING))

@@ -28,17 +28,24 @@ CAPROTO_ENVIRONMENT_DEFAULTS: dict[str, str] = {
 }
 
 
-def configure_caproto_environment(environ: dict[str, str] | None = None) -> dict[str, str]:
+def configure_caproto_environment(environ: dict[str, str] | None = None, *,
+                                  interface: str | None = None) -> dict[str, str]:
     """Set camioc's caproto latency defaults in the environment, keeping values the user set.
+
+    ``interface`` (the ``--interface`` bind address) becomes ``EPICS_CAS_INTF_ADDR_LIST`` unless
+    the user set that: the CA server then listens where REST does (a loopback-only camioc is not
+    reachable over CA from the network), instead of caproto's default of every interface.
 
     Call this first thing in the CLI, before anything imports ``caproto.server`` (caproto reads
     the variables once, at import of ``caproto.server.common``). Returns the effective values.
-    Network interfaces are not touched: caproto reads ``EPICS_CAS_INTF_ADDR_LIST``,
-    ``EPICS_CA_SERVER_PORT``, ``EPICS_CAS_BEACON_ADDR_LIST`` ... itself.
+    caproto reads ``EPICS_CAS_INTF_ADDR_LIST``, ``EPICS_CA_SERVER_PORT``,
+    ``EPICS_CAS_BEACON_ADDR_LIST`` ... itself.
     """
     env = os.environ if environ is None else environ
     for key, value in CAPROTO_ENVIRONMENT_DEFAULTS.items():
         env.setdefault(key, value)
+    if interface and interface not in ("0.0.0.0", "::", ""):
+        env.setdefault("EPICS_CAS_INTF_ADDR_LIST", interface)
     if environ is None and "caproto.server.common" in sys.modules:
         import logging
 
