@@ -64,7 +64,7 @@ class CameraDevice(ConfiguredDevice):
         state = DetectorState(status.state)
         alarm = camera_alarm(state)
         await self.post("detector_state", state.name)
-        await self.post("status_message", text(status.message, TEXT_NELM - 1))
+        await self.post("status_message", text(self.status_text(str(status.message or "")), TEXT_NELM - 1))
         await self.post("acquire_rbv", "Acquiring" if status.running else "Done")
         await self.post("acquire", "Acquire" if status.running else "Done")
         await self.post("stream_address", text(status.stream_address, TEXT_NELM - 1))

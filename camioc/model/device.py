@@ -69,6 +69,10 @@ class Device:
         self.values.update(self.initial)
         self.commands: dict[str, Command] = {}
         self._sinks: list[Sink] = []
+        #: the reason of the last refused put, shown on ``StatusMessage_RBV`` (see :meth:`status_text`)
+        self.refusal: str | None = None
+        self._status_message = ""
+        self._refused_during: str | None = None
 
     def attach(self, sink: Sink) -> None:
         self._sinks.append(sink)
@@ -89,12 +93,39 @@ class Device:
     async def put(self, attr: str, value: Any) -> Any:
         """A client's put: validated, refused by raising; returns the value the PV keeps."""
         spec = self.specs[attr]
-        value = checked_value(spec, value)
-        self.check_put(attr)
-        result = await self.handle(attr, value)
+        try:
+            value = checked_value(spec, value)
+            self.check_put(attr)
+            result = await self.handle(attr, value)
+        except Exception as exc:
+            await self._refused(spec, exc)
+            raise
         result = value if result is None else result
         self.values[attr] = result
+        if self.refusal is not None:
+            self.refusal = None
+            await self._show_status()
         return result
+
+    def status_text(self, message: str) -> str:
+        """What ``StatusMessage_RBV`` shows for the status ``message``: the reason of the last
+        refused put (a CA client sees only "write failed") until the status says something new or
+        a later put succeeds."""
+        if self.refusal is not None and message != self._refused_during:
+            self.refusal = None
+        self._status_message = message
+        return self.refusal or message
+
+    async def _refused(self, spec: PVDef, error: Exception) -> None:
+        if "status_message" not in self.specs:
+            return
+        self.refusal = f"{spec.name} refused: {error}"
+        self._refused_during = self._status_message
+        await self._show_status()
+
+    async def _show_status(self) -> None:
+        limit = self.specs["status_message"].nelm - 1
+        await self.post("status_message", text(self.refusal or self._status_message, limit))
 
     def check_put(self, attr: str) -> None:
         """Refuse a put before anything happens (subclasses: e.g. a read-only instance)."""

@@ -260,3 +260,19 @@ async def test_refused_puts_are_logged_as_one_warning(ioc, ca, pv_prefix, caplog
     (record,) = [r for r in caplog.records if "Refused put" in r.getMessage()]
     assert record.levelno == logging.WARNING and record.exc_info is None
     assert "CannotExceedLimits" in record.getMessage()
+
+
+async def test_the_reason_of_a_refused_put_shows_on_status_message(ioc, ca, service, pv_prefix):
+    """A CA client sees only that its write failed: StatusMessage_RBV says why, until a put succeeds."""
+    for name, value in (("MinX", "300"), ("SizeY", "10")):
+        assert not put_failed(await ca.caput(cam(pv_prefix, name), value, "-c"))
+    assert put_failed(await ca.caput(cam(pv_prefix, "SizeX"), "100"))
+    message = await ca.get_text(cam(pv_prefix, "StatusMessage_RBV"))
+    assert message == "SizeX refused: ROI [300, 100, 0, 10] does not fit the 320x240 image.", message
+    assert not put_failed(await ca.caput(cam(pv_prefix, "MinX"), "0", "-c"))
+    await wait_for(lambda: _status_is_not_a_refusal(ca, pv_prefix), message="StatusMessage_RBV cleared")
+
+
+async def _status_is_not_a_refusal(ca, prefix) -> bool:
+    text = await ca.try_get(cam(prefix, "StatusMessage_RBV"), "-S")
+    return text is not None and "refused" not in text
