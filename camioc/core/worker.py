@@ -41,6 +41,7 @@ from typing import Any, NoReturn
 import numpy as np
 
 from camioc.core.api import DetectorState
+from camioc.core.lifeline import end_with_parent, watch_parent
 from camioc.errors import InstanceError
 
 log = logging.getLogger(__name__)
@@ -347,6 +348,13 @@ class RateMeter:
 STATUS_PERIOD = 1.0
 
 
+def die_with_parent() -> None:
+    """End this worker when the fork server that made it ends (it ends with the control process):
+    the kernel's parent-death signal, and the parent watch for systems without it."""
+    end_with_parent()
+    watch_parent()
+
+
 def serve_worker(link_conn: multiprocessing.connection.Connection, *, tag: str, log_level: int,
                  main: Callable[[WorkerLink], int]) -> NoReturn:
     """The body of a worker process: logging, ``main(link)``, the failure report, the exit.
@@ -356,6 +364,7 @@ def serve_worker(link_conn: multiprocessing.connection.Connection, *, tag: str, 
     so the manager shows the error instead of a bare "terminated". The process leaves with
     ``os._exit``: libca/zmq threads must not hang the interpreter teardown.
     """
+    die_with_parent()
     link = WorkerLink(link_conn)
     setup_worker_logging(link, log_level, tag)
     exit_code = 0
