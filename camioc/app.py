@@ -39,6 +39,9 @@ class Settings:
     log_level: int = logging.INFO
     #: ``--dispatcher-url``: the bsread stream pipelines read ``bsread_channels`` from (None: refused).
     dispatcher_url: str | None = None
+    #: ``--cors-origin`` / ``--allowed-host``: what web pages may do (:mod:`camioc.rest.browser`).
+    cors_origins: tuple[str, ...] = ()
+    allowed_hosts: tuple[str, ...] = ()
 
     @property
     def effective_stream_interface(self) -> str:
@@ -94,6 +97,7 @@ class CamiocApp:
         from camioc.core.worker import start_worker_server
         from camioc.ioc.server import CamiocIoc
         from camioc.logbuffer import install_log_buffer
+        from camioc.rest.browser import BrowserPolicy
         from camioc.rest.camera_api import create_camera_app
         from camioc.rest.pipeline_api import create_pipeline_app
         from camioc.rest.server import RestSite
@@ -126,14 +130,17 @@ class CamiocApp:
         )
         self.ioc = CamiocIoc(settings.prefix, self.cameras, version=__version__, start_count=start_count,
                              pipelines=self.pipelines)
+        browser = BrowserPolicy(settings.cors_origins, settings.allowed_hosts, interface=settings.interface,
+                                hostname=settings.hostname)
         self.camera_site = RestSite(
-            create_camera_app(self.cameras, version=__version__, logs=self.logs, scripts_dir=layout.user_scripts),
+            create_camera_app(self.cameras, version=__version__, logs=self.logs, scripts_dir=layout.user_scripts,
+                              browser=browser),
             settings.interface,
             settings.camera_port,
         )
         self.pipeline_site = RestSite(
             create_pipeline_app(self.pipelines, self.cameras, version=__version__, logs=self.logs,
-                                scripts_dir=layout.user_scripts, libs_dir=layout.user_libs),
+                                scripts_dir=layout.user_scripts, libs_dir=layout.user_libs, browser=browser),
             settings.interface,
             settings.pipeline_port,
         )

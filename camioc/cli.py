@@ -1,7 +1,8 @@
 """The ``camioc`` command line (also ``python -m camioc``).
 
 Options follow cam_server's (``--base``, ``--interface``, ``--camera-port``, ``--pipeline-port``,
-``--hostname``) plus camioc's own (``--prefix``, port ranges, ``--log-level``). EPICS networking is
+``--hostname``) plus camioc's own (``--prefix``, port ranges, ``--log-level``, the browser rules
+``--cors-origin`` and ``--allowed-host`` of :mod:`camioc.rest.browser`). EPICS networking is
 configured the standard way, through the ``EPICS_CA_*``/``EPICS_CAS_*`` environment variables.
 """
 
@@ -25,6 +26,29 @@ def bsread_address(text: str) -> str:
         raise argparse.ArgumentTypeError(
             f"{text!r} is not a bsread stream address: use tcp://host:port (camioc reads no HTTP dispatcher)")
     return text
+
+
+def cors_origin(text: str) -> str:
+    """A web origin (``scheme://host[:port]``) or ``*``, for ``--cors-origin``."""
+    from camioc.rest.browser import normalize_origin
+
+    try:
+        return normalize_origin(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def allowed_host(text: str) -> str:
+    """A host name or address, optionally with ``:port``, or ``*``, for ``--allowed-host``."""
+    from camioc.rest.browser import split_host
+
+    if text.strip() == "*":
+        return "*"
+    try:
+        split_host(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"{exc}: use NAME or NAME:PORT, e.g. camioc.example.org") from None
+    return text.strip()
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -58,6 +82,20 @@ def build_parser() -> argparse.ArgumentParser:
                         "they give no 'bsread_address' (cam_server reads them from the SwissFEL data "
                         "dispatcher; camioc reads the listed channels from this stream). Without it such "
                         "configs are refused.")
+    parser.add_argument("--cors-origin", type=cors_origin, action="append", default=[], metavar="ORIGIN",
+                        help="let web pages from ORIGIN (scheme://host[:port], e.g. http://dashboard:8080) use "
+                        "the REST APIs: their requests get CORS headers and may write; repeatable. By default "
+                        "no origin is allowed: a page from another origin can neither read the answers nor "
+                        "send writes (HTTP 403); pages the server serves itself and non-browser clients "
+                        "(curl, Python) are not affected. '*' allows every origin (cam_server's behaviour: "
+                        "any page in any browser that reaches the port may change configs and run scripts)")
+    parser.add_argument("--allowed-host", type=allowed_host, action="append", default=[], metavar="NAME",
+                        help="a further name (NAME or NAME:PORT) the REST APIs answer to in the HTTP Host "
+                        "header; repeatable. On a loopback --interface the Host must be localhost, "
+                        "127.0.0.1, [::1], the --hostname or one of these (other names get HTTP 403: DNS "
+                        "rebinding protection). On other interfaces Host is checked only if this option is "
+                        "given (then also against the interface address and this machine's name); "
+                        "'*' switches the check off")
     parser.add_argument("--log-level", default="INFO",
                         choices=["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"], help="log level (default INFO)")
     parser.add_argument("--version", action="version", version=f"camioc {__version__}")
@@ -88,6 +126,8 @@ def main(argv: list[str] | None = None) -> int:
         pipeline_stream_ports=args.pipeline_stream_ports,
         log_level=level,
         dispatcher_url=args.dispatcher_url,
+        cors_origins=tuple(args.cors_origin),
+        allowed_hosts=tuple(args.allowed_host),
     )
     try:
         asyncio.run(serve(settings))

@@ -39,6 +39,7 @@ from aiohttp import web
 
 from camioc.core.api import CameraService
 from camioc.logbuffer import LogBuffer
+from camioc.rest.browser import BrowserPolicy
 from camioc.rest.common import API_PREFIX, instance_api_app
 from camioc.rest.envelope import BigPayload, read_body, read_json_object
 from camioc.rest.images import PngOptions, encode_image_bytes, png_response
@@ -133,11 +134,15 @@ def create_camera_app(
     logs: LogBuffer,
     scripts_dir: Path,
     host_stats: bool = True,
+    browser: BrowserPolicy | None = None,
 ) -> web.Application:
-    """The camera REST API as an aiohttp application (serve it with :class:`RestSite`)."""
+    """The camera REST API as an aiohttp application (serve it with :class:`RestSite`).
+
+    ``browser``: what web pages may do (:class:`camioc.rest.browser.BrowserPolicy`; default: no
+    CORS, cross-origin writes refused, Host checked on loopback)."""
     app, routes = instance_api_app(
         root=CAMERA_ROOT, service=cameras, instance_kind="camera", version=version, logs=logs,
-        scripts=ScriptStore(scripts_dir), host_stats=host_stats,
+        scripts=ScriptStore(scripts_dir), host_stats=host_stats, browser=browser,
     )
     add_camera_routes(routes, CAMERA_ROOT, cameras)
     routes.install(app)

@@ -30,6 +30,7 @@ to restart an instance, stop it (``DELETE <root>/<name>``) and request its strea
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
 from typing import Any
@@ -40,13 +41,16 @@ from aiohttp import web
 from camioc.core.api import InstanceService, rate_of
 from camioc.errors import CamiocError, NotFoundError
 from camioc.logbuffer import LogBuffer
-from camioc.rest.envelope import MAX_BODY_BYTES, envelope_middleware
+from camioc.rest.browser import BrowserPolicy
+from camioc.rest.envelope import BROWSER_POLICY, MAX_BODY_BYTES, envelope_middleware
 from camioc.rest.routing import Routes
 from camioc.rest.scripts import ScriptStore, add_script_routes
 
 API_PREFIX = "/api/v1"
 LOGS_ROOT = API_PREFIX + "/logs"
 RESET_PATH = API_PREFIX + "/reset"
+
+log = logging.getLogger(__name__)
 
 RESET_REFUSED = (
     "Reset is disabled in camioc: it would stop the whole shared service (IOC, both REST APIs, every "
@@ -270,14 +274,22 @@ def instance_api_app(
     logs: LogBuffer,
     scripts: ScriptStore,
     host_stats: bool = True,
+    browser: BrowserPolicy | None = None,
 ) -> tuple[web.Application, Routes]:
     """What the camera and the pipeline API have in common, written once.
 
-    The cam_server envelope (middleware) and body limit, the common routes under ``root``, the log
-    routes, the refused reset and the user-script routes. The caller adds its own routes to the
-    returned :class:`Routes` and installs them.
+    The cam_server envelope (middleware) and body limit, the browser rules (``browser``; default
+    ``BrowserPolicy()``: no CORS, cross-origin writes refused, Host checked on loopback), the
+    common routes under ``root``, the log routes, the refused reset and the user-script routes.
+    The caller adds its own routes to the returned :class:`Routes` and installs them.
     """
     app = web.Application(middlewares=[envelope_middleware], client_max_size=MAX_BODY_BYTES)
+    policy = app[BROWSER_POLICY] = browser if browser is not None else BrowserPolicy()
+
+    async def log_policy(app: web.Application) -> None:
+        (log.warning if policy.any_origin else log.info)("REST API %s browser rules: %s", root, policy.describe())
+
+    app.on_startup.append(log_policy)
     routes = Routes()
     add_common_routes(routes, root=root, service=service, version=version, host_stats=host_stats)
     add_log_routes(routes, logs=logs, instance_kind=instance_kind)

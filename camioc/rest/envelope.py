@@ -16,7 +16,10 @@ are logged in one line; anything else is a bug and is logged with its traceback.
 
 Requests that match no route keep aiohttp's plain 404/405 (cam_server gave Bottle's HTML pages).
 ``OPTIONS`` on any path answers 200 with an empty body (CORS preflight). Every response,
-including errors and 404s, carries the CORS headers.
+including errors and 404s, carries the CORS headers the app's :class:`BrowserPolicy` gives
+(:mod:`camioc.rest.browser`: cam_server's ``*`` only with ``--cors-origin '*'``). Before any
+handler runs, the policy refuses a wrong ``Host`` and a cross-origin write with HTTP 403 and the
+error envelope (the one deliberate exception to "errors are HTTP 200": nothing was attempted).
 """
 
 from __future__ import annotations
@@ -30,17 +33,16 @@ from pathlib import PurePath
 from typing import Any, TypeAlias
 
 import numpy as np
-from aiohttp import web
+from aiohttp import hdrs, web
 
 from camioc.errors import CamiocError, ConfigError
+from camioc.rest.browser import CORS_HEADERS, BrowserPolicy
 
 log = logging.getLogger(__name__)
 
-CORS_HEADERS: Mapping[str, str] = {
-    "Access-Control-Allow-Origin": "*",
-    "Access-Control-Allow-Methods": "PUT, GET, POST, DELETE, OPTIONS",
-    "Access-Control-Allow-Headers": "Origin, Accept, Content-Type, X-Requested-With, X-CSRF-Token",
-}
+#: The app's browser rules; an app without one gets ``BrowserPolicy()`` (the safe default).
+BROWSER_POLICY = web.AppKey("browser_policy", BrowserPolicy)
+_DEFAULT_POLICY = BrowserPolicy()
 
 #: Largest request body accepted (pickled background images in protocol 0 are ~3x the raw size).
 MAX_BODY_BYTES = 512 * 1024 * 1024
@@ -111,23 +113,37 @@ def _refusal(request: web.Request, exc: BaseException) -> web.Response:
     return _json_response(dumps(error_body(exc)))
 
 
+def _browser_refusal(request: web.Request, reason: str, cors: Mapping[str, str]) -> web.Response:
+    log.warning("%s %s refused (Origin %r, Host %r): %s", request.method, request.path,
+                request.headers.get(hdrs.ORIGIN), request.headers.get(hdrs.HOST), reason)
+    return web.Response(status=403, text=dumps({"state": "error", "status": reason}),
+                        content_type="application/json", headers=cors)
+
+
 @web.middleware
 async def envelope_middleware(request: web.Request, handler: ApiHandler) -> web.StreamResponse:
-    """Envelope, errors as HTTP 200, CORS and OPTIONS, for every route of an app."""
+    """Browser rules, envelope, errors as HTTP 200, CORS and OPTIONS, for every route of an app."""
+    policy = request.config_dict.get(BROWSER_POLICY, _DEFAULT_POLICY)
+    origin, host = request.headers.get(hdrs.ORIGIN), request.headers.get(hdrs.HOST)
+    cors = policy.cors_headers(origin, host)
+    # Before anything happens (not even the body is read): wrong Host, cross-origin write.
+    reason = policy.host_refusal(host) or policy.origin_refusal(request.method, origin, host)
+    if reason is not None:
+        return _browser_refusal(request, reason, cors)
     if request.method == "OPTIONS":
-        return web.Response(status=200, headers=CORS_HEADERS)
+        return web.Response(status=200, headers=cors)
     try:
         response = await _to_response(await handler(request))
     except web.HTTPException as exc:
         if request.match_info.http_exception is not None:
             # No route matched: aiohttp's plain 404/405, plus CORS.
-            exc.headers.update(CORS_HEADERS)
+            exc.headers.update(cors)
             raise
         # Raised while handling a matched route (e.g. body too large): cam_server envelope.
         response = _refusal(request, ConfigError(exc.text or exc.reason))
     except Exception as exc:  # noqa: BLE001 - the one place that turns any failure into an envelope
         response = _refusal(request, exc)
-    response.headers.update(CORS_HEADERS)
+    response.headers.update(cors)
     return response
 
 
@@ -168,6 +184,7 @@ async def read_json_object(request: web.Request, *, empty_message: str) -> dict[
 
 
 __all__ = [
+    "BROWSER_POLICY",
     "CORS_HEADERS",
     "MAX_BODY_BYTES",
     "ApiHandler",

@@ -87,6 +87,7 @@ from camioc.config.names import validate_name
 from camioc.core.api import DEFAULT_BACKGROUND_IMAGES, CameraService, PipelineService
 from camioc.errors import ConfigError
 from camioc.logbuffer import LogBuffer
+from camioc.rest.browser import BrowserPolicy
 from camioc.rest.common import API_PREFIX, instance_api_app
 from camioc.rest.envelope import BigPayload, read_body, read_json_object
 from camioc.rest.images import PngOptions, encode_image_bytes, png_response
@@ -384,11 +385,15 @@ def create_pipeline_app(
     scripts_dir: Path,
     libs_dir: Path,
     host_stats: bool = True,
+    browser: BrowserPolicy | None = None,
 ) -> web.Application:
-    """The pipeline REST API as an aiohttp application (serve it with :class:`RestSite`)."""
+    """The pipeline REST API as an aiohttp application (serve it with :class:`RestSite`).
+
+    ``browser``: what web pages may do (:class:`camioc.rest.browser.BrowserPolicy`; default: no
+    CORS, cross-origin writes refused, Host checked on loopback)."""
     app, routes = instance_api_app(
         root=PIPELINE_ROOT, service=pipelines, instance_kind="pipeline", version=version, logs=logs,
-        scripts=ScriptStore(scripts_dir), host_stats=host_stats,
+        scripts=ScriptStore(scripts_dir), host_stats=host_stats, browser=browser,
     )
     add_lib_routes(routes, PIPELINE_ROOT, ScriptStore(libs_dir, suffixes=None, kind="Lib"))
     add_pipeline_routes(routes, PIPELINE_ROOT, pipelines, cameras)
