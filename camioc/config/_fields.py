@@ -23,6 +23,7 @@ import numpy as np
 from pydantic import BaseModel, BeforeValidator, ConfigDict, PrivateAttr, ValidationError
 
 from camioc.config.names import name_problem
+from camioc.config.pv import BIN_LIMIT
 from camioc.errors import ConfigError
 
 Check = Callable[[Any], Any]
@@ -114,6 +115,55 @@ def positive_number(value: Any) -> int | float:
 
 def positive_float(value: Any) -> float:
     return float(positive_number(value))
+
+
+def int_within(minimum: int, maximum: int) -> Check:
+    """An integer >= ``minimum`` and <= ``maximum``, the message naming the bound it misses.
+
+    For settings that size memory, threads or work (and had only a lower bound before, whose
+    message stays as it was)."""
+
+    def _check(value: Any) -> int:
+        result = check_int(value)
+        if result < minimum:
+            raise ValueError(f"must be an integer >= {minimum}")
+        if result > maximum:
+            raise ValueError(f"must be an integer <= {maximum}")
+        return result
+
+    return _check
+
+
+def number_range(minimum: float, maximum: float, *, above: bool = False) -> Check:
+    """A number >= ``minimum`` (> with ``above``) and <= ``maximum``, the message naming the bound
+    it misses (settings that size memory or work)."""
+
+    def _check(value: Any) -> int | float:
+        result = check_number(value)
+        if result <= minimum if above else result < minimum:
+            raise ValueError(f"must be a number {'>' if above else '>='} {minimum:g}")
+        if result > maximum:
+            raise ValueError(f"must be a number <= {maximum:g}")
+        return result
+
+    return _check
+
+
+def _nul_path(value: Any, path: str) -> str | None:
+    """The key path of the first string with a NUL character in ``value``, None if there is none."""
+    if isinstance(value, str):
+        return path if "\x00" in value else None
+    if isinstance(value, Mapping):
+        for key, item in value.items():
+            found = _nul_path(key, path) or _nul_path(item, f"{path}.{key}" if path else str(key))
+            if found:
+                return found
+    elif isinstance(value, list | tuple):
+        for index, item in enumerate(value):
+            found = _nul_path(item, f"{path}[{index}]")
+            if found:
+                return found
+    return None
 
 
 def choice(*values: str, upper: bool = False) -> Check:
@@ -254,6 +304,8 @@ NonNegInt = Annotated[int, BeforeValidator(int_range(0))]
 OptPort = Annotated[int | None, BeforeValidator(optional(int_range(1, 65535)))]
 Float = Annotated[float, BeforeValidator(check_float)]
 PosFloat = Annotated[float, BeforeValidator(positive_float)]
+#: binning factor (camera and pipeline): at most BIN_LIMIT
+Binning = Annotated[int, BeforeValidator(int_within(1, BIN_LIMIT))]
 Number = Annotated[int | float, BeforeValidator(check_number)]
 OptNumber = Annotated[int | float | None, BeforeValidator(optional(check_number))]
 OptPosNumber = Annotated[int | float | None, BeforeValidator(optional(positive_number))]
@@ -346,6 +398,10 @@ def check_raw_mapping(mapping: Any, empty_message: str) -> dict[str, Any]:
     bad_keys = [k for k in mapping if not isinstance(k, str)]
     if bad_keys:
         raise ConfigError(f"Config keys must be strings, got {bad_keys!r}.")
+    nul = _nul_path(mapping, "")
+    if nul is not None:
+        # a NUL would be cut by C tools (EPICS, HDF5) and by some file systems: refused, never stored cut
+        raise ConfigError(f"Invalid value for '{nul or '<key>'}': NUL characters are not allowed.")
     return copy.deepcopy(dict(mapping))
 
 

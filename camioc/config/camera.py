@@ -69,17 +69,16 @@ import numpy as np
 from pydantic import BeforeValidator, ConfigDict, ValidationError
 
 from camioc.config._fields import (
+    Binning,
     Bool,
     ConfigModel,
     Float,
     Int,
-    NonNegInt,
     OptBackgroundName,
     OptCompression,
     OptPort,
     OptStr,
     PosFloat,
-    PosInt,
     Roi,
     Str,
     StrTuple,
@@ -92,11 +91,13 @@ from camioc.config._fields import (
     config_error,
     drop_none,
     group_members,
+    int_within,
     mapping_or_none,
     merge_changes,
     merge_ordered,
     name_check,
     number_list,
+    number_range,
     refuse_unsupported,
     section_dict,
 )
@@ -104,6 +105,16 @@ from camioc.config.pv import BIN_LIMIT, NO_YES, PIXEL_LIMIT, PV, Flag, Integer, 
 from camioc.errors import ConfigError
 
 _PIXELS: dict[str, Any] = {"egu": "px", "low": 0, "high": PIXEL_LIMIT}
+
+# Bounds of the settings that size memory, threads or work (an error names them).
+#: simulated image side, pixels (32768^2 uint16 = 2 GiB per frame)
+MAX_IMAGE_SIDE = 32768
+#: simulated frame rate, Hz
+MAX_FRAME_RATE = 10000.0
+#: frames queued (queue_size) or re-ordered (buffer_size)
+MAX_QUEUE = 10000
+#: parallel bsread receivers
+MAX_CONNECTIONS = 64
 
 _log = logging.getLogger(__name__)
 
@@ -214,10 +225,10 @@ class CameraConfig(ConfigModel):
                                  Flag(NO_YES), enums=NO_YES)] = False
     rotate: Annotated[Int, PV("Rotate", "longout", "Rotation, 90 deg turns (rotate)", "Rotation in force, 90 deg turns",
                               Integer(), low=0, high=3)] = 0
-    binning_x: Annotated[PosInt, PV("BinX", "longout", "Horizontal binning (binning_x)", "Horizontal binning in force",
-                                    Integer(default=1), low=1, high=BIN_LIMIT, value=1)] = 1
-    binning_y: Annotated[PosInt, PV("BinY", "longout", "Vertical binning (binning_y)", "Vertical binning in force",
-                                    Integer(default=1), low=1, high=BIN_LIMIT, value=1)] = 1
+    binning_x: Annotated[Binning, PV("BinX", "longout", "Horizontal binning (binning_x)", "Horizontal binning in force",
+                                     Integer(default=1), low=1, high=BIN_LIMIT, value=1)] = 1
+    binning_y: Annotated[Binning, PV("BinY", "longout", "Vertical binning (binning_y)", "Vertical binning in force",
+                                     Integer(default=1), low=1, high=BIN_LIMIT, value=1)] = 1
     #: a size of 0 means no ROI, so an ROI can be entered one PV at a time and removed with SizeX 0
     roi: Annotated[Roi, Section(
         PV("MinX", "longout", "ROI first column (roi[0])", "ROI first column in force", Integer(), item=0, **_PIXELS),
@@ -238,20 +249,20 @@ class CameraConfig(ConfigModel):
     protocol: Annotated[Literal["tcp", "ipc"], BeforeValidator(choice("tcp", "ipc"))] = "tcp"
     port: OptPort = None
     no_client_timeout: Float = 10.0
-    queue_size: PosInt = 100
+    queue_size: Annotated[int, BeforeValidator(int_within(1, MAX_QUEUE))] = 100
     dtype: Annotated[str | None, BeforeValidator(lambda v: None if v is None else _check_dtype(v))] = None
     simulate_pulse_id: Bool = False
-    frame_rate: PosFloat = 10.0
-    size_x: PosInt = 1280
-    size_y: PosInt = 960
+    frame_rate: Annotated[float, BeforeValidator(number_range(0, MAX_FRAME_RATE, above=True))] = 10.0
+    size_x: Annotated[int, BeforeValidator(int_within(1, MAX_IMAGE_SIDE))] = 1280
+    size_y: Annotated[int, BeforeValidator(int_within(1, MAX_IMAGE_SIDE))] = 960
     image_type: Annotated[
         Literal["beam", "raw", "static_beam", "static_raw"],
         BeforeValidator(choice("beam", "raw", "static_beam", "static_raw")),
     ] = "beam"
     mode: Annotated[Literal["PULL", "SUB"], BeforeValidator(choice("PULL", "SUB", upper=True))] = "PULL"
     channel: OptStr = None
-    connections: PosInt = 1
-    buffer_size: NonNegInt = 10
+    connections: Annotated[int, BeforeValidator(int_within(1, MAX_CONNECTIONS))] = 1
+    buffer_size: Annotated[int, BeforeValidator(int_within(0, MAX_QUEUE))] = 10
     receive_timeout: PosFloat = 1.0
     url: OptStr = None
     image_compression: OptCompression = None

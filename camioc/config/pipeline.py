@@ -43,20 +43,18 @@ from typing import Annotated, Any, ClassVar, Literal, Self
 from pydantic import BaseModel, BeforeValidator, ConfigDict, ValidationError, model_validator
 
 from camioc.config._fields import (
+    Binning,
     Bool,
     ConfigModel,
     Float,
-    NonNegInt,
     Number,
     OptBackgroundName,
-    OptInt,
     OptNumber,
     OptPort,
     OptPosInt,
     OptPosNumber,
     OptStr,
     OptStrTuple,
-    PosInt,
     Roi,
     StrTuple,
     SubModel,
@@ -72,10 +70,12 @@ from camioc.config._fields import (
     group_members,
     int_list,
     int_range,
+    int_within,
     mapping_or_none,
     merge_changes,
     merge_ordered,
     name_check,
+    number_range,
     optional,
     refuse_unsupported,
     section_dict,
@@ -171,6 +171,16 @@ ROTATION_MODES: tuple[str, ...] = (
 )
 
 _PIXELS: dict[str, Any] = {"egu": "px", "low": 0, "high": PIXEL_LIMIT}
+
+# Bounds of the settings that size memory, threads or work (an error names them).
+#: frames averaged (averaging, image_averaging): each is a float64 frame in memory
+MAX_AVERAGING = 1000
+#: slices computed per frame (cam_server makes the number odd)
+MAX_SLICES_COMPUTED = 1001
+#: parallel processing threads of one pipeline worker
+MAX_PROCESSING_THREADS = 64
+#: queued output messages / merge buffers
+MAX_QUEUE = 10000
 _EMPTY_MESSAGE = "Config object cannot be empty.\nConfig: %s"
 _SLICES_ORIENTATIONS = ("vertical", "horizontal")
 
@@ -237,14 +247,14 @@ def _check_pid_range(value: Any) -> tuple[int, int] | None:
 class ImageGoodRegion(SubModel):
     """``image_good_region``: profile level ``threshold`` (fraction of max) and widening ``gfscale``."""
 
-    threshold: Number = 0.3
-    gfscale: Number = 1.8
+    threshold: Annotated[int | float, BeforeValidator(number_range(0, 1))] = 0.3
+    gfscale: Annotated[int | float, BeforeValidator(number_range(0, 1000))] = 1.8
 
 
 class ImageSlices(SubModel):
     """``image_slices`` (needs ``image_good_region``): slices of ``scale``·σ across the beam."""
 
-    number_of_slices: Annotated[int, BeforeValidator(int_range(1))] = 1
+    number_of_slices: Annotated[int, BeforeValidator(int_within(1, MAX_SLICES_COMPUTED))] = 1
     scale: Number = 2.0
     orientation: Annotated[Literal["vertical", "horizontal"], BeforeValidator(choice(*_SLICES_ORIENTATIONS))] = (
         "vertical"
@@ -268,6 +278,7 @@ class Rotation(SubModel):
 _OptInputMode = Annotated[
     Literal["SUB", "PULL"] | None, BeforeValidator(optional(choice("SUB", "PULL", upper=True)))
 ]
+_Averaging = Annotated[int | None, BeforeValidator(optional(int_within(-MAX_AVERAGING, MAX_AVERAGING)))]
 GoodRegionField = Annotated[ImageGoodRegion | None, BeforeValidator(mapping_or_none("{threshold, gfscale}"))]
 SlicesField = Annotated[
     ImageSlices | None, BeforeValidator(mapping_or_none("{number_of_slices, scale, orientation}"))
@@ -336,16 +347,16 @@ class PipelineConfig(ConfigModel):
         positive=("slices_number",))] = None
 
     # further processing keys
-    binning_x: PosInt = 1
-    binning_y: PosInt = 1
+    binning_x: Binning = 1
+    binning_y: Binning = 1
     binning_mean: Bool = False
     mirror_x: Bool = False
     mirror_y: Bool = False
     rotation: Annotated[Rotation | None, BeforeValidator(_check_rotation)] = None
-    averaging: Annotated[OptInt, PV(
+    averaging: Annotated[_Averaging, PV(
         "Averaging", "longout", "Frames averaged, <0 rolling, 0 = off", "Frames averaged in force",
         Integer(zero_is_off=True), low=-1000, high=1000)] = None
-    image_averaging: Annotated[int | None, BeforeValidator(optional(int_range(0)))] = None
+    image_averaging: Annotated[int | None, BeforeValidator(optional(int_within(0, MAX_AVERAGING)))] = None
     image_scale: OptNumber = None
     image_offset: OptNumber = None
     fw_threshold: OptPosNumber = None
@@ -358,7 +369,7 @@ class PipelineConfig(ConfigModel):
     exclude: OptStrTuple = None
     paused: Annotated[Bool, PV("Pause", "bo", "Pause processing (paused)", "Processing paused", Flag(NO_YES),
                                enums=NO_YES)] = False
-    processing_threads: NonNegInt = 0
+    processing_threads: Annotated[int, BeforeValidator(int_within(0, MAX_PROCESSING_THREADS))] = 0
 
     # input
     input_stream: OptStr = None
@@ -379,15 +390,15 @@ class PipelineConfig(ConfigModel):
     bsread_mode2: _OptInputMode = None
     input_stream2: OptStr = None
     input_mode2: _OptInputMode = None
-    merge_queue_size: OptPosInt = None
-    merge_buffer_size: OptPosInt = None
+    merge_queue_size: Annotated[int | None, BeforeValidator(optional(int_within(1, MAX_QUEUE)))] = None
+    merge_buffer_size: Annotated[int | None, BeforeValidator(optional(int_within(1, MAX_QUEUE)))] = None
     receive_timeout: OptPosNumber = None
     dispatcher_url: OptStr = None
 
     # output
     mode: Annotated[Literal["PUB", "PUSH", "FILE"], BeforeValidator(choice("PUB", "PUSH", "FILE", upper=True))] = "PUB"
     block: Bool = False
-    queue_size: PosInt = 10
+    queue_size: Annotated[int, BeforeValidator(int_within(1, MAX_QUEUE))] = 10
     #: PUB/PUSH output: the last N messages made before the first client connects go to it (0: off)
     buffer_size: Annotated[int | None, BeforeValidator(optional(int_range(0, 10000)))] = None
     no_client_timeout: Number = 10
