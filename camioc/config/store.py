@@ -25,7 +25,9 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
+import re
 import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -36,6 +38,11 @@ import yaml
 
 from camioc.config.names import is_valid_name, validate_name
 from camioc.errors import ConfigError, InvalidNameError, NotFoundError
+
+log = logging.getLogger(__name__)
+#: What an interrupted atomic write leaves: ``tempfile.mkstemp(prefix='.<name>.', suffix='.tmp')``
+#: (config, background, script saves) or the server state's ``.camioc_state.<random>``.
+_LEFTOVER = re.compile(r"\.(?:.+\.[A-Za-z0-9_]{8}\.tmp|camioc_state\.[A-Za-z0-9_]{8})")
 
 #: File suffixes of configs, in order of precedence.
 CONFIG_SUFFIXES: tuple[str, ...] = (".json", ".yaml", ".yml")
@@ -194,10 +201,29 @@ class ConfigLayout:
         return self.user_scripts / "lib"
 
     def ensure(self) -> ConfigLayout:
-        """Create every folder (parents included); returns self."""
+        """Create every folder (parents included) and remove what interrupted saves left; returns self."""
         for folder in (self.camera_config, self.pipeline_config, self.background_config, self.user_libs):
             folder.mkdir(parents=True, exist_ok=True)
+        self.remove_leftover_temporaries()
         return self
+
+    def remove_leftover_temporaries(self) -> list[Path]:
+        """Delete the temporary files of saves a crash interrupted (``.<name>.<random>.tmp``, written
+        beside their target and renamed over it when complete). Call at start only, when no save
+        can be running. Returns what was removed (each is logged)."""
+        removed: list[Path] = []
+        folders = (self.base, self.camera_config, self.pipeline_config, self.background_config, self.user_scripts,
+                   self.user_libs)
+        for folder in folders:
+            if not folder.is_dir():
+                continue
+            for path in folder.iterdir():
+                if _LEFTOVER.fullmatch(path.name) and path.is_file() and not path.is_symlink():
+                    with contextlib.suppress(OSError):
+                        path.unlink()
+                        removed.append(path)
+                        log.warning("removed %s, left by an interrupted save", path)
+        return removed
 
     def camera_store(self) -> ConfigStore:
         return ConfigStore(self.camera_config, kind="camera")

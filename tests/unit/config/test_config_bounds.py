@@ -50,3 +50,17 @@ def test_values_inside_the_bounds_load():
     camera = CameraConfig.from_dict({"name": "cam", "source_type": "simulation", "source": "sim",
                                      "size_x": 32768, "frame_rate": 10000, "binning_x": 256})
     assert camera.size_x == 32768
+
+
+def test_leftovers_of_interrupted_saves_are_removed_at_start(tmp_path):
+    from camioc.config.store import ConfigLayout
+
+    layout = ConfigLayout(tmp_path).ensure()
+    leftovers = [layout.camera_config / ".cam.json.ab12cd34.tmp", layout.background_config / ".bg.npy.x_y9zz00.tmp",
+                 tmp_path / ".camioc_state.q1w2e3r4"]
+    kept = [layout.camera_config / "cam.json", layout.camera_config / ".hidden", layout.user_scripts / "f.tmp"]
+    for path in leftovers + kept:
+        path.write_text("{}")
+    removed = layout.remove_leftover_temporaries()
+    assert sorted(removed) == sorted(leftovers)
+    assert all(not path.exists() for path in leftovers) and all(path.exists() for path in kept)
