@@ -184,6 +184,8 @@ class DeviceGroup(PVGroup):
             channel = self.channels[spec.attr]
             fields = channel.field_inst
             if fields is not None:
+                if spec.scan != "Passive":  # as the db templates declare
+                    await fields.scan_rate.write(spec.scan, verify_value=False)
                 if spec.egu:
                     await fields.engineering_units.write(spec.egu, verify_value=False)
                 if spec.record == "waveform":

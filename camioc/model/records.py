@@ -27,6 +27,8 @@ OUTPUT_RECORDS = frozenset({"ao", "bo", "mbbo", "longout", "stringout"})
 RECORD_TYPES = frozenset(
     {"ai", "ao", "bi", "bo", "mbbi", "mbbo", "longin", "longout", "int64in", "stringin", "stringout", "waveform"}
 )
+#: Input record types (readbacks; a writable CHAR waveform is a setting).
+INPUT_RECORDS = frozenset({"ai", "bi", "mbbi", "longin", "int64in", "stringin", "waveform"})
 #: Enum record types (CA DBF_ENUM).
 ENUM_RECORDS = frozenset({"bi", "bo", "mbbi", "mbbo"})
 #: Waveform element types camioc uses (EPICS menuFtype names).
@@ -80,6 +82,11 @@ class PVDef:
     def writable(self) -> bool:
         """Whether CA clients may put to the PV (output records, output waveforms)."""
         return self.record in OUTPUT_RECORDS or (self.output and self.record == "waveform")
+
+    @property
+    def scan(self) -> str:
+        """``.SCAN``: readbacks are ``I/O Intr`` (posted when they change), settings ``Passive``."""
+        return "I/O Intr" if self.record in INPUT_RECORDS and not self.writable else "Passive"
 
     @property
     def is_enum(self) -> bool:
@@ -248,6 +255,7 @@ __all__ = [
     "DISABLE_ENABLE",
     "ENUM_RECORDS",
     "IMAGE_FTVL",
+    "INPUT_RECORDS",
     "NO_ALARM",
     "NO_DATA",
     "NO_YES",

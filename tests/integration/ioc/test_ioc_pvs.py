@@ -115,3 +115,11 @@ async def test_service_pvs(ioc, ca, service, pv_prefix):
 
 async def _greater(read, value) -> bool:
     return await read() > value
+
+
+async def test_scan_is_what_the_db_templates_declare(ioc, ca, pv_prefix):
+    """Readbacks are I/O Intr (posted when they change), settings Passive: archivers rely on it."""
+    result = await ca.caget("-t", camera_pv(pv_prefix, "cam_a", "ArrayRate_RBV.SCAN"),
+                            camera_pv(pv_prefix, "cam_a", "BinX_RBV.SCAN"), camera_pv(pv_prefix, "cam_a", "BinX.SCAN"),
+                            image_pv(pv_prefix, "cam_a", "ArrayData.SCAN"))
+    assert result.stdout.splitlines() == ["I/O Intr", "I/O Intr", "Passive", "I/O Intr"], result.output
