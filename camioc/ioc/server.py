@@ -122,6 +122,33 @@ class RefusedPutLogFilter(logging.Filter):
 _REFUSED_PUT_FILTER = RefusedPutLogFilter()
 
 
+class BeaconLogFilter(logging.Filter):
+    """One warning line per beacon address that cannot be reached, instead of caproto's traceback
+    at every beacon (e.g. no ``caRepeater`` on a loopback beacon address: ConnectionRefused).
+
+    Beacons only speed up reconnection; clients find the server by search without them.
+    Installed on caproto's context logger while an IOC runs.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._warned: set[str] = set()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not str(record.msg).startswith("Failed to send beacon"):
+            return True
+        address = str(record.args[0] if isinstance(record.args, tuple) and record.args else "?")
+        if address in self._warned:
+            return False
+        self._warned.add(address)
+        error = record.exc_info[1] if record.exc_info else None
+        record.msg = "Beacons to %s cannot be sent (%s); clients still find this server by search"
+        record.args = (address, error or "?")
+        record.exc_info = record.exc_text = None
+        record.levelno, record.levelname = logging.WARNING, "WARNING"
+        return True
+
+
 def _format_of(dtype: str) -> ImageFormat | None:
     if not dtype:
         return None
@@ -252,6 +279,7 @@ class CamiocIoc:
         self._service_refresh_pending = False
         self._last_service_refresh = -math.inf
         self._heartbeat = 0
+        self._beacon_filter = BeaconLogFilter()
         self._started = False
         self._stopped = False
 
@@ -264,6 +292,8 @@ class CamiocIoc:
             raise RuntimeError("a stopped CamiocIoc cannot be started again")
         self._started = True
         logging.getLogger("caproto.circ").addFilter(_REFUSED_PUT_FILTER)
+        self._beacon_filter = BeaconLogFilter()
+        logging.getLogger("caproto.ctx").addFilter(self._beacon_filter)
         self._service = ServiceGroup(self.prefix, self._service_device)
         await self._service.initialise()
         self._pvdb.update(self._service.pvdb)
@@ -341,6 +371,7 @@ class CamiocIoc:
                 except Exception:
                     pass
         logging.getLogger("caproto.circ").removeFilter(_REFUSED_PUT_FILTER)
+        logging.getLogger("caproto.ctx").removeFilter(self._beacon_filter)
         log.info("CA server for prefix %s stopped", self.prefix)
 
     def pv_names(self) -> list[str]:
