@@ -196,6 +196,13 @@ class _Binding:
     def tasks(self) -> list[asyncio.Task]:
         return [task for task in (self.status_task, self.image_task) if task is not None]
 
+    def keys(self) -> list[str]:
+        """Registry keys of every group of this binding."""
+        return [self.image_key]
+
+    def forget_groups(self) -> None:
+        self.image = None
+
 
 class _CameraBinding(_Binding):
     kind = "camera"
@@ -209,6 +216,12 @@ class _CameraBinding(_Binding):
     @property
     def ready(self) -> bool:
         return self.driver is not None
+
+    def keys(self) -> list[str]:
+        return [self.driver_key, self.image_key]
+
+    def forget_groups(self) -> None:
+        self.driver = self.image = None
 
 
 class _PipelineBinding(_Binding):
@@ -233,6 +246,9 @@ class _PipelineBinding(_Binding):
 
     def keys(self) -> list[str]:
         return [self.main_key, self.arrays_key, *self.out_keys, self.image_key]
+
+    def forget_groups(self) -> None:
+        self.main = self.arrays = self.image = None
 
 
 class CamiocIoc:
@@ -395,11 +411,14 @@ class CamiocIoc:
         self._request_service_refresh()
 
     def camera_removed(self, name: str) -> None:
-        binding = self._bindings.pop(name, None)
+        self._drop(self._bindings.pop(name, None))
+
+    def _drop(self, binding: _Binding | None) -> None:
+        """A camera or pipeline went: its PVs go (the removal is structural: one at a time)."""
         if binding is None:
             return
         binding.removed = True
-        self._spawn(self._remove_camera(binding), f"remove {name}", structural=True)
+        self._spawn(self._remove(binding), f"remove {binding.label}", structural=True)
         self._request_service_refresh()
 
     def camera_status(self, status: CameraStatus) -> None:
@@ -434,12 +453,7 @@ class CamiocIoc:
         self._request_service_refresh()
 
     def pipeline_removed(self, instance_id: str) -> None:
-        binding = self._pipeline_bindings.pop(instance_id, None)
-        if binding is None:
-            return
-        binding.removed = True
-        self._spawn(self._remove_pipeline(binding), f"remove pipeline {instance_id}", structural=True)
-        self._request_service_refresh()
+        self._drop(self._pipeline_bindings.pop(instance_id, None))
 
     def pipeline_status(self, status: PipelineStatus) -> None:
         binding = self._pipeline_bindings.get(status.instance_id)
@@ -522,7 +536,8 @@ class CamiocIoc:
             log.warning("%s: PV names up to %d characters; EPICS tools expect <= %d", label, longest,
                         MAX_PV_NAME_LENGTH)
 
-    async def _remove_pipeline(self, binding: _PipelineBinding) -> None:
+    async def _remove(self, binding: _Binding) -> None:
+        """Stop a camera's or pipeline's tasks and unserve every group it has."""
         tasks = binding.tasks()
         for task in tasks:
             task.cancel()
@@ -531,8 +546,8 @@ class CamiocIoc:
         async with self._structure_lock:
             for key in binding.keys():
                 await self._registry.remove(key)
-            binding.main = binding.arrays = binding.image = None
-        log.info("pipeline %s: PVs removed", binding.name)
+            binding.forget_groups()
+        log.info("%s: PVs removed", binding.label)
 
     async def _ensure_array_capacity(self, binding: _PipelineBinding, needed: int) -> None:
         """Re-create the waveforms if they cannot hold ``needed`` elements (next power of two)."""
@@ -632,18 +647,6 @@ class CamiocIoc:
         device = ImageDevice(lambda enabled, period: self._set_publishing(binding, enabled, period),
                              enabled=binding.enabled, min_period=binding.min_period)
         return image_group(binding.image_key, device, fmt, elements)
-
-    async def _remove_camera(self, binding: _CameraBinding) -> None:
-        tasks = binding.tasks()
-        for task in tasks:
-            task.cancel()
-        if tasks:
-            await asyncio.gather(*tasks, return_exceptions=True)
-        async with self._structure_lock:
-            await self._registry.remove(binding.driver_key)
-            await self._registry.remove(binding.image_key)
-            binding.driver = binding.image = None
-        log.info("camera %s: PVs removed", binding.name)
 
     async def _ensure_image_capacity(self, binding: _Binding, fmt: ImageFormat, elements: int) -> None:
         """Re-create the image block if it cannot hold ``elements`` pixels of ``fmt``."""
