@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from camioc import __version__
+from camioc.config.paths import DEFAULT_MAX_UPLOAD_BYTES, default_data_dir
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +43,15 @@ class Settings:
     #: ``--cors-origin`` / ``--allowed-host``: what web pages may do (:mod:`camioc.rest.browser`).
     cors_origins: tuple[str, ...] = ()
     allowed_hosts: tuple[str, ...] = ()
+    #: ``--data-dir``: the only folder FILE outputs write in (None: ``data`` beside ``base``).
+    data_dir: Path | None = None
+    #: ``--max-upload-size``: the largest script or lib upload (bytes).
+    max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES
+
+    @property
+    def effective_data_dir(self) -> Path:
+        """``--data-dir``, else ``data`` beside the configuration folder."""
+        return self.data_dir if self.data_dir is not None else default_data_dir(self.base)
 
     @property
     def effective_stream_interface(self) -> str:
@@ -134,13 +144,14 @@ class CamiocApp:
                                 hostname=settings.hostname)
         self.camera_site = RestSite(
             create_camera_app(self.cameras, version=__version__, logs=self.logs, scripts_dir=layout.user_scripts,
-                              browser=browser),
+                              browser=browser, max_upload_bytes=settings.max_upload_bytes),
             settings.interface,
             settings.camera_port,
         )
         self.pipeline_site = RestSite(
             create_pipeline_app(self.pipelines, self.cameras, version=__version__, logs=self.logs,
-                                scripts_dir=layout.user_scripts, libs_dir=layout.user_libs, browser=browser),
+                                scripts_dir=layout.user_scripts, libs_dir=layout.user_libs, browser=browser,
+                                max_upload_bytes=settings.max_upload_bytes),
             settings.interface,
             settings.pipeline_port,
         )
@@ -197,6 +208,7 @@ async def serve(settings: Settings) -> None:
             f"  pipeline REST API : {app.pipeline_site.url}/api/v1/pipeline\n"
             f"  EPICS PV prefix   : {settings.prefix}  (e.g. caget {settings.prefix}Version_RBV)\n"
             f"  configuration     : {settings.base}\n"
+            f"  FILE output folder: {settings.effective_data_dir}\n"
             "Press Ctrl-C to stop.",
             flush=True,
         )

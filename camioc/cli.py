@@ -2,7 +2,8 @@
 
 Options follow cam_server's (``--base``, ``--interface``, ``--camera-port``, ``--pipeline-port``,
 ``--hostname``) plus camioc's own (``--prefix``, port ranges, ``--log-level``, the browser rules
-``--cors-origin`` and ``--allowed-host`` of :mod:`camioc.rest.browser`). EPICS networking is
+``--cors-origin`` and ``--allowed-host`` of :mod:`camioc.rest.browser`, the confinement options
+``--data-dir`` and ``--max-upload-size`` of :mod:`camioc.config.paths`). EPICS networking is
 configured the standard way, through the ``EPICS_CA_*``/``EPICS_CAS_*`` environment variables.
 """
 
@@ -51,7 +52,23 @@ def allowed_host(text: str) -> str:
     return text.strip()
 
 
+def upload_size(text: str) -> int:
+    """A size in bytes, with an optional k/M/G suffix (powers of 1024), for ``--max-upload-size``."""
+    units = {"k": 1024, "m": 1024**2, "g": 1024**3}
+    clean = text.strip().lower().removesuffix("b")
+    factor = units.get(clean[-1:], 1)
+    number = clean[:-1] if clean[-1:] in units else clean
+    try:
+        size = int(float(number) * factor)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid size {text!r}: use bytes or a k/M/G suffix, e.g. 10M") from None
+    if size < 1:
+        raise argparse.ArgumentTypeError(f"invalid size {text!r}: must be at least 1 byte")
+    return size
+
+
 def build_parser() -> argparse.ArgumentParser:
+    from camioc.config.paths import DEFAULT_MAX_UPLOAD_BYTES
     from camioc.core.ports import parse_port_range
 
     parser = argparse.ArgumentParser(
@@ -61,7 +78,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--base", type=Path, default=Path("configs"),
                         help="configuration base folder with camera_config/, pipeline_config/, "
-                        "background_config/ (default: ./configs)")
+                        "background_config/, user_scripts/ (default: ./configs)")
     parser.add_argument("--interface", default="127.0.0.1",
                         help="REST and Channel Access bind address (default 127.0.0.1; "
                              "CA: unless EPICS_CAS_INTF_ADDR_LIST is set)")
@@ -96,6 +113,17 @@ def build_parser() -> argparse.ArgumentParser:
                         "rebinding protection). On other interfaces Host is checked only if this option is "
                         "given (then also against the interface address and this machine's name); "
                         "'*' switches the check off")
+    parser.add_argument("--data-dir", type=Path, default=None, metavar="DIR",
+                        help="the only folder FILE-mode pipelines ('mode': 'FILE') write HDF5 files in: a "
+                        "relative 'file' (e.g. 'run_%%Y%%m%%d.h5', as cam_server's clients give) is written "
+                        "inside it, an absolute path only if it lies inside it; anything else ('../x', "
+                        "other folders, symlinks leading out) is refused (default: a 'data' folder beside "
+                        "--base, e.g. ./data for ./configs). Pipeline functions and libs likewise run only "
+                        "from --base's user_scripts/ (and the built-ins)")
+    parser.add_argument("--max-upload-size", type=upload_size, default=DEFAULT_MAX_UPLOAD_BYTES, metavar="SIZE",
+                        help="largest user script or lib upload accepted (REST .../script_bytes, "
+                        ".../lib_bytes), bytes or with a k/M/G suffix (default 10M); larger uploads are "
+                        "refused with an error naming the limit")
     parser.add_argument("--log-level", default="INFO",
                         choices=["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"], help="log level (default INFO)")
     parser.add_argument("--version", action="version", version=f"camioc {__version__}")
@@ -128,6 +156,8 @@ def main(argv: list[str] | None = None) -> int:
         dispatcher_url=args.dispatcher_url,
         cors_origins=tuple(args.cors_origin),
         allowed_hosts=tuple(args.allowed_host),
+        data_dir=args.data_dir.resolve() if args.data_dir is not None else None,
+        max_upload_bytes=args.max_upload_size,
     )
     try:
         asyncio.run(serve(settings))

@@ -13,17 +13,24 @@ cam_server accepts many input keys that camioc honours here (compat §2.1, §2.2
 * ``receive_timeout`` (ms): how long one receive waits (:func:`receive_wait`).
 * ``libs``: uploaded libraries importable by the function (:func:`prepare_libs`).
 
+It also confines what a config names (:mod:`camioc.config.paths`): ``function`` and ``libs`` only
+inside the user scripts folder (and the built-ins), ``file`` (``mode: FILE``) only inside the data
+folder (:func:`data_file`); anything leading out is refused with an error naming the allowed root.
+
 :func:`check_input_config` refuses, with a message naming the key, every input key camioc cannot
 honour for the given config, so nothing is stored and then ignored.
 """
 
 from __future__ import annotations
 
+import os
 import sys
+import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from camioc.config.paths import confined_path
 from camioc.core.merge import (
     IMAGE_PIPELINE_TYPES,
     MAX_DATA_BUFFER,
@@ -33,7 +40,7 @@ from camioc.core.merge import (
     merge_settings,
     setting,
 )
-from camioc.errors import ConfigError
+from camioc.errors import ConfigError, ProcessingError
 
 #: Keys of the bsread merge into an image pipeline (besides bsread_address/bsread_channels).
 BSDATA_KEYS: tuple[str, ...] = ("bsread_image_buf", "bsread_data_buf")
@@ -57,12 +64,18 @@ def _set(config: Settings, key: str) -> bool:
     return value is not None and value != [] and value != () and value != ""
 
 
-def check_input_config(config: Mapping[str, Any], *, dispatcher_url: str | None, libs_dir: Path | None) -> None:
+def check_input_config(config: Mapping[str, Any], *, dispatcher_url: str | None, libs_dir: Path | None,
+                       scripts_dir: Path | None = None, data_dir: Path | None = None) -> None:
     """Refuse a config whose input keys camioc cannot honour; return None if it is fine.
+
+    ``scripts_dir`` (default: the parent of ``libs_dir``) confines ``function``; ``data_dir``
+    confines ``file`` of a ``mode: FILE`` config (None: not checked here; the worker refuses a
+    FILE output without a data folder).
 
     Raises:
         ConfigError: naming the key and why (wrong pipeline type, a dispatcher needed but none
-            configured, a buffer above cam_server's maximum, a lib that was never uploaded, ...).
+            configured, a buffer above cam_server's maximum, a lib that was never uploaded, a
+            function, lib or file outside its folder, ...).
     """
     pipeline_type = str(config.get("pipeline_type") or "processing")
     image = pipeline_type in IMAGE_PIPELINE_TYPES
@@ -106,26 +119,74 @@ def check_input_config(config: Mapping[str, Any], *, dispatcher_url: str | None,
                           "address, tcp://host:port; it reads no HTTP dispatcher)")
     merge_settings(config, dispatcher_url)  # raises for channels without address or dispatcher
     check_libs(config.get("libs") or (), libs_dir)
+    check_function(config.get("function"), scripts_dir if scripts_dir is not None else
+                   (libs_dir.parent if libs_dir is not None else None))
+    if data_dir is not None and str(config.get("mode") or "").upper() == "FILE" and config.get("file"):
+        data_file(str(config["file"]), data_dir)
+
+
+def check_function(function: Any, scripts_dir: Path | None) -> None:
+    """Refuse a ``function`` that leads out of the user scripts folder (see
+    :func:`camioc.processing.functions.function_file`); a name of no file is left to the start."""
+    if function is None or not isinstance(function, str):
+        return
+    from camioc.processing.functions import function_file
+
+    try:
+        function_file(function, scripts_dir, must_exist=False)
+    except ProcessingError as exc:
+        raise ConfigError(str(exc)) from None
+
+
+def data_file(name: str, data_dir: Path | None, *, now: float | None = None) -> Path:
+    """The real path a ``mode: FILE`` pipeline writes for ``file`` = ``name``: its ``strftime``
+    fields expanded (local time), ``~`` expanded, a relative name taken inside ``data_dir``.
+
+    Raises:
+        ConfigError: the path is outside the data folder (naming it), or there is none.
+    """
+    if data_dir is None:
+        raise ConfigError(f"File '{name}' refused: no data folder is configured for FILE output "
+                          "(camioc --data-dir).")
+    try:
+        expanded = time.strftime(name, time.localtime(now))
+    except ValueError as exc:
+        raise ConfigError(f"Invalid value for 'file': {name!r} ({exc})") from None
+    return confined_path(os.path.expanduser(expanded), data_dir, what=f"File '{name}'",
+                         root_name="data folder (--data-dir)")
 
 
 def check_libs(libs: Any, libs_dir: Path | None) -> None:
-    """Every listed lib must have been uploaded (``PUT /api/v1/pipeline/lib/<name>/lib_bytes``)."""
+    """Every listed lib must have been uploaded (``PUT /api/v1/pipeline/lib/<name>/lib_bytes``),
+    be a plain file name and lie inside ``libs_dir`` (no symlink leading out)."""
     if isinstance(libs, str):
         libs = [libs]
     for name in libs:
-        if lib_path(str(name), libs_dir) is None:
-            where = str(libs_dir) if libs_dir is not None else "(no scripts folder configured)"
-            raise ConfigError(f"Lib '{name}' does not exist in {where}: upload it first with "
-                              f"PUT /api/v1/pipeline/lib/{name}/lib_bytes.")
+        text = str(name)
+        where = str(libs_dir) if libs_dir is not None else "(no scripts folder configured)"
+        if not _plain_name(text):
+            raise ConfigError(f"Lib '{text}' is outside the libs folder {where}: a lib is a plain file name "
+                              "(no path separators, no '..', no leading dot) of a file inside it.")
+        if lib_path(text, libs_dir) is None:
+            raise ConfigError(f"Lib '{text}' does not exist in {where}: upload it first with "
+                              f"PUT /api/v1/pipeline/lib/{text}/lib_bytes.")
+
+
+def _plain_name(name: str) -> bool:
+    return bool(name) and "/" not in name and "\\" not in name and "\0" not in name and not name.startswith(".")
 
 
 def lib_path(name: str, libs_dir: Path | None) -> Path | None:
-    """The file of lib ``name`` (the exact file name, or ``<name>.py``), None if there is none."""
-    if libs_dir is None or not name or "/" in name or "\\" in name or name.startswith("."):
+    """The file of lib ``name`` (the exact file name, or ``<name>.py``), None if there is none.
+
+    Raises:
+        ConfigError: the file is a symlink leading out of ``libs_dir`` (naming the folder).
+    """
+    if libs_dir is None or not _plain_name(name):
         return None
     for candidate in (libs_dir / name, libs_dir / f"{name}.py"):
         if candidate.is_file():
-            return candidate
+            return confined_path(candidate, libs_dir, what=f"Lib '{name}'", root_name="libs folder")
     return None
 
 
@@ -260,8 +321,10 @@ def _sec_ns(timestamp: float | tuple[int, int] | None) -> tuple[int, int]:
 
 __all__ = [
     "OutputOrder",
+    "check_function",
     "check_input_config",
     "check_libs",
+    "data_file",
     "is_stream_input",
     "lib_path",
     "prepare_libs",

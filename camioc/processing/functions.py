@@ -9,8 +9,15 @@ The config key ``function`` names what runs after pre-processing:
   (stream pipelines), returning a dict of output channels.
 
 Lookup order (a user file shadows a built-in of the same name, as in cam_server): an absolute
-path is used as is; otherwise ``<scripts_dir>/<name>`` and ``<scripts_dir>/<name>.py``; otherwise
-the built-in whose name is the file stem (so ``"transparent.py"`` still works without a file).
+path is used as is if it lies inside the scripts folder; otherwise ``<scripts_dir>/<name>`` and
+``<scripts_dir>/<name>.py``; otherwise the built-in whose name is the file stem (so
+``"transparent.py"`` still works without a file).
+
+Confinement: user files run only from inside the scripts folder (:func:`function_file`). A name
+whose real path (``..`` collapsed, symlinks followed) leaves the folder — ``"../../x.py"``, an
+absolute path elsewhere, a file in the folder that is a symlink to somewhere else — is refused
+with an error naming the folder, whether or not such a file exists. Without a scripts folder only
+the built-ins run.
 The scripts folder is passed in by the caller: there is no global search path and no global cache;
 every call imports the file afresh (the pipeline keeps the loaded function and calls this again
 only when ``function`` changes or ``reload`` is set). ``.c`` functions (compiled on the fly by
@@ -21,6 +28,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
+import os
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -30,7 +38,7 @@ from typing import Any, Literal
 from camioc.errors import ProcessingError
 from camioc.processing import default, transparent
 
-__all__ = ["BUILTIN_FUNCTIONS", "LoadedFunction", "load_function", "load_stream_function"]
+__all__ = ["BUILTIN_FUNCTIONS", "LoadedFunction", "function_file", "load_function", "load_stream_function"]
 
 #: Built-in function names → cam_server-signature callables.
 BUILTIN_FUNCTIONS: dict[str, Callable[..., dict[str, Any]]] = {
@@ -70,7 +78,7 @@ def load_function(
     """
     del reload
     text = (name or "default").strip() or "default"
-    path = _find_file(text, scripts_dir)
+    path = function_file(text, scripts_dir)
     if path is None:
         stem = Path(text).stem if text.endswith(".py") else text
         if stem in BUILTIN_FUNCTIONS:
@@ -85,17 +93,46 @@ def load_function(
     return _import_file(text, path)
 
 
-def _find_file(text: str, scripts_dir: Path | None) -> Path | None:
+def function_file(name: str | None, scripts_dir: Path | None, *, must_exist: bool = True) -> Path | None:
+    """The real path of the user file ``name`` names, None if it names none (then it may be a
+    built-in); refuses a name that leads out of ``scripts_dir``.
+
+    ``must_exist=False`` (the check when a config is saved) refuses only what leads out of the
+    folder, not an absolute path inside it that does not exist (yet).
+
+    Raises:
+        ProcessingError: the name leads out of the scripts folder (``..``, an absolute path
+            elsewhere, a symlink), has a NUL, is a path without a scripts folder configured, or
+            (``must_exist``) is an absolute path to no file.
+    """
+    text = (name or "default").strip() or "default"
+    if "\0" in text:
+        raise ProcessingError(f"Function {text!r} refused: the name contains a NUL character.")
     candidate = Path(text).expanduser()
-    if candidate.is_absolute():
-        if not candidate.is_file():
-            raise ProcessingError(f"Function file not found: {candidate}")
-        return candidate
+    builtins = ", ".join(sorted(BUILTIN_FUNCTIONS))
     if scripts_dir is None:
+        if candidate.is_absolute() or len(candidate.parts) > 1:
+            raise ProcessingError(f"Function '{text}' refused: no user scripts folder is configured, only the "
+                                  f"built-ins run ({builtins}).")
         return None
-    for option in (Path(scripts_dir) / text, Path(scripts_dir) / f"{text}.py"):
-        if option.is_file():
-            return option
+    root = Path(os.path.realpath(scripts_dir))
+    options = [candidate] if candidate.is_absolute() else [root / text, root / f"{text}.py"]
+    for option in options:
+        real = Path(os.path.realpath(option))
+        if not real.is_relative_to(root):
+            if Path(os.path.normpath(option)).is_relative_to(root):
+                how = "a symlink leads out of it"
+            elif candidate.is_absolute():
+                how = "an absolute path elsewhere"
+            else:
+                how = "'..' leads out of it"
+            raise ProcessingError(
+                f"Function '{text}' is outside the user scripts folder {root} ({how}): functions run only "
+                f"from files inside {root} or are built-ins ({builtins}).")
+        if real.is_file():
+            return real
+    if candidate.is_absolute() and must_exist:
+        raise ProcessingError(f"Function file not found: {candidate}")
     return None
 
 

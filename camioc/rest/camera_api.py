@@ -44,7 +44,7 @@ from camioc.rest.common import API_PREFIX, instance_api_app
 from camioc.rest.envelope import BigPayload, read_body, read_json_object
 from camioc.rest.images import PngOptions, encode_image_bytes, png_response
 from camioc.rest.routing import Routes
-from camioc.rest.scripts import ScriptStore
+from camioc.rest.scripts import DEFAULT_MAX_UPLOAD_BYTES, ScriptStore
 from camioc.rest.unpickle import unpickle_array
 
 CAMERA_ROOT = API_PREFIX + "/cam"
@@ -135,6 +135,7 @@ def create_camera_app(
     scripts_dir: Path,
     host_stats: bool = True,
     browser: BrowserPolicy | None = None,
+    max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES,
 ) -> web.Application:
     """The camera REST API as an aiohttp application (serve it with :class:`RestSite`).
 
@@ -142,7 +143,7 @@ def create_camera_app(
     CORS, cross-origin writes refused, Host checked on loopback)."""
     app, routes = instance_api_app(
         root=CAMERA_ROOT, service=cameras, instance_kind="camera", version=version, logs=logs,
-        scripts=ScriptStore(scripts_dir), host_stats=host_stats, browser=browser,
+        scripts=ScriptStore(scripts_dir, max_bytes=max_upload_bytes), host_stats=host_stats, browser=browser,
     )
     add_camera_routes(routes, CAMERA_ROOT, cameras)
     routes.install(app)

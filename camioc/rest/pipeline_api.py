@@ -53,7 +53,9 @@ Decisions (cam_server left them open):
   to false on the pipeline instead. The reply carries ``background_id``.
 * ``<root>/lib``: the libraries folder (``user_scripts/lib``) takes any valid file name (``.so``,
   ``.py``, data files...). ``GET .../lib_bytes`` answers ``lib`` (the file's text if it is UTF-8,
-  else its base64) and ``base64`` (true when ``lib`` is base64). PUT bodies are stored as sent.
+  else its base64) and ``base64`` (true when ``lib`` is base64). PUT bodies are stored as sent,
+  up to ``max_upload_bytes``; a lib file that is a symlink leading out of the folder is neither
+  served nor overwritten (see scripts.py).
 * ``n_images`` must be an integer from 1 to :data:`MAX_BACKGROUND_IMAGES`, so that a collection
   is bounded in time and memory; the collection itself has a deadline (PipelineManager).
 * ``POST <root>/instance/<id>/config`` refuses an empty, ``null``, ``{}`` or non-JSON body with
@@ -92,7 +94,7 @@ from camioc.rest.common import API_PREFIX, instance_api_app
 from camioc.rest.envelope import BigPayload, read_body, read_json_object
 from camioc.rest.images import PngOptions, encode_image_bytes, png_response
 from camioc.rest.routing import Routes
-from camioc.rest.scripts import ScriptStore
+from camioc.rest.scripts import DEFAULT_MAX_UPLOAD_BYTES, ScriptStore, read_upload
 from camioc.rest.unpickle import unpickle_array
 
 PIPELINE_ROOT = API_PREFIX + "/pipeline"
@@ -362,7 +364,7 @@ def add_lib_routes(routes: Routes, root: str, store: ScriptStore) -> None:
     async def put_lib(request: web.Request) -> dict[str, Any]:
         name = request.match_info["name"]
         store.path(name)  # refuse a bad name before reading the body
-        await asyncio.to_thread(store.write, name, await read_body(request))
+        await asyncio.to_thread(store.write, name, await read_upload(request, store, name))
         return {"status": f"Lib file {name} stored."}
 
     async def delete_lib(request: web.Request) -> dict[str, Any]:
@@ -386,16 +388,19 @@ def create_pipeline_app(
     libs_dir: Path,
     host_stats: bool = True,
     browser: BrowserPolicy | None = None,
+    max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES,
 ) -> web.Application:
     """The pipeline REST API as an aiohttp application (serve it with :class:`RestSite`).
 
     ``browser``: what web pages may do (:class:`camioc.rest.browser.BrowserPolicy`; default: no
-    CORS, cross-origin writes refused, Host checked on loopback)."""
+    CORS, cross-origin writes refused, Host checked on loopback). ``max_upload_bytes``: the largest
+    script or lib upload accepted."""
     app, routes = instance_api_app(
         root=PIPELINE_ROOT, service=pipelines, instance_kind="pipeline", version=version, logs=logs,
-        scripts=ScriptStore(scripts_dir), host_stats=host_stats, browser=browser,
+        scripts=ScriptStore(scripts_dir, max_bytes=max_upload_bytes), host_stats=host_stats, browser=browser,
     )
-    add_lib_routes(routes, PIPELINE_ROOT, ScriptStore(libs_dir, suffixes=None, kind="Lib"))
+    add_lib_routes(routes, PIPELINE_ROOT,
+                   ScriptStore(libs_dir, suffixes=None, kind="Lib", max_bytes=max_upload_bytes))
     add_pipeline_routes(routes, PIPELINE_ROOT, pipelines, cameras)
     routes.install(app)
     return app
