@@ -11,6 +11,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 import uuid
@@ -56,8 +57,17 @@ def _stream_port_range() -> str:
     return f"{start}:{start + 200}"
 
 
+#: The data folder (``--data-dir``) of test servers: the temporary folder every pytest ``tmp_path``
+#: lives in, so that tests may record FILE pipelines into their own ``tmp_path``.
+TEST_DATA_DIR = Path(tempfile.gettempdir())
+
+
 def start_camioc(base: Path, log_path: Path, extra_args: list[str] | None = None, timeout: float = 60.0) -> CamiocServer:
-    """Start ``python -m camioc`` on ``base`` and wait until its REST APIs answer."""
+    """Start ``python -m camioc`` on ``base`` and wait until its REST APIs answer (``--data-dir``
+    :data:`TEST_DATA_DIR` unless ``extra_args`` give one)."""
+    extra_args = list(extra_args or [])
+    if "--data-dir" not in extra_args:
+        extra_args += ["--data-dir", str(TEST_DATA_DIR)]
     camera_port, pipeline_port = free_port(), free_port()
     prefix = f"T{uuid.uuid4().hex[:8]}:"
     args = [
