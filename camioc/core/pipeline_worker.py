@@ -370,7 +370,8 @@ class _PipelineWorker(InstanceWorker):
                 from camioc.processing import load_stream_function
 
                 self._stream_function = load_stream_function(
-                    config.function, scripts_dir=Path(self.options.scripts_dir or "."), reload=config.reload)
+                    config.function, scripts_dir=Path(self.options.scripts_dir) if self.options.scripts_dir else None,
+                    reload=config.reload)
 
     def _make_output(self) -> Any:
         config = self.config
