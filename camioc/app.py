@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from camioc import __version__
+from camioc.config.access import AccessPolicy
 from camioc.config.paths import DEFAULT_MAX_UPLOAD_BYTES, default_data_dir
 
 log = logging.getLogger(__name__)
@@ -47,6 +48,10 @@ class Settings:
     data_dir: Path | None = None
     #: ``--max-upload-size``: the largest script or lib upload (bytes).
     max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES
+    #: ``--access-policy``: who may write over CA and REST (None: everyone, as cam_server).
+    access_policy: AccessPolicy | None = None
+    #: ``--no-user-scripts`` makes it False: user scripts switched off (REST refuses script/lib uploads).
+    user_scripts: bool = True
 
     @property
     def effective_data_dir(self) -> Path:
@@ -90,6 +95,23 @@ def bump_start_count(base: Path) -> int:
         os.fsync(handle.fileno())
     os.replace(tmp, path)
     return count
+
+
+def log_access_policy(settings: Settings) -> AccessPolicy:
+    """The access policy in force, logged once: its rules, or a warning when a network interface
+    is served without one (anyone who reaches the ports may then change everything)."""
+    from camioc.rest.browser import is_loopback
+
+    policy = settings.access_policy or AccessPolicy.open()
+    if not policy.is_open:
+        log.info("who may write: %s", policy.describe())
+    elif not is_loopback(settings.interface):
+        log.warning("serving %s with no access policy: every client that reaches it may change configs, start "
+                    "and stop instances and upload scripts over REST and CA (give --access-policy FILE to "
+                    "restrict writes; see the README's Security section)", settings.interface)
+    if not settings.user_scripts:
+        log.info("user scripts are switched off (--no-user-scripts): no script or lib uploads")
+    return policy
 
 
 class CamiocApp:
@@ -142,16 +164,19 @@ class CamiocApp:
                              pipelines=self.pipelines)
         browser = BrowserPolicy(settings.cors_origins, settings.allowed_hosts, interface=settings.interface,
                                 hostname=settings.hostname)
+        access = log_access_policy(settings)
         self.camera_site = RestSite(
             create_camera_app(self.cameras, version=__version__, logs=self.logs, scripts_dir=layout.user_scripts,
-                              browser=browser, max_upload_bytes=settings.max_upload_bytes),
+                              browser=browser, max_upload_bytes=settings.max_upload_bytes, access=access,
+                              user_scripts=settings.user_scripts),
             settings.interface,
             settings.camera_port,
         )
         self.pipeline_site = RestSite(
             create_pipeline_app(self.pipelines, self.cameras, version=__version__, logs=self.logs,
                                 scripts_dir=layout.user_scripts, libs_dir=layout.user_libs, browser=browser,
-                                max_upload_bytes=settings.max_upload_bytes),
+                                max_upload_bytes=settings.max_upload_bytes, access=access,
+                                user_scripts=settings.user_scripts),
             settings.interface,
             settings.pipeline_port,
         )
@@ -220,4 +245,4 @@ async def serve(settings: Settings) -> None:
             loop.remove_signal_handler(signum)
 
 
-__all__ = ["CamiocApp", "Settings", "bump_start_count", "serve"]
+__all__ = ["CamiocApp", "Settings", "bump_start_count", "log_access_policy", "serve"]

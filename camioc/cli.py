@@ -14,8 +14,12 @@ import asyncio
 import logging
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from camioc import __version__
+
+if TYPE_CHECKING:
+    from camioc.config.access import AccessPolicy
 
 
 def bsread_address(text: str) -> str:
@@ -65,6 +69,17 @@ def upload_size(text: str) -> int:
     if size < 1:
         raise argparse.ArgumentTypeError(f"invalid size {text!r}: must be at least 1 byte")
     return size
+
+
+def access_policy(text: str) -> AccessPolicy:
+    """The access policy file for ``--access-policy``, loaded and checked (an error names the problem)."""
+    from camioc.config.access import load_policy
+    from camioc.errors import ConfigError
+
+    try:
+        return load_policy(Path(text).expanduser().resolve())
+    except ConfigError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -124,6 +139,15 @@ def build_parser() -> argparse.ArgumentParser:
                         help="largest user script or lib upload accepted (REST .../script_bytes, "
                         ".../lib_bytes), bytes or with a k/M/G suffix (default 10M); larger uploads are "
                         "refused with an error naming the limit")
+    parser.add_argument("--access-policy", type=access_policy, default=None, metavar="FILE",
+                        help="YAML file saying which hosts (addresses, CIDR networks, names) and CA users may "
+                        "write (caput; REST POST/PUT/DELETE and GETs that start an instance) and which may "
+                        "only read; first matching rule wins, then 'default'. A mistake in the file stops "
+                        "camioc at start with a message naming it. Without it every client may write "
+                        "(cam_server's behaviour; a warning is logged when --interface is not loopback)")
+    parser.add_argument("--no-user-scripts", dest="user_scripts", action="store_false",
+                        help="switch user scripts off: script and lib uploads over REST "
+                        "(.../script_bytes, .../lib_bytes) are refused")
     parser.add_argument("--log-level", default="INFO",
                         choices=["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"], help="log level (default INFO)")
     parser.add_argument("--version", action="version", version=f"camioc {__version__}")
@@ -158,6 +182,8 @@ def main(argv: list[str] | None = None) -> int:
         allowed_hosts=tuple(args.allowed_host),
         data_dir=args.data_dir.resolve() if args.data_dir is not None else None,
         max_upload_bytes=args.max_upload_size,
+        access_policy=args.access_policy,
+        user_scripts=args.user_scripts,
     )
     try:
         asyncio.run(serve(settings))

@@ -15,6 +15,14 @@ start instances and upload code. camioc's default (a :class:`BrowserPolicy` with
   is neither the server's own (same host and port as its ``Host``) nor on the allow-list is refused
   with HTTP 403 before its handler runs — also a ``Content-Type: text/plain`` "simple" POST that a
   browser sends without preflight. A preflight (``OPTIONS``) from a foreign origin gets 403 too.
+* **Cross-site GETs that start an instance refused.** cam_server starts a camera (or a saved
+  pipeline's shared instance) on a plain ``GET``, so an ``<img src=...>`` on any web page would
+  start one. Such a ``GET`` (only when it would start an instance) is refused when the browser
+  marks it as coming from another site (``Sec-Fetch-Site: cross-site`` or ``same-site``) or it
+  carries a foreign ``Origin`` — unless its ``Origin`` (or, for a tag, which sends none, the
+  origin of its ``Referer``) is allowed with ``--cors-origin``. Addresses typed in the browser
+  (``Sec-Fetch-Site: none``), the server's own pages and clients that send none of these
+  headers (curl, Python) are not affected.
 * **Host checked on a loopback bind.** A server on 127.0.0.1/::1/localhost answers only requests
   whose ``Host`` names it: ``localhost``, ``127.0.0.1``, ``[::1]``, the bind address, ``--hostname``
   and every ``--allowed-host`` (any port, unless the option names one). This is what stops DNS
@@ -115,6 +123,19 @@ def is_loopback(interface: str) -> bool:
         return ipaddress.ip_address(name).is_loopback
     except ValueError:
         return False
+
+
+def _origin_of(url: str | None) -> str | None:
+    """The origin (``scheme://host[:port]``) of a URL such as a ``Referer``, or None."""
+    if not url:
+        return None
+    try:
+        parts = urlsplit(url.strip())
+        if not parts.scheme or not parts.hostname:
+            return None
+        return normalize_origin(f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}")
+    except ValueError:
+        return None
 
 
 def _host_text(name: str) -> str:
@@ -247,6 +268,29 @@ class BrowserPolicy:
         return (f"Cross-origin request refused: a web page from origin {shown!r} may not send {what} to this "
                 f"server (only its own pages and origins allowed with --cors-origin may). To allow "
                 f"that origin, start camioc with {hint}.")
+
+    def start_refusal(self, origin: str | None, host: str | None, fetch_site: str | None,
+                      referer: str | None = None) -> str | None:
+        """Why a ``GET`` that would start an instance is refused for where it comes from, or None.
+
+        ``fetch_site``: the ``Sec-Fetch-Site`` header (browsers send it on every request)."""
+        if self.any_origin:
+            return None
+        site = (fetch_site or "").strip().lower()
+        if origin is not None:
+            if self.origin_allowed(origin, host):
+                return None
+            source = f"origin {origin[:200]!r}"
+        elif site in ("cross-site", "same-site"):
+            page = _origin_of(referer)
+            if page is not None and self.origin_allowed(page, host):
+                return None
+            source = f"page {page!r}" if page is not None else "another site (Sec-Fetch-Site: " + site + ")"
+        else:
+            return None  # the server's own page, an address typed in, or no browser at all
+        return (f"Cross-site request refused: a web page from {source} may not start an instance with a GET "
+                f"(cam_server starts cameras and pipelines on GET, so any page could, e.g. with an <img>). "
+                f"Open the address directly, or allow that page's origin with --cors-origin.")
 
     def cors_headers(self, origin: str | None, host: str | None) -> dict[str, str]:
         """The CORS headers of a response to a request with this ``Origin`` (None: none sent)."""

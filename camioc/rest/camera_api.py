@@ -37,6 +37,7 @@ from typing import Any
 
 from aiohttp import web
 
+from camioc.config.access import AccessPolicy
 from camioc.core.api import CameraService
 from camioc.logbuffer import LogBuffer
 from camioc.rest.browser import BrowserPolicy
@@ -116,7 +117,10 @@ def add_camera_routes(routes: Routes, root: str, cameras: CameraService) -> None
     routes.get(f"{root}/aliases", aliases)
     routes.get(f"{root}/groups", groups)
     routes.get(f"{root}/config_names", config_names)
-    routes.get(f"{root}/{{camera}}", stream)
+    def would_start_camera(request: web.Request) -> bool:
+        return cameras.resolve(request.match_info["camera"]) not in cameras.active_instances()
+
+    routes.get(f"{root}/{{camera}}", stream, starts=would_start_camera)
     routes.get(f"{root}/{{camera}}/is_online", is_online)
     routes.get(f"{root}/{{camera}}/config", get_config)
     routes.post(f"{root}/{{camera}}/config", set_config)
@@ -136,14 +140,18 @@ def create_camera_app(
     host_stats: bool = True,
     browser: BrowserPolicy | None = None,
     max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES,
+    access: AccessPolicy | None = None,
+    user_scripts: bool = True,
 ) -> web.Application:
     """The camera REST API as an aiohttp application (serve it with :class:`RestSite`).
 
     ``browser``: what web pages may do (:class:`camioc.rest.browser.BrowserPolicy`; default: no
-    CORS, cross-origin writes refused, Host checked on loopback)."""
+    CORS, cross-origin writes refused, Host checked on loopback). ``access``: who may write
+    (default: everyone). ``user_scripts=False`` refuses script uploads."""
     app, routes = instance_api_app(
         root=CAMERA_ROOT, service=cameras, instance_kind="camera", version=version, logs=logs,
-        scripts=ScriptStore(scripts_dir, max_bytes=max_upload_bytes), host_stats=host_stats, browser=browser,
+        scripts=ScriptStore(scripts_dir, max_bytes=max_upload_bytes, uploads=user_scripts), host_stats=host_stats,
+        browser=browser, access=access,
     )
     add_camera_routes(routes, CAMERA_ROOT, cameras)
     routes.install(app)

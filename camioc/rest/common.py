@@ -38,11 +38,12 @@ from typing import Any
 import psutil
 from aiohttp import web
 
+from camioc.config.access import AccessPolicy
 from camioc.core.api import InstanceService, rate_of
 from camioc.errors import CamiocError, NotFoundError
 from camioc.logbuffer import LogBuffer
 from camioc.rest.browser import BrowserPolicy
-from camioc.rest.envelope import BROWSER_POLICY, MAX_BODY_BYTES, envelope_middleware
+from camioc.rest.envelope import ACCESS_POLICY, BROWSER_POLICY, MAX_BODY_BYTES, envelope_middleware
 from camioc.rest.routing import Routes
 from camioc.rest.scripts import ScriptStore, add_script_routes
 
@@ -275,16 +276,19 @@ def instance_api_app(
     scripts: ScriptStore,
     host_stats: bool = True,
     browser: BrowserPolicy | None = None,
+    access: AccessPolicy | None = None,
 ) -> tuple[web.Application, Routes]:
     """What the camera and the pipeline API have in common, written once.
 
     The cam_server envelope (middleware) and body limit, the browser rules (``browser``; default
-    ``BrowserPolicy()``: no CORS, cross-origin writes refused, Host checked on loopback), the
-    common routes under ``root``, the log routes, the refused reset and the user-script routes.
+    ``BrowserPolicy()``: no CORS, cross-origin writes refused, Host checked on loopback), who may
+    write (``access``; default: everyone, as cam_server), the common routes under ``root``, the
+    log routes, the refused reset and the user-script routes.
     The caller adds its own routes to the returned :class:`Routes` and installs them.
     """
     app = web.Application(middlewares=[envelope_middleware], client_max_size=MAX_BODY_BYTES)
     policy = app[BROWSER_POLICY] = browser if browser is not None else BrowserPolicy()
+    app[ACCESS_POLICY] = access if access is not None else AccessPolicy.open()
 
     async def log_policy(app: web.Application) -> None:
         (log.warning if policy.any_origin else log.info)("REST API %s browser rules: %s", root, policy.describe())

@@ -20,6 +20,12 @@ including errors and 404s, carries the CORS headers the app's :class:`BrowserPol
 (:mod:`camioc.rest.browser`: cam_server's ``*`` only with ``--cors-origin '*'``). Before any
 handler runs, the policy refuses a wrong ``Host`` and a cross-origin write with HTTP 403 and the
 error envelope (the one deliberate exception to "errors are HTTP 200": nothing was attempted).
+
+Then the app's :class:`~camioc.config.access.AccessPolicy` (``--access-policy``): a write — any
+``POST``/``PUT``/``DELETE``, and a ``GET`` of a route listed in :data:`STARTING_GETS` that would
+start an instance — from a client (``request.remote``) the policy lets only read is refused the
+same way (HTTP 403, the envelope naming the rule), before its body is read. Such a ``GET`` is also
+subject to the browser rule for cross-site starts (:meth:`BrowserPolicy.start_refusal`).
 """
 
 from __future__ import annotations
@@ -35,14 +41,24 @@ from typing import Any, TypeAlias
 import numpy as np
 from aiohttp import hdrs, web
 
+from camioc.config.access import AccessPolicy
 from camioc.errors import CamiocError, ConfigError
-from camioc.rest.browser import CORS_HEADERS, BrowserPolicy
+from camioc.rest.browser import CORS_HEADERS, SAFE_METHODS, BrowserPolicy
 
 log = logging.getLogger(__name__)
 
 #: The app's browser rules; an app without one gets ``BrowserPolicy()`` (the safe default).
 BROWSER_POLICY = web.AppKey("browser_policy", BrowserPolicy)
 _DEFAULT_POLICY = BrowserPolicy()
+
+#: The app's access policy (who may write); an app without one lets everyone write (cam_server).
+ACCESS_POLICY = web.AppKey("access_policy", AccessPolicy)
+_OPEN_ACCESS = AccessPolicy.open()
+
+#: ``(request) -> bool``: whether a ``GET`` of a starting route would start an instance now.
+StartPredicate: TypeAlias = Callable[[web.Request], bool]
+#: The GET routes that may start an instance, by route path (set by ``Routes.install``).
+STARTING_GETS = web.AppKey("starting_gets", dict[str, StartPredicate])
 
 #: Largest request body accepted (pickled background images in protocol 0 are ~3x the raw size).
 MAX_BODY_BYTES = 512 * 1024 * 1024
@@ -113,6 +129,27 @@ def _refusal(request: web.Request, exc: BaseException) -> web.Response:
     return _json_response(dumps(error_body(exc)))
 
 
+def would_start(request: web.Request) -> bool:
+    """True for a ``GET``/``HEAD`` of a starting route (:data:`STARTING_GETS`) that would start an
+    instance (its predicate says so, or cannot tell)."""
+    if request.method not in ("GET", "HEAD") or request.match_info.http_exception is not None:
+        return False
+    resource = request.match_info.route.resource
+    predicate = request.config_dict.get(STARTING_GETS, {}).get(resource.canonical) if resource else None
+    if predicate is None:
+        return False
+    try:
+        return bool(predicate(request))
+    except Exception:  # noqa: BLE001 - e.g. an unknown camera: the handler will say; count it as a start
+        return True
+
+
+def _access_refusal(request: web.Request, reason: str, cors: Mapping[str, str]) -> web.Response:
+    log.warning("%s %s from %s refused: %s", request.method, request.path, request.remote, reason)
+    return web.Response(status=403, text=dumps({"state": "error", "status": reason}),
+                        content_type="application/json", headers=cors)
+
+
 def _browser_refusal(request: web.Request, reason: str, cors: Mapping[str, str]) -> web.Response:
     log.warning("%s %s refused (Origin %r, Host %r): %s", request.method, request.path,
                 request.headers.get(hdrs.ORIGIN), request.headers.get(hdrs.HOST), reason)
@@ -128,10 +165,19 @@ async def envelope_middleware(request: web.Request, handler: ApiHandler) -> web.
     cors = policy.cors_headers(origin, host)
     # Before anything happens (not even the body is read): wrong Host, cross-origin write.
     reason = policy.host_refusal(host) or policy.origin_refusal(request.method, origin, host)
+    starts = would_start(request)
+    if reason is None and starts:
+        reason = policy.start_refusal(origin, host, request.headers.get("Sec-Fetch-Site"),
+                                      request.headers.get(hdrs.REFERER))
     if reason is not None:
         return _browser_refusal(request, reason, cors)
     if request.method == "OPTIONS":
         return web.Response(status=200, headers=cors)
+    if starts or request.method not in SAFE_METHODS:
+        access = request.config_dict.get(ACCESS_POLICY, _OPEN_ACCESS)
+        refused = access.write_refusal(f"{request.method} {request.path}", request.remote)
+        if refused is not None:
+            return _access_refusal(request, refused, cors)
     try:
         response = await _to_response(await handler(request))
     except web.HTTPException as exc:
@@ -184,16 +230,20 @@ async def read_json_object(request: web.Request, *, empty_message: str) -> dict[
 
 
 __all__ = [
+    "ACCESS_POLICY",
     "BROWSER_POLICY",
     "CORS_HEADERS",
     "MAX_BODY_BYTES",
+    "STARTING_GETS",
     "ApiHandler",
     "ApiResult",
     "BigPayload",
+    "StartPredicate",
     "dumps",
     "envelope_middleware",
     "error_body",
     "ok_body",
     "read_body",
     "read_json_object",
+    "would_start",
 ]

@@ -85,6 +85,7 @@ from typing import Any
 import numpy as np
 from aiohttp import web
 
+from camioc.config.access import AccessPolicy
 from camioc.config.names import validate_name
 from camioc.core.api import DEFAULT_BACKGROUND_IMAGES, CameraService, PipelineService
 from camioc.errors import ConfigError
@@ -326,7 +327,10 @@ def add_pipeline_routes(routes: Routes, root: str, pipelines: PipelineService, c
     routes.post(f"{root}/{{pipeline_name}}/config", save_config)
     routes.delete(f"{root}/{{pipeline_name}}/config", delete_config)
     routes.post(f"{root}/instance/", instance_from_config)
-    routes.get(f"{root}/instance/{{instance_id}}", instance_stream)
+    def would_start_pipeline(request: web.Request) -> bool:
+        return request.match_info["instance_id"] not in pipelines.active_instances()
+
+    routes.get(f"{root}/instance/{{instance_id}}", instance_stream, starts=would_start_pipeline)
     routes.get(f"{root}/instance/{{instance_id}}/info", instance_info)
     routes.get(f"{root}/instance/{{instance_id}}/config", instance_config)
     routes.post(f"{root}/instance/{{instance_id}}/config", set_instance_config)
@@ -389,18 +393,22 @@ def create_pipeline_app(
     host_stats: bool = True,
     browser: BrowserPolicy | None = None,
     max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES,
+    access: AccessPolicy | None = None,
+    user_scripts: bool = True,
 ) -> web.Application:
     """The pipeline REST API as an aiohttp application (serve it with :class:`RestSite`).
 
     ``browser``: what web pages may do (:class:`camioc.rest.browser.BrowserPolicy`; default: no
     CORS, cross-origin writes refused, Host checked on loopback). ``max_upload_bytes``: the largest
-    script or lib upload accepted."""
+    script or lib upload accepted. ``access``: who may write (default: everyone).
+    ``user_scripts=False`` refuses script and lib uploads."""
     app, routes = instance_api_app(
         root=PIPELINE_ROOT, service=pipelines, instance_kind="pipeline", version=version, logs=logs,
-        scripts=ScriptStore(scripts_dir, max_bytes=max_upload_bytes), host_stats=host_stats, browser=browser,
+        scripts=ScriptStore(scripts_dir, max_bytes=max_upload_bytes, uploads=user_scripts), host_stats=host_stats,
+        browser=browser, access=access,
     )
     add_lib_routes(routes, PIPELINE_ROOT,
-                   ScriptStore(libs_dir, suffixes=None, kind="Lib", max_bytes=max_upload_bytes))
+                   ScriptStore(libs_dir, suffixes=None, kind="Lib", max_bytes=max_upload_bytes, uploads=user_scripts))
     add_pipeline_routes(routes, PIPELINE_ROOT, pipelines, cameras)
     routes.install(app)
     return app

@@ -6,6 +6,11 @@ routes regardless of order (``GET /api/v1/cam/aliases`` is the alias list, not a
 pipeline API) and :meth:`Routes.install` adds them most specific first: comparing path segments
 left to right, a literal segment sorts before a ``{param}`` segment. Routes of one path are
 installed together, so aiohttp gives them one resource.
+
+cam_server has ``GET`` routes that start an instance (a camera's stream, a saved pipeline's
+shared instance). They are registered with ``starts=<predicate>`` (true when this request would
+start one); :meth:`Routes.install` lists them in the app under :data:`STARTING_GETS`, so that the
+envelope middleware treats such a ``GET`` as a write (access policy, browser rules).
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ from typing import cast
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from camioc.rest.envelope import ApiHandler
+from camioc.rest.envelope import STARTING_GETS, ApiHandler, StartPredicate
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,6 +29,8 @@ class Route:
     method: str
     path: str
     handler: ApiHandler
+    #: a GET that may start an instance: true when this request would (see the module doc)
+    starts: StartPredicate | None = None
 
 
 def specificity(path: str) -> tuple[int, ...]:
@@ -37,14 +44,15 @@ class Routes:
     def __init__(self) -> None:
         self._routes: list[Route] = []
 
-    def add(self, method: str, path: str, handler: ApiHandler) -> None:
+    def add(self, method: str, path: str, handler: ApiHandler, *, starts: StartPredicate | None = None) -> None:
         for route in self._routes:
             if route.method == method and route.path == path:
                 raise ValueError(f"route {method} {path} registered twice")
-        self._routes.append(Route(method, path, handler))
+        self._routes.append(Route(method, path, handler, starts))
 
-    def get(self, path: str, handler: ApiHandler) -> None:
-        self.add("GET", path, handler)
+    def get(self, path: str, handler: ApiHandler, *, starts: StartPredicate | None = None) -> None:
+        """A GET route; ``starts``: it may start an instance (true when this request would)."""
+        self.add("GET", path, handler, starts=starts)
 
     def post(self, path: str, handler: ApiHandler) -> None:
         self.add("POST", path, handler)
@@ -63,6 +71,8 @@ class Routes:
         return sorted(self._routes, key=lambda route: (specificity(route.path), route.path))
 
     def install(self, app: web.Application) -> None:
+        app[STARTING_GETS] = {route.path: route.starts for route in self._routes
+                              if route.method == "GET" and route.starts is not None}
         for route in self.ordered():
             # Handlers return payload mappings that envelope_middleware turns into responses.
             handler = cast(Handler, route.handler)

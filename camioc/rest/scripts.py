@@ -17,6 +17,10 @@ is neither listed, served nor overwritten (refused with an error naming the fold
 removes the link itself, never its target). An upload larger than :attr:`ScriptStore.max_bytes`
 (default :data:`~camioc.config.paths.DEFAULT_MAX_UPLOAD_BYTES`, 10 MB; ``camioc
 --max-upload-size``) is refused with an error naming the limit, before more than the limit is read.
+
+User scripts can be switched off (``camioc --no-user-scripts``: :attr:`ScriptStore.uploads` false):
+then every upload (``PUT``) is refused with :class:`UserScriptsDisabledError` before the body is
+read; listing, reading and deleting stay possible (deleting removes code, it never adds any).
 """
 
 from __future__ import annotations
@@ -31,11 +35,15 @@ from aiohttp import web
 
 from camioc.config.names import validate_name
 from camioc.config.paths import DEFAULT_MAX_UPLOAD_BYTES, confined_path, format_bytes, is_inside
-from camioc.errors import ConfigError, NotFoundError
+from camioc.errors import CamiocError, ConfigError, NotFoundError
 from camioc.rest.routing import Routes
 
 #: Bytes read from an upload body at a time.
 UPLOAD_CHUNK = 64 * 1024
+
+
+class UserScriptsDisabledError(PermissionError, CamiocError):
+    """A script or lib upload while user scripts are switched off (``--no-user-scripts``)."""
 
 
 class ScriptStore:
@@ -46,14 +54,22 @@ class ScriptStore:
 
     def __init__(
         self, folder: Path, suffixes: tuple[str, ...] | None = (".py", ".c"), kind: str = "Script",
-        max_bytes: int = DEFAULT_MAX_UPLOAD_BYTES,
+        max_bytes: int = DEFAULT_MAX_UPLOAD_BYTES, uploads: bool = True,
     ) -> None:
         """``suffixes=None`` accepts any (valid) file name, e.g. for binary libraries; ``max_bytes``
-        is the largest upload accepted."""
+        is the largest upload accepted; ``uploads=False`` refuses every upload (user scripts off)."""
         self.folder = Path(folder)
         self.suffixes = suffixes
         self.kind = kind
         self.max_bytes = max_bytes
+        self.uploads = uploads
+
+    def check_uploads(self, name: str) -> None:
+        """Refuse an upload when user scripts are switched off."""
+        if not self.uploads:
+            raise UserScriptsDisabledError(
+                f"{self.kind} '{name}' refused: user scripts are switched off on this server "
+                f"(camioc --no-user-scripts); nothing was stored.")
 
     def _accepts(self, name: str) -> bool:
         return self.suffixes is None or name.endswith(self.suffixes)
@@ -97,6 +113,7 @@ class ScriptStore:
             raise NotFoundError(f"{self.kind} '{name}' does not exist.") from None
 
     def write(self, name: str, data: bytes) -> None:
+        self.check_uploads(name)
         self.check_size(name, len(data))
         path = self.path(name)
         self.folder.mkdir(parents=True, exist_ok=True)
@@ -122,7 +139,8 @@ class ScriptStore:
 async def read_upload(request: web.Request, store: ScriptStore, name: str) -> bytes:
     """The body of an upload to ``store``, refused (``ConfigError`` naming the limit) as soon as it
     is known to exceed :attr:`ScriptStore.max_bytes`: from ``Content-Length`` before anything is
-    read, else once more than the limit arrived."""
+    read, else once more than the limit arrived. Refused at once if uploads are switched off."""
+    store.check_uploads(name)
     if request.content_length is not None:
         store.check_size(name, request.content_length)
     data = bytearray()
@@ -169,4 +187,11 @@ def add_script_routes(routes: Routes, root: str, store: ScriptStore) -> None:
     routes.delete(f"{root}/script/{{name}}/script_bytes", delete_script)
 
 
-__all__ = ["DEFAULT_MAX_UPLOAD_BYTES", "UPLOAD_CHUNK", "ScriptStore", "add_script_routes", "read_upload"]
+__all__ = [
+    "DEFAULT_MAX_UPLOAD_BYTES",
+    "UPLOAD_CHUNK",
+    "ScriptStore",
+    "UserScriptsDisabledError",
+    "add_script_routes",
+    "read_upload",
+]
