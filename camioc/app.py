@@ -15,12 +15,17 @@ import os
 import signal
 import socket
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from camioc import __version__
 from camioc.config.access import AccessPolicy
 from camioc.config.paths import DEFAULT_MAX_UPLOAD_BYTES, default_data_dir
+
+if TYPE_CHECKING:
+    from camioc.pva.server import PvaServer
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +57,9 @@ class Settings:
     access_policy: AccessPolicy | None = None
     #: ``--no-user-scripts`` makes it False: user scripts switched off (REST refuses script/lib uploads).
     user_scripts: bool = True
+    #: ``--no-pva`` makes it False: no PV Access server beside CA; ``--pva-port``: its TCP port.
+    pva: bool = True
+    pva_port: int | None = None
 
     @property
     def effective_data_dir(self) -> Path:
@@ -183,6 +191,7 @@ class CamiocApp:
         # the worker fork server imports and compiles everything once (seconds): start it now,
         # off the loop, so that the first instance a user asks for starts at once
         self._worker_server = asyncio.get_running_loop().run_in_executor(None, start_worker_server)
+        self.pva = await self._start_pva(access.write_refusal)
         await self.ioc.start()
         await self.camera_site.start()
         await self.pipeline_site.start()
@@ -195,6 +204,19 @@ class CamiocApp:
             settings.prefix,
             settings.base,
         )
+
+    async def _start_pva(self, write_refusal: Callable[[str, str | None, str | None], str | None]) -> PvaServer | None:
+        """The PV Access server over the IOC's devices (None with ``--no-pva``)."""
+        if not self.settings.pva:
+            return None
+        from camioc.pva import configure_pva_environment
+        from camioc.pva.server import PvaServer  # late: p4p loads only when PVA is served
+
+        configure_pva_environment(interface=self.settings.interface, port=self.settings.pva_port)
+        pva = PvaServer(write_refusal=write_refusal)
+        await pva.start()
+        self.ioc.add_transport(pva)
+        return pva
 
     async def stop(self) -> None:
         """Stop accepting requests, stop every instance, then the IOC. Safe to call twice."""
@@ -215,6 +237,9 @@ class CamiocApp:
         ioc = getattr(self, "ioc", None)
         if ioc is not None:
             await ioc.stop()
+        pva = getattr(self, "pva", None)
+        if pva is not None:
+            await pva.stop()
         self._started = False
 
 

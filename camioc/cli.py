@@ -148,6 +148,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--no-user-scripts", dest="user_scripts", action="store_false",
                         help="switch user scripts off: script and lib uploads over REST "
                         "(.../script_bytes, .../lib_bytes) are refused")
+    parser.add_argument("--pva", action=argparse.BooleanOptionalAction, default=True,
+                        help="serve every PV over PV Access too (p4p), and each image as the NTNDArray "
+                        "<image prefix>Pva1:Image (default on; binds to --interface)")
+    parser.add_argument("--pva-port", type=int, default=None, metavar="PORT",
+                        help="TCP port of the PV Access server (default: EPICS_PVAS_SERVER_PORT, else 5075)")
     parser.add_argument("--log-level", default="INFO",
                         choices=["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"], help="log level (default INFO)")
     parser.add_argument("--version", action="version", version=f"camioc {__version__}")
@@ -184,6 +189,8 @@ def main(argv: list[str] | None = None) -> int:
         max_upload_bytes=args.max_upload_size,
         access_policy=args.access_policy,
         user_scripts=args.user_scripts,
+        pva=args.pva,
+        pva_port=args.pva_port,
     )
     try:
         asyncio.run(serve(settings))

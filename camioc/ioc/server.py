@@ -44,7 +44,7 @@ import asyncio
 import logging
 import math
 import re
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Iterable
 from typing import Any, cast
 
 import numpy as np
@@ -53,7 +53,8 @@ from camioc.core.api import CameraService, CameraStatus, ImageSnapshot, Pipeline
 from camioc.ioc.groups import DeviceGroup, group_class, waveform_class
 from camioc.ioc.registry import CamiocContext, PVRegistry
 from camioc.model.blocks import CAMERA_PVS, IMAGE_PVS, PIPELINE_ARRAY_PVS, PIPELINE_PVS, PROFILE_NELM, SERVICE_PVS
-from camioc.model.camera import CameraDevice, ImageDevice
+from camioc.model.camera import CameraDevice, ImageDevice, calibrated_axes
+from camioc.model.device import Transport
 from camioc.model.pipeline import (
     ArraysDevice,
     OutDevice,
@@ -81,6 +82,8 @@ _PV_NAME_PART = re.compile(r"[A-Za-z0-9_:.\-]+")
 #: How long :meth:`CamiocIoc.start` waits for the server to bind its sockets.
 START_TIMEOUT = 10.0
 HEARTBEAT_PERIOD = 1.0
+#: The transports' key of the service block (every other block's key is its registry key).
+SERVICE_KEY = "service"
 
 #: The CA group classes of the fixed-size blocks (made once: ~150 pvproperties for a pipeline).
 ServiceGroup = group_class("ServiceGroup", SERVICE_PVS)
@@ -271,6 +274,7 @@ class CamiocIoc:
         pipelines: PipelineService | None = None,
         image_publish_default_period: float = 0.5,
         result_publish_rate: float = 10.0,
+        transports: Iterable[Transport] = (),
     ) -> None:
         if result_publish_rate <= 0:
             raise ValueError(f"result_publish_rate must be > 0, got {result_publish_rate}")
@@ -283,6 +287,8 @@ class CamiocIoc:
         self._bindings: dict[str, _CameraBinding] = {}
         self._pipeline_bindings: dict[str, _PipelineBinding] = {}
         self._pipeline_service = pipelines
+        #: further protocols served over the same devices (PV Access): told of every block
+        self._transports: list[Transport] = list(transports)
         self._tasks: set[asyncio.Task] = set()
         self._structure_lock = asyncio.Lock()
         self._service: DeviceGroup | None = None
@@ -312,6 +318,7 @@ class CamiocIoc:
         logging.getLogger("caproto.ctx").addFilter(self._beacon_filter)
         self._service = ServiceGroup(self.prefix, self._service_device)
         await self._service.initialise()
+        await self._announce(SERVICE_KEY, self._service)
         self._pvdb.update(self._service.pvdb)
         self._context = CamiocContext(self._pvdb)
         serving = asyncio.Event()
@@ -485,12 +492,12 @@ class CamiocIoc:
             added: list[str] = []
             try:
                 for key, group in zip((binding.main_key, binding.arrays_key, binding.image_key), groups, strict=True):
-                    self._registry.add(key, group)
+                    await self._serve(key, group)
                     added.append(key)
             except KeyError as exc:
                 log.error("pipeline %s: its PVs are not served (a camera of the same name?): %s", binding.name, exc)
                 for key in added:
-                    await self._registry.remove(key)
+                    await self._unserve(key)
                 return
             binding.main, binding.arrays, binding.image = groups
             binding.image_format = fmt
@@ -545,7 +552,7 @@ class CamiocIoc:
             await asyncio.gather(*tasks, return_exceptions=True)
         async with self._structure_lock:
             for key in binding.keys():
-                await self._registry.remove(key)
+                await self._unserve(key)
             binding.forget_groups()
         log.info("%s: PVs removed", binding.label)
 
@@ -563,7 +570,7 @@ class CamiocIoc:
             await new.initialise()
             if binding.removed:
                 return
-            await self._registry.replace(binding.arrays_key, new)
+            await self._replace(binding.arrays_key, new)
             binding.arrays = new
             log.info("pipeline %s: waveforms re-created for %d elements (were %d)", binding.name, elements,
                      capacity)
@@ -577,7 +584,7 @@ class CamiocIoc:
             group = group_class("PipelineOutGroup", specs)(binding.main_key, device)
             await group.initialise()
             try:
-                self._registry.add(key, group)
+                await self._serve(key, group)
             except KeyError as exc:
                 log.error("pipeline %s: output readbacks not served: %s", binding.name, exc)
                 return
@@ -624,8 +631,8 @@ class CamiocIoc:
                 return
             await driver.initialise()
             await image.initialise()
-            self._registry.add(binding.driver_key, driver)
-            self._registry.add(binding.image_key, image)
+            await self._serve(binding.driver_key, driver)
+            await self._serve(binding.image_key, image)
             binding.driver, binding.image, binding.image_format = driver, image, fmt
         self._apply_publishing(binding)
         if binding.pending_status is None:
@@ -662,7 +669,7 @@ class CamiocIoc:
             await new.initialise()
             if binding.removed:
                 return
-            await self._registry.replace(binding.image_key, new)
+            await self._replace(binding.image_key, new)
             binding.image, binding.image_format = new, fmt
             log.info("%s: image PVs re-created for %s x %d elements (were %s x %d)", binding.label,
                      fmt.ftvl, elements, old_format.ftvl if old_format else "?", capacity)
@@ -764,7 +771,25 @@ class CamiocIoc:
             return
         binding.images_published += 1
         await cast(ImageDevice, binding.image.device).publish(
-            image, fmt, pulse_id=snapshot.pulse_id, timestamp=snapshot.timestamp, counter=binding.images_published)
+            image, fmt, pulse_id=snapshot.pulse_id, timestamp=snapshot.timestamp, counter=binding.images_published,
+            attributes=self._image_axes(binding, image.shape))
+
+    def _image_axes(self, binding: _Binding, shape: tuple[int, ...]) -> dict[str, np.ndarray]:
+        """The calibrated axes of an image (``x_axis``/``y_axis``) if they fit its shape, else none:
+        a pipeline's are its last axis outputs, a camera's come from its calibration."""
+        axes: dict[str, Any] = {}
+        if isinstance(binding, _PipelineBinding) and binding.arrays is not None:
+            values = binding.arrays.device.values
+            axes = {"x_axis": values.get("axis_x"), "y_axis": values.get("axis_y")}
+        elif isinstance(binding, _CameraBinding) and binding.driver is not None:
+            device = cast(CameraDevice, binding.driver.device)
+            axes = calibrated_axes(device.config_in_force, device.values["max_size_x"], device.values["max_size_y"])
+        height, width = shape[:2]
+        x_axis, y_axis = axes.get("x_axis"), axes.get("y_axis")
+        if (x_axis is not None and y_axis is not None and np.ndim(x_axis) == 1 and np.ndim(y_axis) == 1
+                and len(x_axis) == width and len(y_axis) == height):
+            return {"x_axis": x_axis, "y_axis": y_axis}
+        return {}
 
     def _set_publishing(self, binding: _Binding, enabled: bool, min_period: float) -> None:
         # Called by the image group's putters: the service validates (raising refuses the put).
@@ -826,6 +851,35 @@ class CamiocIoc:
             except Exception:
                 log.exception("heartbeat update failed")
             self._request_service_refresh()
+
+    # ================================================================== transports
+    def add_transport(self, transport: Transport) -> None:
+        """Serve every block over ``transport`` too (register before :meth:`start`)."""
+        self._transports.append(transport)
+
+    async def _serve(self, key: str, group: DeviceGroup) -> None:
+        self._registry.add(key, group)
+        await self._announce(key, group)
+
+    async def _replace(self, key: str, group: DeviceGroup) -> None:
+        await self._registry.replace(key, group)
+        await self._announce(key, group)
+
+    async def _unserve(self, key: str) -> None:
+        await self._registry.remove(key)
+        for transport in self._transports:
+            try:
+                await transport.remove_block(key)
+            except Exception:
+                log.exception("%s: removing block %s failed", type(transport).__name__, key)
+
+    async def _announce(self, key: str, group: DeviceGroup) -> None:
+        # a transport failing must not take CA (or the other transports) down
+        for transport in self._transports:
+            try:
+                await transport.add_block(key, group.prefix, group.device)
+            except Exception:
+                log.exception("%s: serving block %s failed", type(transport).__name__, key)
 
     # ================================================================== tasks
     def _spawn(self, coro: Coroutine[Any, Any, Any], what: str, *, structural: bool = False) -> asyncio.Task:

@@ -21,16 +21,19 @@ Semantics:
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
 
 import numpy as np
 
+from camioc.config.camera import CameraConfig
 from camioc.config.pv import TEXT_NELM
 from camioc.core.api import CameraService, CameraStatus, DetectorState
 from camioc.model.blocks import CAMERA_DATA_READBACKS, CAMERA_PVS, CAMERA_SETTINGS, IMAGE_PVS
 from camioc.model.device import ConfiguredDevice, Device, text
 from camioc.model.records import NO_ALARM, Alarm, AlarmSeverity, AlarmStatus, ImageFormat
+from camioc.sources.transform import camera_axes
 
 _INT32 = 2**31
 
@@ -42,6 +45,28 @@ def camera_alarm(state: DetectorState) -> Alarm:
     if state == DetectorState.Error:
         return (AlarmStatus.UDF, AlarmSeverity.INVALID_ALARM)
     return NO_ALARM
+
+
+#: the last (config, raw width, raw height) and its axes (the config object is kept: identity is the key)
+_axes_cache: list[Any] = [None, 0, 0, {}]
+
+
+def calibrated_axes(config: Mapping[str, Any], raw_width: int, raw_height: int) -> dict[str, np.ndarray]:
+    """A calibrated camera's ``x_axis``/``y_axis`` (what its stream sends) for a sensor of
+    ``raw_width`` x ``raw_height``; empty without a calibration (pixel indices say nothing).
+
+    Cached per config object: images arrive many times a second, the config changes rarely."""
+    if not config.get("camera_calibration") or raw_width <= 0 or raw_height <= 0:
+        return {}
+    key = [config, int(raw_width), int(raw_height)]
+    if _axes_cache[0] is config and _axes_cache[1:3] == key[1:]:
+        return _axes_cache[3]
+    try:
+        x_axis, y_axis = camera_axes(CameraConfig.from_dict(config), int(raw_width), int(raw_height))
+    except (ValueError, TypeError):
+        return {}
+    _axes_cache[:] = [*key, {"x_axis": x_axis, "y_axis": y_axis}]
+    return _axes_cache[3]
 
 
 class CameraDevice(ConfiguredDevice):
@@ -85,6 +110,28 @@ class CameraDevice(ConfiguredDevice):
             await self.post(attr, values.get(attr, self.values[attr]), alarm=alarm)
 
 
+@dataclass(frozen=True, slots=True)
+class ImageFrame:
+    """One published image as a whole: what an image transport (PVA's NTNDArray) serves.
+
+    ``image`` is the 2-D, C-contiguous, read-only array in its native dtype (shared, never
+    mutated); ``attributes`` are extra named values of the frame (the calibrated axes)."""
+
+    image: np.ndarray
+    pulse_id: int
+    timestamp: float
+    counter: int
+    attributes: Mapping[str, Any] = field(default_factory=dict)
+
+
+class FrameSink(Protocol):
+    """A transport's view of an image block's frames (CA serves the flat ``ArrayData`` instead)."""
+
+    def post_frame(self, frame: ImageFrame) -> None:
+        """Take the latest frame; must not block (a slower client skips frames)."""
+        ...
+
+
 class ImageDevice(Device):
     """``$(P)<owner>:image1:``; ``set_publishing(enabled, min_period)`` applies its two settings
     (the service validates: raising refuses the put)."""
@@ -97,6 +144,16 @@ class ImageDevice(Device):
                                      "ndimensions": 2})
         self._set_publishing = set_publishing
         self.commands = {"enable_callbacks": self._enable, "min_callback_time": self._min_period}
+        self._frame_sinks: list[FrameSink] = []
+        #: the last frame published (a transport attached later starts with it)
+        self.frame: ImageFrame | None = None
+
+    def attach_frames(self, sink: FrameSink) -> None:
+        self._frame_sinks.append(sink)
+
+    def detach_frames(self, sink: FrameSink) -> None:
+        if sink in self._frame_sinks:
+            self._frame_sinks.remove(sink)
 
     async def _enable(self, value: str) -> None:
         self._set_publishing(value == "Enable", float(self.values["min_callback_time_rbv"]))
@@ -107,11 +164,15 @@ class ImageDevice(Device):
         await self.post("min_callback_time_rbv", float(value))
 
     async def publish(self, image: np.ndarray, fmt: ImageFormat, *, pulse_id: int, timestamp: float,
-                      counter: int) -> None:
-        """Post one image in areaDetector order: geometry and type, data, id, counter last.
+                      counter: int, attributes: Mapping[str, Any] | None = None) -> None:
+        """Post one image in areaDetector order: geometry and type, data, id, counter last; then
+        hand the whole frame to the frame sinks.
 
         Viewers (ImageJ EPICS_AD_Viewer, ophyd) watch ``ArrayCounter_RBV`` and then read the rest,
         so everything else is posted before it."""
+        self.frame = ImageFrame(image, int(pulse_id), float(timestamp), int(counter), dict(attributes or {}))
+        for sink in self._frame_sinks:
+            sink.post_frame(self.frame)
         height, width = image.shape[:2]
         await self.post("array_size0", int(width))
         await self.post("array_size1", int(height))
@@ -125,4 +186,4 @@ class ImageDevice(Device):
         await self.post("array_counter", int(counter) % _INT32, timestamp=timestamp, force=True)
 
 
-__all__ = ["CameraDevice", "ImageDevice", "camera_alarm"]
+__all__ = ["CameraDevice", "FrameSink", "calibrated_axes", "ImageDevice", "ImageFrame", "camera_alarm"]

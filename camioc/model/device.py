@@ -2,8 +2,10 @@
 
 A device holds the value of every PV of one block (:attr:`Device.values`), takes puts
 (:meth:`Device.put`: validated, then a command handler or the generic setting put) and writes
-values (:meth:`Device.post`) to every attached :class:`Sink` — the CA groups today, a PVA server
-next: one value, every protocol. Transports hold no behaviour of their own.
+values (:meth:`Device.post`) to every attached :class:`Sink` — the CA groups and the PVA server
+(:mod:`camioc.pva`): one value, every protocol. Transports hold no behaviour of their own: a
+:class:`Transport` is told which block (prefix + device) exists when, serves its rows, hands
+client writes to :meth:`Device.put` and attaches a sink.
 
 Settings (:class:`ConfiguredDevice`) are the config model's marked fields
 (:mod:`camioc.model.settings`): a put of a plain setting writes ``{key: codec.to_config(value)}``
@@ -37,6 +39,22 @@ class Sink(Protocol):
         ...
 
 
+class Transport(Protocol):
+    """A protocol server over the devices (CA is built in; PV Access is one of these).
+
+    The IOC calls every registered transport where it creates, replaces or removes a block, so
+    each device gets one sink per protocol. ``key`` names the block (several blocks may share a
+    ``prefix``: a pipeline's main block, its waveforms and its ``Out:`` readbacks)."""
+
+    async def add_block(self, key: str, prefix: str, device: Device) -> None:
+        """Serve ``device``'s rows under ``prefix``; a block already served as ``key`` is replaced."""
+        ...
+
+    async def remove_block(self, key: str) -> None:
+        """Stop serving the block ``key`` (unknown keys are ignored)."""
+        ...
+
+
 def checked_value(spec: PVDef, value: Any) -> Any:
     """A client's put value as the PV keeps it: enum indexes as state strings, finite numbers.
 
@@ -55,6 +73,11 @@ def checked_value(spec: PVDef, value: Any) -> Any:
             f"{index}={text}" for index, text in enumerate(strings)))
     if spec.record == "ao" and isinstance(value, float) and not math.isfinite(value):
         raise ValueError(f"{spec.name}: {value} is not a finite number")
+    if spec.has_limits and isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool):
+        # CA's server refuses these before the put reaches the device; other transports rely on this
+        assert spec.low is not None and spec.high is not None
+        if not spec.low <= float(value) <= spec.high:
+            raise ValueError(f"{spec.name}: {value} is outside the limits {spec.low:g} .. {spec.high:g}")
     return value
 
 
@@ -76,6 +99,11 @@ class Device:
 
     def attach(self, sink: Sink) -> None:
         self._sinks.append(sink)
+
+    def detach(self, sink: Sink) -> None:
+        """Stop posting to ``sink`` (a transport no longer serves this block)."""
+        if sink in self._sinks:
+            self._sinks.remove(sink)
 
     async def post(self, attr: str, value: Any, *, alarm: Alarm | None = None, timestamp: float | None = None,
                    force: bool = False) -> bool:
@@ -199,4 +227,4 @@ def text(value: Any, limit: int) -> str:
     return shown if len(shown) <= limit else shown[: limit - 3] + "..."
 
 
-__all__ = ["Command", "ConfiguredDevice", "Device", "Sink", "checked_value", "text"]
+__all__ = ["Command", "ConfiguredDevice", "Device", "Sink", "Transport", "checked_value", "text"]
