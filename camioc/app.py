@@ -168,11 +168,11 @@ class CamiocApp:
             log_level=settings.log_level,
             dispatcher_url=settings.dispatcher_url,
         )
+        access = log_access_policy(settings)
         self.ioc = CamiocIoc(settings.prefix, self.cameras, version=__version__, start_count=start_count,
-                             pipelines=self.pipelines)
+                             pipelines=self.pipelines, access=access)
         browser = BrowserPolicy(settings.cors_origins, settings.allowed_hosts, interface=settings.interface,
                                 hostname=settings.hostname)
-        access = log_access_policy(settings)
         self.camera_site = RestSite(
             create_camera_app(self.cameras, version=__version__, logs=self.logs, scripts_dir=layout.user_scripts,
                               browser=browser, max_upload_bytes=settings.max_upload_bytes, access=access,

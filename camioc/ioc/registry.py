@@ -22,6 +22,13 @@ adding PVs is ``pvdb.update``. Doing it *right* takes more (reference/caproto.md
   name; a removal waits for the puts in progress on the group's channels before disconnecting
   them, so a put that removes its own PV (``EnableCallbacks`` 0 of a private pipeline instance)
   still completes normally for its client.
+- **who may write**: the context's :class:`~camioc.config.access.AccessPolicy` (``--access-policy``)
+  is applied by its circuits to every channel they serve, whatever group or field it belongs to: a
+  client the policy lets only read gets the channel's access rights without ``WRITE`` when it
+  connects (``cainfo`` shows "read, no write"; EPICS tools refuse a caput themselves), and a write
+  it sends anyway is refused (``ECA_NOWTACCESS``) before any putter runs. The client is identified
+  by the address of its TCP connection, not by the host name it claims (a client chooses that
+  one freely; EPICS' ``asCheckClientIP``), and by the user name it reports.
 
 All methods run on the event-loop thread.
 """
@@ -37,6 +44,8 @@ from typing import Any
 import caproto as ca
 from caproto.asyncio.server import Context, VirtualCircuit
 from caproto.server import PVGroup
+
+from camioc.config.access import AccessPolicy
 
 log = logging.getLogger(__name__)
 
@@ -67,16 +76,45 @@ class CamiocCircuit(VirtualCircuit):
             writes = self.__dict__["_writes"] = {}
         return writes
 
+    @property
+    def peer_host(self) -> str:
+        """The address this circuit's client connects from (what the access policy matches)."""
+        return str(self.circuit.address[0])
+
+    def _access(self) -> AccessPolicy | None:
+        return getattr(self.context, "access", None)  # a CamiocContext's; None: everyone writes
+
+    def _may_write(self) -> bool:
+        access = self._access()
+        return access is None or access.may_write(self.peer_host, self.client_username)
+
+    def _refuse_write(self, command: ca.WriteRequest | ca.WriteNotifyRequest) -> list[Any]:
+        """The answer to a write the access policy refuses (as an EPICS IOC answers it)."""
+        self.circuit.process_command(command)  # caproto's circuit state, as for any request
+        chan = self.circuit.channels_sid[command.sid]
+        access = self._access()
+        reason = access.write_refusal(f"caput {chan.name}", self.peer_host, self.client_username) if access else None
+        log.warning("%s", reason)
+        if isinstance(command, ca.WriteNotifyRequest):
+            return [chan.write(ioid=command.ioid, status=ca.CAStatus.ECA_NOWTACCESS)]
+        return [ca.ErrorResponse(command, chan.cid, status=ca.CAStatus.ECA_NOWTACCESS, error_message=reason or "")]
+
     async def _command_queue_iteration(self, command):
         if isinstance(command, _SID_REQUESTS) and command.sid not in self.circuit.channels_sid:
             self.log.debug("ignoring %s for a removed channel (sid %d)", type(command).__name__, command.sid)
             return None
         if isinstance(command, (ca.WriteRequest, ca.WriteNotifyRequest)):
+            if not self._may_write():
+                return self._refuse_write(command)
             self._write_channel = self.circuit.channels_sid[command.sid].name
         try:
-            return await super()._command_queue_iteration(command)
+            response = await super()._command_queue_iteration(command)
         finally:
             self._write_channel = None
+        if isinstance(command, ca.CreateChanRequest) and response and not self._may_write():
+            response = [ca.AccessRightsResponse(cid=item.cid, access_rights=item.access_rights & ~ca.AccessRights.WRITE)
+                        if isinstance(item, ca.AccessRightsResponse) else item for item in response]
+        return response
 
     async def _start_write_task(self, handle_write):
         task = self.tasks.create(handle_write())
@@ -95,11 +133,18 @@ class CamiocCircuit(VirtualCircuit):
 
 
 class CamiocContext(Context):
-    """caproto's asyncio server context with :class:`CamiocCircuit` circuits."""
+    """caproto's asyncio server context with :class:`CamiocCircuit` circuits.
+
+    ``access``: who may write (None: everyone, as with cam_server), applied by the circuits."""
 
     CircuitClass = CamiocCircuit
     #: the TCP port, set by ``run()`` once bound (None before); caproto's inferred type has ``str`` too
     port: int | None
+
+    def __init__(self, pvdb: dict[str, Any], interfaces: list[str] | None = None, *,
+                 access: AccessPolicy | None = None) -> None:
+        super().__init__(pvdb, interfaces)
+        self.access = access
 
 
 def record_of(name: str) -> str:

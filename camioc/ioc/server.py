@@ -49,6 +49,7 @@ from typing import Any, cast
 
 import numpy as np
 
+from camioc.config.access import AccessPolicy
 from camioc.core.api import CameraService, CameraStatus, ImageSnapshot, PipelineService, PipelineStatus
 from camioc.ioc.groups import DeviceGroup, group_class, waveform_class
 from camioc.ioc.registry import CamiocContext, PVRegistry
@@ -262,6 +263,9 @@ class CamiocIoc:
     i.e. the ``PipelineManager``): its ids get pipeline PVs, and ``pipeline_names()`` /
     ``active_instances()`` / ``stop_all()`` feed ``Pipelines_RBV``, ``Instances_RBV``,
     ``NumInstances_RBV`` and ``StopAll``. Without it the IOC serves cameras only.
+
+    ``access`` (optional): who may write (:class:`~camioc.config.access.AccessPolicy`), applied to
+    every PV by the server's circuits (:mod:`camioc.ioc.registry`); None lets every client write.
     """
 
     def __init__(
@@ -274,6 +278,7 @@ class CamiocIoc:
         pipelines: PipelineService | None = None,
         image_publish_default_period: float = 0.5,
         result_publish_rate: float = 10.0,
+        access: AccessPolicy | None = None,
         transports: Iterable[Transport] = (),
     ) -> None:
         if result_publish_rate <= 0:
@@ -287,6 +292,7 @@ class CamiocIoc:
         self._bindings: dict[str, _CameraBinding] = {}
         self._pipeline_bindings: dict[str, _PipelineBinding] = {}
         self._pipeline_service = pipelines
+        self._access = access
         #: further protocols served over the same devices (PV Access): told of every block
         self._transports: list[Transport] = list(transports)
         self._tasks: set[asyncio.Task] = set()
@@ -320,7 +326,7 @@ class CamiocIoc:
         await self._service.initialise()
         await self._announce(SERVICE_KEY, self._service)
         self._pvdb.update(self._service.pvdb)
-        self._context = CamiocContext(self._pvdb)
+        self._context = CamiocContext(self._pvdb, access=self._access)
         serving = asyncio.Event()
 
         async def startup_hook(async_lib: Any) -> None:
