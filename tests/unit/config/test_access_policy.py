@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import yaml
 
 from camioc.config.access import Access, AccessPolicy, client_address, load_policy, parse_policy
 from camioc.errors import ConfigError
@@ -111,3 +112,12 @@ def test_default_write_with_read_only_exceptions() -> None:
                          resolver=resolver)
     assert rules.may_write("10.8.0.1") and not rules.may_write("10.9.3.4")
     assert not rules.is_open
+
+
+def test_the_readme_example_policy_loads(tmp_path: Path) -> None:
+    readme = (Path(__file__).resolve().parents[3] / "README.md").read_text()
+    section = readme.split("### Security: who may write", 1)[1]
+    example = section.split("```yaml\n", 1)[1].split("```", 1)[0]
+    rules = parse_policy(yaml.safe_load(example), source=Path("access.yaml"), resolver=resolver)
+    assert [rule.access for rule in rules.rules] == [Access.WRITE, Access.WRITE] and rules.default is Access.READ
+    assert rules.may_write("10.1.2.3") and rules.may_write("10.7.0.1", "expert") and not rules.may_write("10.7.0.1")
