@@ -46,9 +46,21 @@ class CamiocServer:
     camera_url: str
     pipeline_url: str
     log_path: Path
+    #: the PV Access server's TCP port and UDP search port (free ports of this run)
+    pva_port: int = 0
+    pva_broadcast_port: int = 0
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
+
+    def pva_conf(self) -> dict[str, str]:
+        """A p4p client configuration that finds this server only (``Context('pva', conf=..., useenv=False)``)."""
+        return {
+            "EPICS_PVA_ADDR_LIST": "127.0.0.1",
+            "EPICS_PVA_AUTO_ADDR_LIST": "NO",
+            "EPICS_PVA_SERVER_PORT": str(self.pva_port),
+            "EPICS_PVA_BROADCAST_PORT": str(self.pva_broadcast_port),
+        }
 
 
 def _stream_port_range() -> str:
@@ -69,6 +81,7 @@ def start_camioc(base: Path, log_path: Path, extra_args: list[str] | None = None
     if "--data-dir" not in extra_args:
         extra_args += ["--data-dir", str(TEST_DATA_DIR)]
     camera_port, pipeline_port = free_port(), free_port()
+    pva_port, pva_broadcast_port = free_port(), free_port()
     prefix = f"T{uuid.uuid4().hex[:8]}:"
     args = [
         sys.executable, "-m", "camioc",
@@ -84,8 +97,14 @@ def start_camioc(base: Path, log_path: Path, extra_args: list[str] | None = None
         *(extra_args or []),
     ]
     log_file = open(log_path, "wb")  # noqa: SIM115 - closed by the OS when the process ends
-    proc = subprocess.Popen(args, stdout=log_file, stderr=subprocess.STDOUT, env=dict(os.environ), cwd=REPO_ROOT)
-    server = CamiocServer(proc, base, prefix, f"http://127.0.0.1:{camera_port}", f"http://127.0.0.1:{pipeline_port}", log_path)
+    env = dict(os.environ)
+    # PV Access on free ports of its own, searched on loopback only (other test servers run beside)
+    env.update(EPICS_PVAS_SERVER_PORT=str(pva_port), EPICS_PVAS_BROADCAST_PORT=str(pva_broadcast_port),
+               EPICS_PVA_AUTO_ADDR_LIST="NO", EPICS_PVA_ADDR_LIST="127.0.0.1",
+               EPICS_PVAS_AUTO_BEACON_ADDR_LIST="NO", EPICS_PVAS_BEACON_ADDR_LIST="127.0.0.1")
+    proc = subprocess.Popen(args, stdout=log_file, stderr=subprocess.STDOUT, env=env, cwd=REPO_ROOT)
+    server = CamiocServer(proc, base, prefix, f"http://127.0.0.1:{camera_port}", f"http://127.0.0.1:{pipeline_port}",
+                          log_path, pva_port, pva_broadcast_port)
     deadline = time.monotonic() + timeout
     while True:
         if proc.poll() is not None:
