@@ -3,7 +3,8 @@
 Options follow cam_server's (``--base``, ``--interface``, ``--camera-port``, ``--pipeline-port``,
 ``--hostname``) plus camioc's own (``--prefix``, port ranges, ``--log-level``, the browser rules
 ``--cors-origin`` and ``--allowed-host`` of :mod:`camioc.rest.browser`, the confinement options
-``--data-dir`` and ``--max-upload-size`` of :mod:`camioc.config.paths`). EPICS networking is
+``--data-dir`` and ``--max-upload-size`` of :mod:`camioc.config.paths`, who may write:
+``--access-policy`` of :mod:`camioc.config.access` and ``--no-user-scripts``). EPICS networking is
 configured the standard way, through the ``EPICS_CA_*``/``EPICS_CAS_*`` environment variables.
 """
 
