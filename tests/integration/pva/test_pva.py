@@ -16,7 +16,7 @@ import pytest
 from cam_server_client import CamClient, PipelineClient
 from p4p.client.thread import Context, RemoteError
 
-from tests.support.server import CamiocServer
+from tests.support.server import REPO_ROOT, CamiocServer
 from tests.support.waiting import wait_until
 
 epics = pytest.importorskip("epics")  # pyepics is a declared dependency; this never skips in CI
@@ -168,3 +168,27 @@ def test_pipeline_ntndarray_equals_the_streamed_frame(camioc_pva: CamiocServer, 
     # a pipeline's image carries its axes (pixel indices for an uncalibrated camera)
     assert np.array_equal(image.attrib["x_axis"], np.arange(frame.shape[1]))
     assert np.array_equal(image.attrib["y_axis"], np.arange(frame.shape[0]))
+
+
+def _readme_snippet() -> str:
+    text = (REPO_ROOT / "README.md").read_text()
+    section = text.split("\n## PV Access\n", 1)[1].split("\n## ", 1)[0]
+    return section.split("```python\n", 1)[1].split("```", 1)[0]
+
+
+def test_readme_snippet_runs_as_written(camioc_pva: CamiocServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The README's PV Access block, with only the prefix and the server's ports put in."""
+    p = camioc_pva.prefix
+    CamClient(camioc_pva.camera_url).get_instance_stream("simulation")
+    with Context("pva", conf=camioc_pva.pva_conf(), useenv=False) as pva:
+        wait_until(lambda: _get(pva, f"{p}simulation:image1:Pva1:Image").size > 0, timeout=20, what="an image")
+    for key, value in camioc_pva.pva_conf().items():  # the snippet's Context("pva") reads the environment
+        monkeypatch.setenv(key, value)
+    snippet = _readme_snippet()
+    assert 'Context("pva")' in snippet and "CAMIOC:" in snippet
+    namespace: dict[str, Any] = {}
+    try:
+        exec(compile(snippet.replace("CAMIOC:", p), "README.md", "exec"), namespace)
+    finally:
+        epics.caput(f"{p}simulation2:cam1:ReverseY", 0, wait=True, timeout=5)
+    assert namespace["pulse_id"] > 0
