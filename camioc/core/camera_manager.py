@@ -7,17 +7,18 @@ answers one-shot questions (online?, geometry, one image) for cameras that are n
 
 Concurrency: every public coroutine runs on the control process's event loop; a per-camera
 ``asyncio.Lock`` serialises start/stop/config of one camera while other cameras proceed. Blocking
-work (probing an EPICS camera, reading one frame) runs in a thread with a deadline.
+work (probing an EPICS camera, reading one frame) runs in a thread with a deadline. What a camera
+shares with a pipeline instance (workers, locks, status records, snapshots, publishing) is
+:class:`~camioc.core.instances.InstanceManager`.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Mapping
-from dataclasses import replace
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -26,38 +27,32 @@ import numpy as np
 from camioc.config.camera import CameraConfig, camera_aliases, camera_groups
 from camioc.config.names import validate_name
 from camioc.config.store import ConfigStore
-from camioc.core.api import CameraEvents, CameraStatus, DetectorState, ImageSnapshot, rate_text
+from camioc.core.api import CameraEvents, CameraStatus, DetectorState
 from camioc.core.backgrounds import BackgroundStore
 from camioc.core.camera_worker import CameraWorkerOptions, run_camera_worker
-from camioc.core.events import Listeners
-from camioc.core.ports import START_ATTEMPTS, PortAllocator, port_taken
-from camioc.core.worker import WorkerHandle, log_worker_record
+from camioc.core.instances import Instance, InstanceManager, exit_state
+from camioc.core.worker import WorkerHandle
 from camioc.errors import CameraOfflineError, ConfigError, InstanceError, NotFoundError
 
 log = logging.getLogger(__name__)
 
-TIME_FORMAT = "%Y-%m-%d %H:%M:%S UTC%z"
 PROBE_TIMEOUT = 3.0
 START_TIMEOUT = 30.0
 
 
-class _CameraInstance:
+class _CameraInstance(Instance):
     """Control-side state of one running camera worker."""
 
     def __init__(self, name: str, config: CameraConfig, port: int) -> None:
-        self.name = name
+        super().__init__(name)
         self.config = config
-        self.port = port
-        self.handle: WorkerHandle | None = None
-        self.stream_address = ""
-        self.last_start_time = datetime.now(UTC).astimezone().strftime(TIME_FORMAT)
-        self.started_monotonic = time.monotonic()
-        self.status: dict[str, Any] = {}
-        self.pid: int | None = None
+        self.ports = [port]
 
 
-class CameraManager:
+class CameraManager(InstanceManager[_CameraInstance, CameraStatus]):
     """The camera service: configs, instances, events (see :class:`camioc.core.api.CameraService`)."""
+
+    kind = "camera"
 
     def __init__(
         self,
@@ -70,20 +65,11 @@ class CameraManager:
         start_timeout: float = START_TIMEOUT,
         log_level: int = logging.INFO,
     ) -> None:
+        super().__init__(hostname=hostname, bind_host=bind_host, port_range=port_range,
+                         start_timeout=start_timeout, log_level=log_level)
         self._store = store
-        self._hostname = hostname
-        self._bind_host = bind_host
-        self._ports = PortAllocator(port_range, bind_host)
         self._background_dir = background_dir
-        self._start_timeout = start_timeout
-        self._log_level = log_level
-        self._instances: dict[str, _CameraInstance] = {}
-        self._locks: dict[str, asyncio.Lock] = {}
-        self._listeners = Listeners()
-        self._statuses: dict[str, CameraStatus] = {}
-        self._publishing: dict[str, tuple[bool, float]] = {}
         self._last_ports: dict[str, int] = {}
-        self._snapshot_counters: dict[str, int] = {}
 
     # ================================================================== configuration
     def camera_names(self) -> list[str]:
@@ -163,12 +149,6 @@ class CameraManager:
             instance.handle.send("config", config)
 
     # ================================================================== instances
-    def _lock(self, name: str) -> asyncio.Lock:
-        lock = self._locks.get(name)
-        if lock is None:
-            lock = self._locks[name] = asyncio.Lock()
-        return lock
-
     async def get_stream(self, name: str, *, hold: bool = False) -> str:
         name = self.resolve(name)
         async with self._lock(name):
@@ -181,150 +161,94 @@ class CameraManager:
 
     async def _start(self, name: str, hold: bool = False) -> str:
         config = self._load(name)
-        for attempt in range(START_ATTEMPTS):
+
+        async def attempt(number: int) -> str:
             if config.port:
                 self._ports.reserve(int(config.port))
                 port = int(config.port)
-            else:
-                port = self._ports.allocate(self._last_ports.get(name) if attempt == 0 else None)
-            try:
-                return await self._start_on_port(name, config, port, hold)
-            except InstanceError as exc:
-                # another program took the port between our check and the worker's bind: next port
-                if config.port or not port_taken(exc) or attempt == START_ATTEMPTS - 1:
-                    raise
-                log.warning("camera %s: port %d was taken, retrying on another port", name, port)
-        raise AssertionError("unreachable")
+            else:  # the port of the last run first: clients that kept the address reconnect
+                port = self._ports.allocate(self._last_ports.get(name) if number == 0 else None)
+            return await self._start_on_port(name, config, port, hold)
+
+        return await self._start_retrying(name, attempt, fixed_port=bool(config.port))
 
     async def _start_on_port(self, name: str, config: CameraConfig, port: int, hold: bool) -> str:
         instance = _CameraInstance(name, config, port)
+        snapshot_enabled, snapshot_period = self._publishing_of(name)
         options = CameraWorkerOptions(
             port=port,
             bind_host=self._bind_host,
             hostname=self._hostname,
             connect_timeout=PROBE_TIMEOUT,
-            snapshot_enabled=self._publishing.get(name, (True, 0.5))[0],
-            snapshot_period=self._publishing.get(name, (True, 0.5))[1],
+            snapshot_enabled=snapshot_enabled,
+            snapshot_period=snapshot_period,
             background_dir=str(self._background_dir or ""),
             log_level=logging.DEBUG if config.debug else self._log_level,
             hold=hold,
         )
-        handle = WorkerHandle(
-            name,
-            run_camera_worker,
-            (config, options),
-            on_message=lambda kind, payload: self._on_worker_message(name, kind, payload),
-            on_exit=lambda h: self._on_worker_exit(name, h),
-        )
-        instance.handle = handle
-        self._instances[name] = instance
+        handle = self._worker(name, run_camera_worker, (config, options))
         self._set_status(name, running=True, state=DetectorState.Initializing, message="Starting")
         log.info("starting camera %s on port %d", name, port)
-        try:
-            started = await handle.start(self._start_timeout)
-        except InstanceError as exc:
-            self._instances.pop(name, None)
-            self._ports.release(port)
+
+        def failed(exc: InstanceError) -> None:
             self._set_status(name, running=False, state=DetectorState.Error, message=str(exc),
                              stream_address="", clients=0, frame_rate=0.0)
+
+        try:
+            await self._launch(instance, handle, failed)
+        except InstanceError as exc:
             if handle.stop_error_type == "CameraOfflineError":
                 raise CameraOfflineError(str(exc)) from None
             raise
-        instance.stream_address = started["stream_address"]
-        instance.pid = started.get("pid")
         self._last_ports[name] = port
         self._set_status(name, stream_address=instance.stream_address, last_start_time=instance.last_start_time)
         self._emit("instances_changed", name)
         return instance.stream_address
 
-    async def stop(self, name: str) -> None:
+    def _instance_key(self, name: str) -> str | None:
         try:
-            name = self.resolve(name)
+            return self.resolve(name)
         except NotFoundError:
-            return
-        async with self._lock(name):
-            instance = self._instances.get(name)
-            if instance is not None and instance.handle is not None:
-                await instance.handle.stop()
+            return None
 
-    async def stop_all(self) -> None:
-        await asyncio.gather(*(self.stop(name) for name in list(self._instances)))
+    def _stop_guard(self, key: str) -> contextlib.AbstractAsyncContextManager[Any]:
+        return self._lock(key)  # a stop waits for a start or config change of the same camera
 
-    async def delete_instance(self, name: str) -> None:
-        await self.stop(name)
+    def _on_exited(self, instance: _CameraInstance, handle: WorkerHandle) -> None:
+        state, message = exit_state(handle)
+        self._set_status(instance.key, running=False, state=state, message=message,
+                         stream_address="", clients=0, frame_rate=0.0)
+        log.info("camera %s stopped (%s)", instance.key, handle.stop_error or handle.stop_reason)
+        self._emit("instances_changed", instance.key)
 
-    def _on_worker_exit(self, name: str, handle: WorkerHandle) -> None:
-        instance = self._instances.get(name)
-        if instance is None or instance.handle is not handle:
-            return
-        del self._instances[name]
-        self._ports.release(instance.port)
-        error = handle.stop_error
-        if error:
-            self._set_status(name, running=False, state=DetectorState.Error, message=error,
-                             stream_address="", clients=0, frame_rate=0.0)
-        else:
-            reason = handle.stop_reason or f"exit code {handle.exitcode}"
-            self._set_status(name, running=False, state=DetectorState.Idle, message=f"Stopped ({reason})",
-                             stream_address="", clients=0, frame_rate=0.0)
-        log.info("camera %s stopped (%s)", name, error or handle.stop_reason)
-        self._emit("instances_changed", name)
-
-    def _on_worker_message(self, name: str, kind: str, payload: Any) -> None:
-        if kind == "status":
-            payload = dict(payload)
-            payload["state"] = DetectorState(payload["state"])
-            stats = {"total_bytes": payload.pop("total_bytes", 0),
-                     "header_changes": payload.pop("header_changes", 0),
-                     "background_error": payload.pop("background_error", "")}
-            instance = self._instances.get(name)
-            running = instance is not None
-            self._set_status(name, running=running, statistics=stats, **payload)
-        elif kind == "image":
-            counter = self._snapshot_counters.get(name, 0) + 1
-            self._snapshot_counters[name] = counter
-            image = payload["image"]
-            image.flags.writeable = False
-            snapshot = ImageSnapshot(name, image, int(payload["pulse_id"]), float(payload["timestamp"]), counter)
-            self._emit("camera_image", snapshot)
-        elif kind == "log":
-            log_worker_record(f"camioc.camera.{name}", payload)
-        elif kind == "stopped":
-            pass  # handled when the process has exited (_on_worker_exit)
+    def _on_status(self, key: str, payload: dict[str, Any]) -> None:
+        stats = {"total_bytes": payload.pop("total_bytes", 0),
+                 "header_changes": payload.pop("header_changes", 0),
+                 "background_error": payload.pop("background_error", "")}
+        self._set_status(key, running=key in self._instances, statistics=stats, **payload)
 
     # ================================================================== status
+    def _new_status(self, key: str) -> CameraStatus:
+        return CameraStatus(name=key)
+
     def status(self, name: str) -> CameraStatus:
-        name = self.resolve(name)
-        return self._statuses.get(name) or CameraStatus(name=name)
+        return self._status(self.resolve(name))
 
-    def _set_status(self, name: str, **changes: Any) -> None:
-        current = self._statuses.get(name) or CameraStatus(name=name)
-        allowed = {k: v for k, v in changes.items() if k in CameraStatus.__dataclass_fields__}
-        self._statuses[name] = replace(current, **allowed)
-        self._emit("camera_status", self._statuses[name])
-
-    def _emit_status(self, name: str) -> None:
-        self._emit("camera_status", self._statuses.get(name) or CameraStatus(name=name))
-
-    def instance_info(self, name: str) -> dict[str, Any]:
+    def instance_info(self, name: str, /) -> dict[str, Any]:
         name = self.resolve(name)
         instance = self._instances.get(name)
         if instance is None:
             raise NotFoundError(f"Instance '{name}' does not exist.")
-        status = self._statuses.get(name) or CameraStatus(name=name)
-        elapsed = time.monotonic() - instance.started_monotonic
-        statistics = {
-            "total_bytes": int(status.statistics.get("total_bytes", 0)),
-            "clients": status.clients,
-            "throughput": float(status.statistics.get("total_bytes", 0)) / elapsed if elapsed > 0 else 0.0,
-            "time": time.strftime("%H:%M:%S", time.gmtime(elapsed)),
-            "rx": rate_text(status.frame_rate, status.frame_count),
-            "tx": rate_text(status.frame_rate, status.frame_count),
-            "pid": str(instance.pid or ""),
-            **(instance.handle.usage() if instance.handle is not None else {}),
-            "header_changes": int(status.statistics.get("header_changes", 0)),
-            "frame_shape": f"{status.width}x{status.height}x{np.dtype(status.dtype).itemsize if status.dtype else 0}",
-        }
+        status = self._status(name)
+        itemsize = np.dtype(status.dtype).itemsize if status.dtype else 0
+        statistics = instance.statistics(
+            total_bytes=int(status.statistics.get("total_bytes", 0)),
+            clients=status.clients,
+            rx=(status.frame_rate, status.frame_count),
+            tx=(status.frame_rate, status.frame_count),
+            header_changes=int(status.statistics.get("header_changes", 0)),
+            frame_shape=f"{status.width}x{status.height}x{itemsize}",
+        )
         return {
             "stream_address": instance.stream_address,
             "is_stream_active": instance.handle is not None and instance.handle.alive,
@@ -334,9 +258,6 @@ class CameraManager:
             "statistics": statistics,
             "config": instance.config.to_dict(runtime_defaults=False),
         }
-
-    def active_instances(self) -> dict[str, dict[str, Any]]:
-        return {name: self.instance_info(name) for name in list(self._instances)}
 
     # ================================================================== one-shot reads
     async def is_online(self, name: str) -> tuple[bool, str]:
@@ -383,31 +304,12 @@ class CameraManager:
         store = BackgroundStore(self._background_dir)
         await asyncio.to_thread(store.save, name, image, overwrite=True)
 
-    # ================================================================== CA publishing & events
-    def set_image_publishing(self, name: str, enabled: bool, min_period: float) -> None:
-        if min_period < 0:
-            raise ValueError(f"minimum period must be >= 0, got {min_period}")
-        self._publishing[name] = (bool(enabled), float(min_period))
-        instance = self._instances.get(name)
-        if instance is not None and instance.handle is not None:
-            instance.handle.send("publishing", {"enabled": bool(enabled), "period": float(min_period)})
-
+    # ================================================================== events
     def add_listener(self, listener: CameraEvents) -> None:
-        self._listeners.add(listener)
+        super().add_listener(listener)
 
     def remove_listener(self, listener: CameraEvents) -> None:
-        self._listeners.remove(listener)
-
-    def _emit(self, event: str, argument: Any) -> None:
-        self._listeners.emit(event, argument)
-
-    @property
-    def running_names(self) -> list[str]:
-        return list(self._instances)
-
-    async def close(self) -> None:
-        """Stop every instance (shutdown)."""
-        await self.stop_all()
+        super().remove_listener(listener)
 
 
 # ====================================================================== blocking helpers (threads)

@@ -30,7 +30,6 @@ import time
 import uuid
 from collections.abc import Mapping
 from dataclasses import replace
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -40,15 +39,14 @@ from camioc.config._fields import merge_changes
 from camioc.config.names import validate_name
 from camioc.config.pipeline import MERGED_SECTIONS, PipelineConfig, client_config, merge_update, pipeline_groups
 from camioc.config.store import ConfigStore
-from camioc.core.api import CameraStatus, DetectorState, ImageSnapshot, PipelineEvents, PipelineStatus, rate_text
+from camioc.core.api import CameraStatus, DetectorState, ImageSnapshot, PipelineEvents, PipelineStatus
 from camioc.core.backgrounds import DEFAULT_N_IMAGES, BackgroundStore, collect_background_image
 from camioc.core.camera_manager import CameraManager
-from camioc.core.events import Listeners
+from camioc.core.instances import Instance, InstanceManager, exit_state
 from camioc.core.merge import channel_list
 from camioc.core.pipeline_inputs import check_input_config
 from camioc.core.pipeline_worker import PipelineWorkerOptions, run_pipeline_worker
-from camioc.core.ports import START_ATTEMPTS, PortAllocator, port_taken
-from camioc.core.worker import WorkerHandle, log_worker_record
+from camioc.core.worker import WorkerHandle
 from camioc.errors import (
     CameraOfflineError,
     ConfigError,
@@ -59,7 +57,6 @@ from camioc.errors import (
 
 log = logging.getLogger(__name__)
 
-TIME_FORMAT = "%Y-%m-%d %H:%M:%S UTC%z"
 START_TIMEOUT = 60.0
 BACKGROUND_TIMEOUT_PER_IMAGE = 2.0
 CAMERA_TYPES = ("processing", "store", "fanout", "custom", "script")
@@ -69,20 +66,15 @@ MAX_EXIT_CODES = 1000
 CAMERA_RESTART_HOLDOFF = 5.0
 
 
-class _PipelineInstance:
+class _PipelineInstance(Instance):
     def __init__(self, instance_id: str, config: dict[str, Any], read_only: bool,
                  shown: dict[str, Any] | None = None) -> None:
+        super().__init__(instance_id)
         self.instance_id = instance_id
         self.config = config  # effective: what the worker runs with
         self.shown = shown if shown is not None else dict(config)  # what REST clients see
         self.read_only = read_only
-        self.handle: WorkerHandle | None = None
-        self.ports: list[int] = []
-        self.stream_address = ""
         self.input_address = ""
-        self.last_start_time = datetime.now(UTC).astimezone().strftime(TIME_FORMAT)
-        self.started_monotonic = time.monotonic()
-        self.pid: int | None = None
         self.clients = 0
         self.camera_input = ""  # the camera whose stream this instance reads ("" for other inputs)
         self.last_camera_restart = float("-inf")
@@ -95,16 +87,14 @@ class _PipelineInstance:
         self.results_error = ""
 
     @property
-    def alive(self) -> bool:
-        return self.handle is not None and self.handle.alive
-
-    @property
     def camera_name(self) -> str:
         return str(self.config.get("camera_name") or "")
 
 
-class PipelineManager:
+class PipelineManager(InstanceManager[_PipelineInstance, PipelineStatus]):
     """The pipeline service used by the IOC and the pipeline REST API."""
+
+    kind = "pipeline"
 
     def __init__(
         self,
@@ -120,23 +110,14 @@ class PipelineManager:
         log_level: int = logging.INFO,
         dispatcher_url: str | None = None,
     ) -> None:
+        super().__init__(hostname=hostname, bind_host=bind_host, port_range=port_range,
+                         start_timeout=start_timeout, log_level=log_level)
         self._store = store
         self._cameras = cameras
         self.backgrounds = backgrounds
-        self._hostname = hostname
-        self._bind_host = bind_host
-        self._ports = PortAllocator(port_range, bind_host)
         self._scripts_dir = scripts_dir
-        self._start_timeout = start_timeout
-        self._log_level = log_level
         self._dispatcher_url = dispatcher_url  # --dispatcher-url: bsread stream for bsread_channels
-        self._instances: dict[str, _PipelineInstance] = {}
         self._exit_codes: dict[str, int | None] = {}
-        self._statuses: dict[str, PipelineStatus] = {}
-        self._listeners = Listeners()
-        self._publishing: dict[str, tuple[bool, float]] = {}
-        self._locks: dict[str, asyncio.Lock] = {}
-        self._snapshot_counters: dict[str, int] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         self._camera_watcher = _CameraWatcher(self)
         cameras.add_listener(self._camera_watcher)
@@ -201,12 +182,6 @@ class PipelineManager:
             self._refresh_status(name)
 
     # ================================================================== instance creation
-    def _lock(self, key: str) -> asyncio.Lock:
-        lock = self._locks.get(key)
-        if lock is None:
-            lock = self._locks[key] = asyncio.Lock()
-        return lock
-
     async def create_instance(
         self,
         config: Mapping[str, Any] | None = None,
@@ -292,15 +267,10 @@ class PipelineManager:
 
     async def _start(self, instance_id: str, config: dict[str, Any], read_only: bool, hold: bool = False,
                      *, shown: dict[str, Any]) -> str:
-        for attempt in range(START_ATTEMPTS):
-            try:
-                return await self._start_once(instance_id, config, read_only, hold, shown)
-            except InstanceError as exc:
-                # a port was taken between our check and the worker's bind: wire it anew
-                if config.get("port") or not port_taken(exc) or attempt == START_ATTEMPTS - 1:
-                    raise
-                log.warning("pipeline %s: a port was taken, retrying on other ports", instance_id)
-        raise AssertionError("unreachable")
+        async def attempt(number: int) -> str:  # a retry wires the instance anew (new ports)
+            return await self._start_once(instance_id, config, read_only, hold, shown)
+
+        return await self._start_retrying(instance_id, attempt, fixed_port=bool(config.get("port")))
 
     async def _start_once(self, instance_id: str, config: dict[str, Any], read_only: bool, hold: bool,
                           shown: dict[str, Any]) -> str:
@@ -309,39 +279,28 @@ class PipelineManager:
             options = await self._wire(instance)
             options.hold = hold
         except BaseException:
-            for port in instance.ports:  # e.g. a fan-in input port allocated before a later failure
-                self._ports.release(port)
+            self._release_ports(instance)  # e.g. a fan-in input port allocated before a later failure
             raise
-        handle = WorkerHandle(
-            instance_id,
-            run_pipeline_worker,
-            (config, options),
-            on_message=lambda kind, payload: self._on_worker_message(instance_id, kind, payload),
-            on_exit=lambda h: self._on_worker_exit(instance_id, h),
-        )
-        instance.handle = handle
-        self._instances[instance_id] = instance
+        # the worker runs on the typed config: validated here once, never re-parsed there
+        handle = self._worker(instance_id, run_pipeline_worker, (PipelineConfig.from_dict(config), options))
         self._exit_codes[instance_id] = None
-        self._set_status(instance_id, running=True, state=DetectorState.Initializing, message="Starting",
-                         read_only=read_only, camera_name=instance.camera_name, config=config, exit_code=None,
-                         error="")
-        self._emit("pipeline_added", instance_id)
         log.info("starting pipeline %s (%s)", instance_id, config.get("pipeline_type"))
-        try:
-            started = await handle.start(self._start_timeout)
-        except InstanceError:
-            self._instances.pop(instance_id, None)
-            for port in instance.ports:
-                self._ports.release(port)
+
+        def failed(exc: InstanceError) -> None:
             self._set_status(instance_id, running=False, state=DetectorState.Error,
                              message=handle.stop_error or "start failed", exit_code=handle.exitcode)
             self._remember_exit_code(instance_id, handle.exitcode)
             if not self._store.exists(instance_id):
                 self._emit("pipeline_removed", instance_id)
-            raise
-        instance.stream_address = started["stream_address"]
+
+        launching = self._launch(instance, handle, failed)
+        self._instances[instance_id] = instance  # listeners of pipeline_added find it running
+        self._set_status(instance_id, running=True, state=DetectorState.Initializing, message="Starting",
+                         read_only=read_only, camera_name=instance.camera_name, config=config, exit_code=None,
+                         error="")
+        self._emit("pipeline_added", instance_id)
+        started = await launching
         instance.input_address = started.get("input_address", "")
-        instance.pid = started.get("pid")
         self._set_status(instance_id, stream_address=instance.stream_address)
         return instance.stream_address
 
@@ -355,7 +314,7 @@ class PipelineManager:
         config = instance.config
         self._check_inputs(config)
         pipeline_type = config.get("pipeline_type", "processing")
-        publishing = self._publishing.get(instance.instance_id, (True, 0.5))
+        publishing = self._publishing_of(instance.instance_id)
         options = PipelineWorkerOptions(
             instance_id=instance.instance_id, input_address="", bind_host=self._bind_host,
             hostname=self._hostname, scripts_dir=str(self._scripts_dir or ""),
@@ -446,12 +405,13 @@ class PipelineManager:
             raise ConfigError("Cannot change the camera name on a running instance. Stop the instance first.")
         merged = merge_update(instance.config, changes)
         merged["name"] = instance.config.get("name", instance_id)
-        effective = PipelineConfig.from_dict(merged).to_dict()
+        typed = PipelineConfig.from_dict(merged)
+        effective = typed.to_dict()
         self._check_inputs(effective)
         instance.shown = client_config(merge_changes(instance.shown, changes, MERGED_SECTIONS))
         instance.config = effective
         if instance.handle is not None:
-            instance.handle.send("config", effective)
+            instance.handle.send("config", typed)
         self._set_status(instance_id, config=effective)
         return instance
 
@@ -482,32 +442,15 @@ class PipelineManager:
         return self._exit_codes[instance_id]
 
     async def stop_instance(self, instance_id: str) -> None:
-        instance = self._instances.get(instance_id)
-        if instance is not None and instance.handle is not None:
-            await instance.handle.stop()
+        """cam_server's name for :meth:`stop` (the pipeline REST route)."""
+        await self.stop(instance_id)
 
-    async def stop(self, instance_id: str) -> None:
-        """Same as :meth:`stop_instance` (the name the common REST routes use)."""
-        await self.stop_instance(instance_id)
-
-    async def stop_all(self) -> None:
-        await asyncio.gather(*(self.stop_instance(i) for i in list(self._instances)))
-
-    async def delete_instance(self, instance_id: str) -> None:
-        await self.stop_instance(instance_id)
-
-    def _on_worker_exit(self, instance_id: str, handle: WorkerHandle) -> None:
-        instance = self._instances.get(instance_id)
-        if instance is None or instance.handle is not handle:
-            return
-        del self._instances[instance_id]
-        for port in instance.ports:
-            self._ports.release(port)
+    def _on_exited(self, instance: _PipelineInstance, handle: WorkerHandle) -> None:
+        instance_id = instance.instance_id
         code = handle.exitcode
         self._remember_exit_code(instance_id, code)
         error = handle.stop_error
-        state = DetectorState.Error if error else DetectorState.Idle
-        message = error or f"Stopped ({handle.stop_reason or f'exit code {code}'})"
+        state, message = exit_state(handle)
         self._set_status(instance_id, running=False, state=state, message=message, stream_address="",
                          frame_rate=0.0, exit_code=code, error=error)
         log.info("pipeline %s stopped: %s", instance_id, message)
@@ -531,20 +474,20 @@ class PipelineManager:
         if lock is not None and not lock.locked():
             del self._locks[instance_id]
 
-    def _on_worker_message(self, instance_id: str, kind: str, payload: Any) -> None:
-        if kind == "status":
-            payload = dict(payload)
-            payload["state"] = DetectorState(payload["state"])
-            instance = self._instances.get(instance_id)
-            if instance is not None:
-                instance.clients = int(payload.get("clients", 0))
-                instance.worker_error = str(payload.get("error") or "")
-                instance.input_statistics = dict(payload.get("input_statistics") or {})
-                instance.output_statistics = dict(payload.get("output_statistics") or {})
-                instance.received = int(payload.get("received", instance.received))
-                payload["error"] = instance.worker_error or instance.results_error
-            self._set_status(instance_id, **payload)
-        elif kind == "results":
+    def _on_status(self, key: str, payload: dict[str, Any]) -> None:
+        instance = self._instances.get(key)
+        if instance is not None:
+            instance.clients = int(payload.get("clients", 0))
+            instance.worker_error = str(payload.get("error") or "")
+            instance.input_statistics = dict(payload.get("input_statistics") or {})
+            instance.output_statistics = dict(payload.get("output_statistics") or {})
+            instance.received = int(payload.get("received", instance.received))
+            payload["error"] = instance.worker_error or instance.results_error
+        self._set_status(key, **payload)
+
+    def _on_message(self, key: str, kind: str, payload: Any) -> None:
+        instance_id = key
+        if kind == "results":
             error = payload.get("processing_error") or ""
             instance = self._instances.get(instance_id)
             if instance is not None:
@@ -553,17 +496,8 @@ class PipelineManager:
             self._set_status(instance_id, results=payload["results"], arrays=payload["arrays"],
                              pulse_id=int(payload["pulse_id"]), timestamp=float(payload["timestamp"]),
                              background_ok=not payload.get("processing_error"), error=error)
-        elif kind == "image":
-            counter = self._snapshot_counters.get(instance_id, 0) + 1
-            self._snapshot_counters[instance_id] = counter
-            image = payload["image"]
-            image.flags.writeable = False
-            self._emit("pipeline_image", ImageSnapshot(instance_id, image, int(payload["pulse_id"]),
-                                                       float(payload["timestamp"]), counter))
         elif kind == "camera_request":
             self._spawn(self._reconnect_camera(instance_id, str(payload or "")))
-        elif kind == "log":
-            log_worker_record(f"camioc.pipeline.{instance_id}", payload)
 
     async def _reconnect_camera(self, instance_id: str, camera: str) -> None:
         """camera_timeout elapsed without frames: (re)start the camera and hand over its address."""
@@ -600,8 +534,8 @@ class PipelineManager:
         task.add_done_callback(self._tasks.discard)
 
     # ================================================================== status & info
-    def _status(self, instance_id: str) -> PipelineStatus:
-        return self._statuses.get(instance_id) or PipelineStatus(instance_id=instance_id)
+    def _new_status(self, key: str) -> PipelineStatus:
+        return PipelineStatus(instance_id=key)
 
     def status(self, instance_id: str) -> PipelineStatus:
         if instance_id not in self._instances and not self._store.exists(instance_id):
@@ -620,12 +554,11 @@ class PipelineManager:
         return replace(status, config=config, saved=True, read_only=False,
                        camera_name=str(config.get("camera_name") or ""))
 
-    def _set_status(self, instance_id: str, **changes: Any) -> None:
-        current = self._status(instance_id)
-        allowed = {k: v for k, v in changes.items() if k in PipelineStatus.__dataclass_fields__}
-        allowed["saved"] = self._store.exists(instance_id)
-        self._statuses[instance_id] = replace(current, **allowed)
-        self._emit("pipeline_status", self._public_status(instance_id, self._statuses[instance_id]))
+    def _status_extras(self, key: str) -> dict[str, Any]:
+        return {"saved": self._store.exists(key)}
+
+    def _published(self, key: str, status: PipelineStatus) -> PipelineStatus:
+        return self._public_status(key, status)
 
     def _refresh_status(self, instance_id: str) -> None:
         try:
@@ -638,12 +571,19 @@ class PipelineManager:
         return sorted(set(self._store.names()) | set(self._instances))
 
     def running_ids(self) -> list[str]:
-        return list(self._instances)
+        return self.running_names
 
-    def instance_info(self, instance_id: str) -> dict[str, Any]:
+    def instance_info(self, instance_id: str, /) -> dict[str, Any]:
         instance = self._get(instance_id)
         status = self._status(instance_id)
-        elapsed = time.monotonic() - instance.started_monotonic
+        statistics = instance.statistics(
+            total_bytes=int(instance.output_statistics.get("total_bytes", 0)),
+            clients=instance.clients,
+            rx=(status.frame_rate, instance.received),
+            tx=(status.frame_rate, status.frame_count),
+            header_changes=int(instance.output_statistics.get("header_changes", 0)),
+            frame_shape=str(instance.output_statistics.get("frame_shape", "")),
+        )
         return {
             "stream_address": instance.stream_address,
             "is_stream_active": instance.alive,
@@ -653,17 +593,7 @@ class PipelineManager:
             "read_only": instance.read_only,
             "last_start_time": instance.last_start_time,
             "statistics": {
-                "total_bytes": int(instance.output_statistics.get("total_bytes", 0)),
-                "clients": instance.clients,
-                "throughput": (float(instance.output_statistics.get("total_bytes", 0)) / elapsed
-                               if elapsed > 0 else 0.0),
-                "time": time.strftime("%H:%M:%S", time.gmtime(elapsed)),
-                "rx": rate_text(status.frame_rate, instance.received),
-                "tx": rate_text(status.frame_rate, status.frame_count),
-                "pid": str(instance.pid or ""),
-                **(instance.handle.usage() if instance.handle is not None else {}),
-                "header_changes": int(instance.output_statistics.get("header_changes", 0)),
-                "frame_shape": str(instance.output_statistics.get("frame_shape", "")),
+                **statistics,
                 "frames": status.frame_count,
                 "dropped": status.dropped,
                 "execution_time_ms": status.execution_time_ms,
@@ -671,9 +601,6 @@ class PipelineManager:
                 **instance.input_statistics,
             },
         }
-
-    def active_instances(self) -> dict[str, dict[str, Any]]:
-        return {instance_id: self.instance_info(instance_id) for instance_id in list(self._instances)}
 
     # ================================================================== backgrounds
     async def collect_background(self, camera_name: str, n_images: int | None = None) -> str:
@@ -711,22 +638,11 @@ class PipelineManager:
         return await asyncio.to_thread(self.backgrounds.save, background_id, image, overwrite=overwrite)
 
     # ================================================================== CA publishing & events
-    def set_image_publishing(self, instance_id: str, enabled: bool, min_period: float) -> None:
-        if min_period < 0:
-            raise ValueError(f"minimum period must be >= 0, got {min_period}")
-        self._publishing[instance_id] = (bool(enabled), float(min_period))
-        instance = self._instances.get(instance_id)
-        if instance is not None and instance.handle is not None:
-            instance.handle.send("publishing", {"enabled": bool(enabled), "period": float(min_period)})
-
     def add_listener(self, listener: PipelineEvents) -> None:
-        self._listeners.add(listener)
+        super().add_listener(listener)
 
     def remove_listener(self, listener: PipelineEvents) -> None:
-        self._listeners.remove(listener)
-
-    def _emit(self, event: str, argument: Any) -> None:
-        self._listeners.emit(event, argument)
+        super().remove_listener(listener)
 
     async def close(self) -> None:
         self._cameras.remove_listener(self._camera_watcher)
