@@ -95,7 +95,22 @@ class CameraEvents(Protocol):
         ...
 
 
-class CameraService(Protocol):
+class InstanceService(Protocol):
+    """What cameras and pipelines have in common for the adapters: their running instances.
+
+    The argument is positional: cameras call it ``name``, pipelines ``instance_id``.
+    """
+
+    def active_instances(self) -> dict[str, dict[str, Any]]: ...
+
+    async def stop(self, name: str, /) -> None: ...
+
+    async def stop_all(self) -> None: ...
+
+    async def delete_instance(self, name: str, /) -> None: ...
+
+
+class CameraService(InstanceService, Protocol):
     """The camera domain API used by the IOC and the REST layer (implemented by ``CameraManager``).
 
     Errors are camioc errors (``camioc.errors``) whose text is the user-facing message.
@@ -240,22 +255,7 @@ class PipelineEvents(Protocol):
 
 
 
-class InstanceService(Protocol):
-    """What cameras and pipelines have in common for the adapters: their running instances.
-
-    The argument is positional: cameras call it ``name``, pipelines ``instance_id``.
-    """
-
-    def active_instances(self) -> dict[str, dict[str, Any]]: ...
-
-    async def stop(self, name: str, /) -> None: ...
-
-    async def stop_all(self) -> None: ...
-
-    async def delete_instance(self, name: str, /) -> None: ...
-
-
-class PipelineService(Protocol):
+class PipelineService(InstanceService, Protocol):
     """The pipeline manager as the adapters (IOC and REST) see it; one set of names.
 
     Instances are addressed by ``instance_id`` (a saved pipeline's name for its shared instance),
