@@ -15,7 +15,7 @@ import os
 import signal
 import socket
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -105,20 +105,45 @@ def bump_start_count(base: Path) -> int:
     return count
 
 
-def log_access_policy(settings: Settings) -> AccessPolicy:
-    """The access policy in force, logged once: its rules, or a warning when a network interface
-    is served without one (anyone who reaches the ports may then change everything)."""
+#: The EPICS variables that make a server listen elsewhere than ``--interface`` (CA, PVA).
+INTERFACE_VARIABLES = (("EPICS_CAS_INTF_ADDR_LIST", "CA"), ("EPICS_PVAS_INTF_ADDR_LIST", "PVA"))
+
+
+def network_interfaces(settings: Settings, environ: Mapping[str, str] | None = None) -> list[str]:
+    """The non-loopback addresses this server listens on, each with what serves it: ``--interface``
+    (REST, streams and, unless the EPICS environment says otherwise, CA and PVA), and every address
+    of ``EPICS_CAS_INTF_ADDR_LIST`` (CA) and ``EPICS_PVAS_INTF_ADDR_LIST`` (PVA, when served)."""
     from camioc.rest.browser import is_loopback
 
+    env = os.environ if environ is None else environ
+    found = [] if is_loopback(settings.interface) else [f"{settings.interface} (--interface)"]
+    for variable, what in INTERFACE_VARIABLES:
+        if what == "PVA" and not settings.pva:
+            continue
+        for entry in env.get(variable, "").split():
+            address = entry.rsplit(":", 1)[0] if entry.count(":") == 1 else entry  # a host:port entry
+            if not is_loopback(address) and address != settings.interface:  # (the CLI copies --interface)
+                found.append(f"{entry} ({what}: {variable})")
+    return found
+
+
+def log_access_policy(settings: Settings, environ: Mapping[str, str] | None = None) -> AccessPolicy:
+    """The access policy in force, logged once: its rules, or a warning when a network interface
+    is served without one (anyone who reaches the ports may then change everything): a
+    non-loopback ``--interface``, or one named by ``EPICS_CAS_INTF_ADDR_LIST`` /
+    ``EPICS_PVAS_INTF_ADDR_LIST`` (:func:`network_interfaces`)."""
     policy = settings.access_policy or AccessPolicy.open()
     if not policy.is_open:
         log.info("who may write: %s", policy.describe())
-    elif not is_loopback(settings.interface):
-        log.warning("serving %s with no access policy: every client that reaches it may change configs, start "
-                    "and stop instances and upload scripts over REST and CA (give --access-policy FILE to "
-                    "restrict writes; see the README's Security section)", settings.interface)
+    else:
+        exposed = network_interfaces(settings, environ)
+        if exposed:
+            log.warning("serving %s with no access policy: every client that reaches it may change configs, "
+                        "start and stop instances and upload scripts over REST and CA (give --access-policy "
+                        "FILE to restrict writes; see the README's Security section)", ", ".join(exposed))
     if not settings.user_scripts:
-        log.info("user scripts are switched off (--no-user-scripts): no script or lib uploads")
+        log.info("user scripts are switched off (--no-user-scripts): no script or lib uploads, only built-in "
+                 "pipeline functions run")
     return policy
 
 
@@ -167,6 +192,8 @@ class CamiocApp:
             scripts_dir=layout.user_scripts,
             log_level=settings.log_level,
             dispatcher_url=settings.dispatcher_url,
+            data_dir=settings.effective_data_dir,
+            user_scripts=settings.user_scripts,
         )
         access = log_access_policy(settings)
         self.ioc = CamiocIoc(settings.prefix, self.cameras, version=__version__, start_count=start_count,
@@ -270,4 +297,4 @@ async def serve(settings: Settings) -> None:
             loop.remove_signal_handler(signum)
 
 
-__all__ = ["CamiocApp", "Settings", "bump_start_count", "log_access_policy", "serve"]
+__all__ = ["CamiocApp", "Settings", "bump_start_count", "log_access_policy", "network_interfaces", "serve"]

@@ -30,7 +30,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from camioc.config.paths import confined_path
+from camioc.config.paths import confined_path, real_path
 from camioc.core.merge import (
     IMAGE_PIPELINE_TYPES,
     MAX_DATA_BUFFER,
@@ -65,12 +65,14 @@ def _set(config: Settings, key: str) -> bool:
 
 
 def check_input_config(config: Mapping[str, Any], *, dispatcher_url: str | None, libs_dir: Path | None,
-                       scripts_dir: Path | None = None, data_dir: Path | None = None) -> None:
+                       scripts_dir: Path | None = None, data_dir: Path | None = None,
+                       user_scripts: bool = True) -> None:
     """Refuse a config whose input keys camioc cannot honour; return None if it is fine.
 
     ``scripts_dir`` (default: the parent of ``libs_dir``) confines ``function``; ``data_dir``
-    confines ``file`` of a ``mode: FILE`` config (None: not checked here; the worker refuses a
-    FILE output without a data folder).
+    confines ``file`` of a ``mode: FILE`` config (None: a FILE output is refused, there is no
+    folder it may write in); ``user_scripts=False`` (``--no-user-scripts``) refuses every
+    ``function`` that is not a built-in and every ``libs`` (:func:`check_user_scripts`).
 
     Raises:
         ConfigError: naming the key and why (wrong pipeline type, a dispatcher needed but none
@@ -118,11 +120,40 @@ def check_input_config(config: Mapping[str, Any], *, dispatcher_url: str | None,
         raise ConfigError(f"Invalid value for 'dispatcher_url': {url!r} (camioc's dispatcher is a bsread stream "
                           "address, tcp://host:port; it reads no HTTP dispatcher)")
     merge_settings(config, dispatcher_url)  # raises for channels without address or dispatcher
+    if not user_scripts:
+        check_user_scripts(config)
     check_libs(config.get("libs") or (), libs_dir)
     check_function(config.get("function"), scripts_dir if scripts_dir is not None else
                    (libs_dir.parent if libs_dir is not None else None))
-    if data_dir is not None and str(config.get("mode") or "").upper() == "FILE" and config.get("file"):
+    if str(config.get("mode") or "").upper() == "FILE" and config.get("file"):
         data_file(str(config["file"]), data_dir)
+
+
+#: How a refusal under ``--no-user-scripts`` starts.
+USER_SCRIPTS_DISABLED = "user scripts are disabled on this server (--no-user-scripts)"
+
+
+def check_user_scripts(config: Mapping[str, Any]) -> None:
+    """``--no-user-scripts``: only the built-in functions run (:data:`BUILTIN_FUNCTIONS
+    <camioc.processing.functions.BUILTIN_FUNCTIONS>`, never a user file of the same name) and no
+    ``libs`` are put on the import path (a lib could shadow a module camioc imports).
+
+    Raises:
+        ConfigError: ``"user scripts are disabled on this server (--no-user-scripts): function 'x'"``
+            (or ``libs [...]``), naming the built-ins that may be used.
+    """
+    from camioc.processing.functions import BUILTIN_FUNCTIONS, builtin_name
+
+    function = config.get("function")
+    if function is not None and (not isinstance(function, str) or builtin_name(function) is None):
+        raise ConfigError(f"{USER_SCRIPTS_DISABLED}: function '{function}'; only the built-in functions run "
+                          f"({', '.join(sorted(BUILTIN_FUNCTIONS))}).")
+    libs = config.get("libs") or ()
+    if isinstance(libs, str):
+        libs = [libs]
+    if libs:
+        raise ConfigError(f"{USER_SCRIPTS_DISABLED}: libs {[str(name) for name in libs]}; built-in functions "
+                          "use no libs.")
 
 
 def check_function(function: Any, scripts_dir: Path | None) -> None:
@@ -140,20 +171,41 @@ def check_function(function: Any, scripts_dir: Path | None) -> None:
 
 def data_file(name: str, data_dir: Path | None, *, now: float | None = None) -> Path:
     """The real path a ``mode: FILE`` pipeline writes for ``file`` = ``name``: its ``strftime``
-    fields expanded (local time), ``~`` expanded, a relative name taken inside ``data_dir``.
+    fields expanded (local time), ``~`` expanded, a relative name taken inside ``data_dir``
+    (an absolute path is accepted if it lies inside it). ``..`` is collapsed and every symlink
+    followed before the path is judged, so nothing outside the folder is ever named.
 
     Raises:
-        ConfigError: the path is outside the data folder (naming it), or there is none.
+        ConfigError: ``"Output file '/etc/x.h5' is outside the data folder /srv/camioc/data (...);
+            use a name relative to it ..."``, or there is no data folder.
     """
     if data_dir is None:
-        raise ConfigError(f"File '{name}' refused: no data folder is configured for FILE output "
+        raise ConfigError(f"Output file '{name}' refused: no data folder is configured for FILE output "
                           "(camioc --data-dir).")
+    if "\0" in name:
+        raise ConfigError(f"Output file {name!r} refused: the name contains a NUL character.")
     try:
         expanded = time.strftime(name, time.localtime(now))
     except ValueError as exc:
         raise ConfigError(f"Invalid value for 'file': {name!r} ({exc})") from None
-    return confined_path(os.path.expanduser(expanded), data_dir, what=f"File '{name}'",
-                         root_name="data folder (--data-dir)")
+    home = expanded.startswith("~")
+    expanded = os.path.expanduser(expanded)
+    root = real_path(data_dir)
+    resolved = real_path(root / expanded)  # an absolute name stays itself
+    if resolved.is_relative_to(root) and resolved != root:
+        return resolved
+    if resolved == root:
+        how = "it names the folder itself, not a file in it"
+    elif home:
+        how = f"'~' is the home folder {os.path.expanduser('~')}"
+    elif Path(os.path.normpath(root / expanded)).is_relative_to(root):
+        how = "a symlink leads out of it"
+    elif Path(expanded).is_absolute():
+        how = "an absolute path elsewhere"
+    else:
+        how = "'..' leads out of it"
+    raise ConfigError(f"Output file '{name}' is outside the data folder {root} ({how}); use a name relative "
+                      "to it, e.g. 'run_%Y%m%d.h5' or 'sub/folder/x.h5' (camioc --data-dir sets the folder).")
 
 
 def check_libs(libs: Any, libs_dir: Path | None) -> None:
@@ -324,6 +376,7 @@ __all__ = [
     "check_function",
     "check_input_config",
     "check_libs",
+    "check_user_scripts",
     "data_file",
     "is_stream_input",
     "lib_path",

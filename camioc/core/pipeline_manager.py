@@ -109,13 +109,20 @@ class PipelineManager(InstanceManager[_PipelineInstance, PipelineStatus]):
         start_timeout: float = START_TIMEOUT,
         log_level: int = logging.INFO,
         dispatcher_url: str | None = None,
+        data_dir: Path | None = None,
+        user_scripts: bool = True,
     ) -> None:
+        """``data_dir`` (``--data-dir``): the only folder ``mode: FILE`` outputs write in (None:
+        FILE outputs are refused); ``user_scripts=False`` (``--no-user-scripts``): only built-in
+        functions, no libs (see :func:`~camioc.core.pipeline_inputs.check_input_config`)."""
         super().__init__(hostname=hostname, bind_host=bind_host, port_range=port_range,
                          start_timeout=start_timeout, log_level=log_level)
         self._store = store
         self._cameras = cameras
         self.backgrounds = backgrounds
         self._scripts_dir = scripts_dir
+        self._data_dir = data_dir
+        self._user_scripts = user_scripts
         self._dispatcher_url = dispatcher_url  # --dispatcher-url: bsread stream for bsread_channels
         self._exit_codes: dict[str, int | None] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -306,9 +313,11 @@ class PipelineManager(InstanceManager[_PipelineInstance, PipelineStatus]):
 
     def _check_inputs(self, config: Mapping[str, Any]) -> None:
         """Refuse input-side keys camioc cannot honour for this server (bsread_channels without a
-        dispatcher, a lib never uploaded, a key of another pipeline type): see pipeline_inputs."""
+        dispatcher, a lib never uploaded, a key of another pipeline type), a function or FILE
+        output outside its folder, a user function with user scripts off: see pipeline_inputs."""
         check_input_config(config, dispatcher_url=self._dispatcher_url,
-                           libs_dir=self._scripts_dir / "lib" if self._scripts_dir else None)
+                           libs_dir=self._scripts_dir / "lib" if self._scripts_dir else None,
+                           data_dir=self._data_dir, user_scripts=self._user_scripts)
 
     async def _wire(self, instance: _PipelineInstance) -> PipelineWorkerOptions:
         config = instance.config
@@ -317,7 +326,8 @@ class PipelineManager(InstanceManager[_PipelineInstance, PipelineStatus]):
         publishing = self._publishing_of(instance.instance_id)
         options = PipelineWorkerOptions(
             instance_id=instance.instance_id, input_address="", bind_host=self._bind_host,
-            hostname=self._hostname, scripts_dir=str(self._scripts_dir or ""),
+            hostname=self._hostname, scripts_dir=str(self._scripts_dir or "") if self._user_scripts else "",
+            data_dir=str(self._data_dir or ""),
             background_dir=str(self.backgrounds.folder), snapshot_enabled=publishing[0],
             snapshot_period=publishing[1],
             log_level=logging.DEBUG if config.get("debug") else self._log_level,

@@ -71,7 +71,8 @@ class PipelineWorkerOptions:
     output_mode: str | None = None    # overrides config "mode" (PUSH into a fan-in)
     bind_host: str = "127.0.0.1"
     hostname: str = "127.0.0.1"
-    scripts_dir: str = ""
+    scripts_dir: str = ""  # "" with --no-user-scripts: only built-in functions, no libs
+    data_dir: str = ""  # --data-dir: the only folder FILE outputs write in ("": FILE refused)
     background_dir: str = ""
     snapshot_enabled: bool = True
     snapshot_period: float = 0.5
@@ -189,15 +190,24 @@ class _FileOutput:
     instead of a truncated result. ``file`` may contain ``strftime`` fields (``%Y%m%d_%H%M%S``),
     expanded in local time. ``layout``, ``localtime`` (channel timestamps), ``change``,
     ``records`` and ``attributes`` are the writer's (:mod:`camioc.streams.hdf5`).
+
+    Confinement: the file, its ``.partial`` and the folders made for them lie inside the data
+    folder (``data_dir``, ``--data-dir``; a relative ``file`` is taken inside it). The control
+    process checked the name when the config was written; it is resolved again here right before
+    the file is opened (and its folder before the rename), so a symlink put in the way since
+    then is not followed out of the folder.
     """
 
-    def __init__(self, config: PipelineConfig) -> None:
+    def __init__(self, config: PipelineConfig, data_dir: str) -> None:
+        from camioc.core.pipeline_inputs import data_file
         from camioc.streams.hdf5 import Hdf5Writer
 
         name = config.file or ""
         if not name:
             raise ValueError("File name not defined")
-        self.path = Path(time.strftime(name, time.localtime())).expanduser()
+        self.name = name
+        self.root = Path(data_dir) if data_dir else None
+        self.path = data_file(name, self.root)  # ConfigError: outside the data folder / none configured
         self.partial = self.path.with_name(self.path.name + ".partial")
         attributes = untyped(config, "attributes")
         if isinstance(attributes, str):
@@ -207,8 +217,24 @@ class _FileOutput:
             records=config.records or None, attributes=attributes)
         self.port = None
 
+    def _check_inside(self, *paths: Path) -> None:
+        """Refuse (ConfigError naming the data folder) if any of ``paths`` now resolves outside it."""
+        from camioc.config.paths import real_path
+        from camioc.errors import ConfigError
+
+        assert self.root is not None  # data_file refused a FILE output without a data folder
+        root = real_path(self.root)
+        for path in paths:
+            if not real_path(path).is_relative_to(root):
+                raise ConfigError(f"Output file '{self.name}' is outside the data folder {root} (a symlink leads "
+                                  f"out of it: {path} resolves to {real_path(path)}); nothing was written.")
+
     def open(self) -> None:
+        self._check_inside(self.path.parent)
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        if self.partial.is_symlink():  # a leftover is a plain file; a link is never written through
+            self.partial.unlink()
+        self._check_inside(self.path.parent, self.partial, self.path)
         self._writer.open()
 
     def send(self, data: dict[str, Any], *, pulse_id: int, timestamp: Any) -> bool:
@@ -223,6 +249,11 @@ class _FileOutput:
     def close(self) -> None:
         self._writer.close()
         if self.partial.exists():
+            try:
+                self._check_inside(self.path.parent)
+            except Exception as exc:  # the folder was swapped for a link out: keep the partial file
+                log.error("%s; the recording stays in %s", exc, self.partial)
+                return
             os.replace(self.partial, self.path)
 
 
@@ -377,7 +408,7 @@ class _PipelineWorker(InstanceWorker):
         config = self.config
         mode = str(self.options.output_mode or config.mode).upper()
         if mode == "FILE":
-            return _FileOutput(config)
+            return _FileOutput(config, self.options.data_dir)
         from camioc.streams.bsread import BsreadSender, HeaderPolicy
 
         policy = HeaderPolicy(create_header=config.create_header, allow_type_changes=config.allow_type_changes,

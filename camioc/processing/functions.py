@@ -38,7 +38,8 @@ from typing import Any, Literal
 from camioc.errors import ProcessingError
 from camioc.processing import default, transparent
 
-__all__ = ["BUILTIN_FUNCTIONS", "LoadedFunction", "function_file", "load_function", "load_stream_function"]
+__all__ = ["BUILTIN_FUNCTIONS", "LoadedFunction", "builtin_name", "function_file", "load_function",
+           "load_stream_function"]
 
 #: Built-in function names → cam_server-signature callables.
 BUILTIN_FUNCTIONS: dict[str, Callable[..., dict[str, Any]]] = {
@@ -47,6 +48,17 @@ BUILTIN_FUNCTIONS: dict[str, Callable[..., dict[str, Any]]] = {
 }
 
 FunctionKind = Literal["image", "stream"]
+
+
+def builtin_name(name: str | None) -> str | None:
+    """The built-in a ``function`` value names without any user file (``None``, ``""``,
+    ``"default"``, ``"transparent"``, ``"transparent.py"``), None if it names no built-in.
+
+    Used where user scripts are switched off (``--no-user-scripts``): then only these run, and a
+    user file of the same name is not looked for."""
+    text = (name or "default").strip() or "default"
+    stem = text[:-3] if text.endswith(".py") else text
+    return stem if stem in BUILTIN_FUNCTIONS else None
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,13 +8,16 @@ root and to leave nothing behind: no saved config, no instance, no file written,
 
 from __future__ import annotations
 
+import asyncio
 import json
 import random
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import h5py
 import pytest
 from aiohttp import ClientResponse
 from aiohttp.test_utils import TestClient, TestServer
@@ -26,6 +29,7 @@ from camioc.config.store import ConfigLayout, ConfigStore
 from camioc.core.backgrounds import BackgroundStore
 from camioc.core.camera_manager import CameraManager
 from camioc.core.pipeline_manager import PipelineManager
+from camioc.errors import ConfigError
 from camioc.logbuffer import LogBuffer
 from camioc.rest.camera_api import create_camera_app
 from camioc.rest.pipeline_api import create_pipeline_app
@@ -82,7 +86,8 @@ async def stack(tmp_path: Path) -> AsyncIterator[Stack]:
                             port_range=(start, start + 100), background_dir=layout.background_config)
     pipelines = PipelineManager(ConfigStore(layout.pipeline_config), cameras,
                                 BackgroundStore(layout.background_config), hostname="127.0.0.1",
-                                port_range=(start + 100, start + 200), scripts_dir=layout.user_scripts)
+                                port_range=(start + 100, start + 200), scripts_dir=layout.user_scripts,
+                                data_dir=data_dir)
     pipe_app = create_pipeline_app(pipelines, cameras, version=VERSION, logs=LogBuffer(),
                                    scripts_dir=layout.user_scripts, libs_dir=layout.user_libs, host_stats=False)
     cam_app = create_camera_app(cameras, version=VERSION, logs=LogBuffer(), scripts_dir=layout.user_scripts,
@@ -255,6 +260,168 @@ async def test_a_configured_limit_also_holds_for_chunked_uploads(stack: Stack) -
         assert not (stack.scripts / "small.py").exists() and not (stack.libs / "chunked.bin").exists()
         await ok(await client.put(f"{PIPE}/lib/chunked.bin/lib_bytes", data=chunks(4096)))
         assert (stack.libs / "chunked.bin").stat().st_size == 4096
+
+
+# --------------------------------------------------------------------------- FILE outputs
+async def wait_completed(stack: Stack, instance_id: str) -> None:
+    deadline = time.monotonic() + 30
+    while stack.pipelines.exit_code(instance_id) is None:
+        assert time.monotonic() < deadline, "FILE pipeline did not complete"
+        await asyncio.sleep(0.1)
+    assert stack.pipelines.exit_code(instance_id) == 0
+
+
+async def test_relative_file_is_written_inside_the_data_folder(stack: Stack) -> None:
+    config = {"camera_name": "sim", "mode": "FILE", "file": "runs/%Y/rec.h5", "records": 5}
+    created = await ok(await stack.pipe.post(PIPE, json=config))
+    await wait_completed(stack, created["instance_id"])
+    path = stack.data_dir / "runs" / time.strftime("%Y") / "rec.h5"
+    with h5py.File(path, "r") as f:
+        assert f["header1/pulse_id"].shape == (5,) and f["data1/image/value"].shape == (5, 48, 64)
+    assert not path.with_name("rec.h5.partial").exists()
+    # an absolute path that lies inside the data folder is accepted too
+    inside = {**config, "file": str(stack.data_dir / "abs.h5")}
+    await ok(await stack.pipe.post(f"{PIPE}/inside/config", json=inside))
+    created = await ok(await stack.pipe.post(PIPE, json=inside))
+    await wait_completed(stack, created["instance_id"])
+    assert (stack.data_dir / "abs.h5").is_file()
+
+
+def outside_names(stack: Stack) -> list[tuple[str, str]]:
+    (stack.data_dir / "sub").mkdir(parents=True, exist_ok=True)
+    (stack.data_dir / "out_link").symlink_to(stack.outside, target_is_directory=True)
+    (stack.data_dir / "sub" / "file_link.h5").symlink_to(stack.outside / "target.h5")
+    return [(str(stack.outside / "x.h5"), "an absolute path elsewhere"),
+            ("/etc/camioc_x.h5", "an absolute path elsewhere"),
+            ("../outside/x.h5", "'..' leads out of it"),
+            ("sub/../../outside/x.h5", "'..' leads out of it"),
+            ("~/camioc_x.h5", "'~' is the home folder"),
+            ("out_link/x.h5", "a symlink leads out of it"),
+            ("sub/file_link.h5", "a symlink leads out of it")]
+
+
+async def test_file_outside_the_data_folder_is_refused_on_save_create_and_update(stack: Stack) -> None:
+    root = str(real_path(stack.data_dir))
+    await ok(await stack.pipe.post(f"{PIPE}/rec/config", json={"camera_name": "sim", "mode": "FILE",
+                                                                "file": "good.h5"}))
+    saved_before = (stack.layout.pipeline_config / "rec.json").read_text()
+    running = await ok(await stack.pipe.post(PIPE, json={"camera_name": "sim"}))
+    for name, how in outside_names(stack):
+        config = {"camera_name": "sim", "mode": "FILE", "file": name}
+        for response in (await stack.pipe.post(f"{PIPE}/rec/config", json=config),
+                         await stack.pipe.post(f"{PIPE}/new_rec/config", json=config),
+                         await stack.pipe.post(PIPE, json=config),
+                         await stack.pipe.post(f"{PIPE}/instance/", json=config),
+                         await stack.pipe.post(f"{PIPE}/instance/{running['instance_id']}/config",
+                                               json={"mode": "FILE", "file": name})):
+            message = await refused(response, f"Output file '{name}' is outside the data folder {root}", how,
+                                    "use a name relative to it")
+        assert "--data-dir" in message
+    assert (stack.layout.pipeline_config / "rec.json").read_text() == saved_before
+    assert "new_rec" not in await saved(stack)
+    assert list(await active(stack)) == [running["instance_id"]]
+    shown = (await ok(await stack.pipe.get(f"{PIPE}/instance/{running['instance_id']}/config")))["config"]
+    assert shown.get("mode") != "FILE" and not shown.get("file")
+    assert sorted(p.name for p in stack.outside.iterdir()) == ["evil.py", "secret.txt"]
+    assert not Path("/etc/camioc_x.h5").exists() and not Path("~/camioc_x.h5").expanduser().exists()
+
+
+async def test_a_symlink_swapped_in_after_the_check_is_not_followed(stack: Stack) -> None:
+    """The worker resolves the name again right before opening: a folder of the data folder that
+    became a link out since the config was saved is refused at start, nothing is written outside."""
+    root = str(real_path(stack.data_dir))
+    (stack.data_dir / "late").mkdir(parents=True)
+    await ok(await stack.pipe.post(f"{PIPE}/late/config", json={"camera_name": "sim", "mode": "FILE",
+                                                                 "file": "late/x.h5", "records": 3}))
+    (stack.data_dir / "late").rmdir()
+    (stack.data_dir / "late").symlink_to(stack.outside, target_is_directory=True)  # the swap
+    await refused(await stack.pipe.get(f"{PIPE}/instance/late"), "outside the data folder", root)
+    assert sorted(p.name for p in stack.outside.iterdir()) == ["evil.py", "secret.txt"]
+    # the worker's own check (the control process's check bypassed): the output refuses to open
+    from camioc.config.pipeline import PipelineConfig
+    from camioc.core.pipeline_worker import _FileOutput
+    from camioc.errors import ConfigError
+
+    (stack.data_dir / "late").unlink()
+    (stack.data_dir / "late").mkdir()
+    output = _FileOutput(PipelineConfig.from_dict({"camera_name": "sim", "mode": "FILE", "file": "late/x.h5"}),
+                         str(stack.data_dir))
+    (stack.data_dir / "late").rmdir()
+    (stack.data_dir / "late").symlink_to(stack.outside, target_is_directory=True)
+    with pytest.raises(ConfigError, match="outside the data folder"):
+        output.open()
+    # a .partial that became a link out is replaced, never written through
+    (stack.data_dir / "late").unlink()
+    (stack.data_dir / "late").mkdir()
+    (stack.data_dir / "late" / "x.h5.partial").symlink_to(stack.outside / "partial_target")
+    output = _FileOutput(PipelineConfig.from_dict({"camera_name": "sim", "mode": "FILE", "file": "late/x.h5"}),
+                         str(stack.data_dir))
+    output.open()
+    output.close()
+    assert (stack.data_dir / "late" / "x.h5").is_file() and not (stack.data_dir / "late" / "x.h5").is_symlink()
+    assert sorted(p.name for p in stack.outside.iterdir()) == ["evil.py", "secret.txt"]
+
+
+async def test_without_a_data_folder_file_outputs_are_refused(stack: Stack) -> None:
+    bare = PipelineManager(ConfigStore(stack.layout.pipeline_config), stack.cameras,
+                           BackgroundStore(stack.layout.background_config), hostname="127.0.0.1",
+                           scripts_dir=stack.scripts)
+    with pytest.raises(ConfigError, match="no data folder is configured"):
+        await bare.save_config("nodata", {"camera_name": "sim", "mode": "FILE", "file": "x.h5"})
+    assert "nodata" not in bare.pipeline_names()
+
+
+# --------------------------------------------------------------------------- --no-user-scripts
+@pytest.fixture
+async def no_scripts(stack: Stack) -> AsyncIterator[TestClient]:
+    stack.pipelines._user_scripts = False  # what --no-user-scripts builds (checked over real servers below)
+    app = create_pipeline_app(stack.pipelines, stack.cameras, version=VERSION, logs=LogBuffer(),
+                              scripts_dir=stack.scripts, libs_dir=stack.libs, host_stats=False, user_scripts=False)
+    async with TestClient(TestServer(app, host="127.0.0.1")) as client:
+        yield client
+
+
+async def test_no_user_scripts_refuses_user_functions_and_keeps_builtins(stack: Stack,
+                                                                         no_scripts: TestClient) -> None:
+    (stack.libs / "mylib.py").write_text("X = 1\n")
+    await ok(await no_scripts.post(f"{PIPE}/kept/config", json={"camera_name": "sim"}))
+    kept = (stack.layout.pipeline_config / "kept.json").read_text()
+    running = await ok(await no_scripts.post(PIPE, json={"camera_name": "sim"}))
+    for function in ("good", "good.py", str(stack.scripts / "good.py"), "no_such_function"):
+        config = {"camera_name": "sim", "function": function}
+        expected = f"user scripts are disabled on this server (--no-user-scripts): function '{function}'"
+        for response in (await no_scripts.post(f"{PIPE}/kept/config", json=config),
+                         await no_scripts.post(f"{PIPE}/other/config", json=config),
+                         await no_scripts.post(PIPE, json=config),
+                         await no_scripts.post(f"{PIPE}/instance/", json=config),
+                         await no_scripts.post(f"{PIPE}/instance/{running['instance_id']}/config",
+                                               json={"function": function})):
+            await refused(response, expected, "transparent")
+    await refused(await no_scripts.post(f"{PIPE}/kept/config", json={"camera_name": "sim", "libs": ["mylib"]}),
+                  "user scripts are disabled on this server (--no-user-scripts): libs ['mylib']")
+    assert (stack.layout.pipeline_config / "kept.json").read_text() == kept
+    assert "other" not in await saved(stack)
+    assert list(await active(stack)) == [running["instance_id"]]
+    # a config with a user function saved before (or by hand) does not start
+    (stack.layout.pipeline_config / "handmade.json").write_text(json.dumps(
+        {"name": "handmade", "camera_name": "sim", "function": "good"}))
+    await refused(await no_scripts.get(f"{PIPE}/instance/handmade"), "--no-user-scripts")
+    assert list(await active(stack)) == [running["instance_id"]]
+    # built-ins keep working, and a user file shadowing a built-in's name is not run
+    (stack.scripts / "transparent.py").write_text(EVIL)
+    for function in ("default", "transparent", "transparent.py", None):
+        await ok(await no_scripts.post(f"{PIPE}/kept/config", json={"camera_name": "sim", "function": function}))
+    created = await ok(await no_scripts.post(PIPE, json={"camera_name": "sim", "function": "transparent"}))
+    stream = created["stream"]
+    message = await asyncio.to_thread(receive_one, stream)
+    assert "evil" not in message and "image" in message
+    assert not (stack.scripts / "EVIL_RAN").exists()
+
+
+def receive_one(address: str) -> dict[str, Any]:
+    from tests.support.waiting import receive
+
+    return dict(receive(address)[0].data.data)
 
 
 # --------------------------------------------------------------------------- command line

@@ -41,7 +41,7 @@ async def managers(tmp_path: Path):
                             background_dir=tmp_path / "background_config")
     pipelines = PipelineManager(ConfigStore(pipes), cameras, BackgroundStore(tmp_path / "background_config"),
                                 hostname="127.0.0.1", port_range=(start + 100, start + 200),
-                                scripts_dir=tmp_path / "user_scripts")
+                                scripts_dir=tmp_path / "user_scripts", data_dir=tmp_path)
     try:
         yield cameras, pipelines, tmp_path
     finally:
