@@ -51,3 +51,34 @@ def test_warning_only_for_a_network_interface_without_policy(
         log_access_policy(Settings(base=Path("."), interface=interface, access_policy=policy))
     assert any(WARNING in record.message for record in caplog.records) is warns
     assert any("who may write: access policy p.yaml" in record.message for record in caplog.records) is with_policy
+
+
+@pytest.mark.parametrize(("environ", "warns"), [
+    ({"EPICS_CAS_INTF_ADDR_LIST": "10.1.2.3"}, True),
+    ({"EPICS_CAS_INTF_ADDR_LIST": "127.0.0.1 0.0.0.0"}, True),
+    ({"EPICS_CAS_INTF_ADDR_LIST": "127.0.0.1"}, False),
+    ({"EPICS_PVAS_INTF_ADDR_LIST": "192.168.7.1"}, True),
+    ({}, False),
+])
+def test_warning_when_the_epics_environment_serves_a_network_interface(
+        caplog: pytest.LogCaptureFixture, environ: dict[str, str], warns: bool) -> None:
+    """A loopback --interface, but CA (or PVA) told by the EPICS environment to listen elsewhere."""
+    with caplog.at_level(logging.INFO, logger="camioc.app"):
+        log_access_policy(Settings(base=Path("."), interface="127.0.0.1"), environ)
+    warnings = [record.message for record in caplog.records if WARNING in record.message]
+    assert bool(warnings) is warns
+    if warns:
+        variable = next(iter(environ))
+        assert variable in warnings[0] and "--access-policy" in warnings[0]
+
+
+def test_epics_interface_without_policy_warns_at_start(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    base = tmp_path / "configs"
+    shutil.copytree(REPO_ROOT / "configs", base)
+    monkeypatch.setenv("EPICS_CAS_INTF_ADDR_LIST", "0.0.0.0")
+    server = start_camioc(base, tmp_path / "camioc.log")
+    try:
+        lines = [line for line in server.log().splitlines() if WARNING in line]
+        assert len(lines) == 1 and "EPICS_CAS_INTF_ADDR_LIST" in lines[0], server.log()
+    finally:
+        stop_camioc(server)
