@@ -148,7 +148,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "(cam_server's behaviour; a warning is logged when --interface is not loopback)")
     parser.add_argument("--no-user-scripts", dest="user_scripts", action="store_false",
                         help="switch user scripts off: script and lib uploads over REST "
-                        "(.../script_bytes, .../lib_bytes) are refused")
+                        "(.../script_bytes, .../lib_bytes) are refused, and so is every pipeline whose "
+                        "'function' is not a built-in (default, transparent) or that lists 'libs', when it "
+                        "is saved, created, started or updated (REST and CA)")
     parser.add_argument("--pva", action=argparse.BooleanOptionalAction, default=True,
                         help="serve every PV over PV Access too (p4p), and each image as the NTNDArray "
                         "<image prefix>Pva1:Image (default on; binds to --interface)")
