@@ -16,13 +16,14 @@ import signal
 import socket
 import tempfile
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from camioc import __version__
 from camioc.config.access import AccessPolicy
 from camioc.config.paths import DEFAULT_MAX_UPLOAD_BYTES, default_data_dir
+from camioc.core.instances import Supervision
 
 if TYPE_CHECKING:
     from camioc.pva.server import PvaServer
@@ -60,6 +61,8 @@ class Settings:
     #: ``--no-pva`` makes it False: no PV Access server beside CA; ``--pva-port``: its TCP port.
     pva: bool = True
     pva_port: int | None = None
+    #: ``--stall-timeout``, ``--stall-action``, ``--worker-memory-limit``: how workers are watched.
+    supervision: Supervision = field(default_factory=Supervision)
 
     @property
     def effective_data_dir(self) -> Path:
@@ -181,6 +184,7 @@ class CamiocApp:
             port_range=settings.camera_stream_ports,
             background_dir=layout.background_config,
             log_level=settings.log_level,
+            supervision=settings.supervision,
         )
         self.pipelines = PipelineManager(
             ConfigStore(layout.pipeline_config),
@@ -192,6 +196,7 @@ class CamiocApp:
             scripts_dir=layout.user_scripts,
             log_level=settings.log_level,
             dispatcher_url=settings.dispatcher_url,
+            supervision=settings.supervision,
             data_dir=settings.effective_data_dir,
             user_scripts=settings.user_scripts,
         )
@@ -217,7 +222,8 @@ class CamiocApp:
         )
         # the worker fork server imports and compiles everything once (seconds): start it now,
         # off the loop, so that the first instance a user asks for starts at once
-        self._worker_server = asyncio.get_running_loop().run_in_executor(None, start_worker_server)
+        self._worker_server: asyncio.Future[None] | None = asyncio.get_running_loop().run_in_executor(
+            None, start_worker_server)
         self.pva = await self._start_pva(access.write_refusal)
         await self.ioc.start()
         await self.camera_site.start()
@@ -267,6 +273,13 @@ class CamiocApp:
         pva = getattr(self, "pva", None)
         if pva is not None:
             await pva.stop()
+        worker_server = getattr(self, "_worker_server", None)
+        if worker_server is not None:
+            from camioc.core.worker import stop_worker_server
+
+            await asyncio.gather(worker_server, return_exceptions=True)  # a start still running
+            await asyncio.wait_for(asyncio.to_thread(stop_worker_server), 10.0)
+            self._worker_server = None
         self._started = False
 
 

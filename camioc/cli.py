@@ -83,8 +83,20 @@ def access_policy(text: str) -> AccessPolicy:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
+def non_negative_seconds(text: str) -> float:
+    """A duration option in seconds (0 allowed: off)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if not value >= 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a finite number of seconds >= 0, got {text!r}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     from camioc.config.paths import DEFAULT_MAX_UPLOAD_BYTES
+    from camioc.core.instances import DEFAULT_STALL_TIMEOUT
     from camioc.core.ports import parse_port_range
 
     parser = argparse.ArgumentParser(
@@ -156,6 +168,18 @@ def build_parser() -> argparse.ArgumentParser:
                         "<image prefix>Pva1:Image (default on; binds to --interface)")
     parser.add_argument("--pva-port", type=int, default=None, metavar="PORT",
                         help="TCP port of the PV Access server (default: EPICS_PVAS_SERVER_PORT, else 5075)")
+    parser.add_argument("--stall-timeout", type=non_negative_seconds, default=DEFAULT_STALL_TIMEOUT, metavar="S",
+                        help="a running worker that sends nothing for this long (no frame processed, no "
+                        "status: e.g. a user function in an endless loop) is marked stalled: state Error, "
+                        "'Stalled: ...' on StatusMessage_RBV and in the REST info (default "
+                        f"{DEFAULT_STALL_TIMEOUT:g}; 0: no watchdog)")
+    parser.add_argument("--stall-action", choices=["mark", "stop"], default="mark",
+                        help="what a stall does: mark the instance (it recovers when the worker speaks "
+                        "again; default) or stop its worker (the instance stays visible with the reason)")
+    parser.add_argument("--worker-memory-limit", type=upload_size, default=0, metavar="SIZE",
+                        help="resident memory a camera or pipeline worker may use, bytes or with a k/M/G "
+                        "suffix; a worker over it is stopped with an error naming both figures (default: "
+                        "no limit)")
     parser.add_argument("--log-level", default="INFO",
                         choices=["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"], help="log level (default INFO)")
     parser.add_argument("--version", action="version", version=f"camioc {__version__}")
@@ -173,6 +197,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.getLogger("caproto").setLevel(max(level, logging.WARNING))
 
     from camioc.app import Settings, serve
+    from camioc.core.instances import Supervision
 
     settings = Settings(
         base=args.base.resolve(),
@@ -194,6 +219,8 @@ def main(argv: list[str] | None = None) -> int:
         user_scripts=args.user_scripts,
         pva=args.pva,
         pva_port=args.pva_port,
+        supervision=Supervision(stall_timeout=args.stall_timeout, stop_stalled=args.stall_action == "stop",
+                                memory_limit=args.worker_memory_limit),
     )
     try:
         asyncio.run(serve(settings))

@@ -101,7 +101,15 @@ class InstanceService(Protocol):
     The argument is positional: cameras call it ``name``, pipelines ``instance_id``.
     """
 
-    def active_instances(self) -> dict[str, dict[str, Any]]: ...
+    def active_instances(self) -> dict[str, dict[str, Any]]:
+        """The info of every running instance and of every dead one (``is_stream_active`` false,
+        ``state``/``error`` say why) until it is deleted or restarted."""
+        ...
+
+    @property
+    def running_names(self) -> list[str]:
+        """The names of the instances whose worker runs."""
+        ...
 
     async def stop(self, name: str, /) -> None: ...
 

@@ -30,7 +30,7 @@ from camioc.config.store import ConfigStore
 from camioc.core.api import CameraEvents, CameraStatus, DetectorState
 from camioc.core.backgrounds import BackgroundStore
 from camioc.core.camera_worker import CameraWorkerOptions, run_camera_worker
-from camioc.core.instances import Instance, InstanceManager, exit_state
+from camioc.core.instances import Instance, InstanceManager, Supervision, exit_state
 from camioc.core.worker import WorkerHandle
 from camioc.errors import CameraOfflineError, ConfigError, InstanceError, NotFoundError
 
@@ -64,9 +64,10 @@ class CameraManager(InstanceManager[_CameraInstance, CameraStatus]):
         background_dir: Path | None = None,
         start_timeout: float = START_TIMEOUT,
         log_level: int = logging.INFO,
+        supervision: Supervision | None = None,
     ) -> None:
         super().__init__(hostname=hostname, bind_host=bind_host, port_range=port_range,
-                         start_timeout=start_timeout, log_level=log_level)
+                         start_timeout=start_timeout, log_level=log_level, supervision=supervision)
         self._store = store
         self._background_dir = background_dir
         self._last_ports: dict[str, int] = {}
@@ -215,11 +216,14 @@ class CameraManager(InstanceManager[_CameraInstance, CameraStatus]):
         return self._lock(key)  # a stop waits for a start or config change of the same camera
 
     def _on_exited(self, instance: _CameraInstance, handle: WorkerHandle) -> None:
-        state, message = exit_state(handle)
+        state, message = exit_state(handle, instance.death)
         self._set_status(instance.key, running=False, state=state, message=message,
                          stream_address="", clients=0, frame_rate=0.0)
-        log.info("camera %s stopped (%s)", instance.key, handle.stop_error or handle.stop_reason)
+        log.info("camera %s stopped (%s)", instance.key, instance.death or handle.stop_error or handle.stop_reason)
         self._emit("instances_changed", instance.key)
+
+    def _on_dead_cleared(self, instance: _CameraInstance) -> None:
+        self._set_status(instance.key, state=DetectorState.Idle, message=f"Stopped ({instance.death})")
 
     def _on_status(self, key: str, payload: dict[str, Any]) -> None:
         stats = {"total_bytes": payload.pop("total_bytes", 0),
@@ -236,7 +240,7 @@ class CameraManager(InstanceManager[_CameraInstance, CameraStatus]):
 
     def instance_info(self, name: str, /) -> dict[str, Any]:
         name = self.resolve(name)
-        instance = self._instances.get(name)
+        instance = self._shown_instance(name)
         if instance is None:
             raise NotFoundError(f"Instance '{name}' does not exist.")
         status = self._status(name)
@@ -257,6 +261,7 @@ class CameraManager(InstanceManager[_CameraInstance, CameraStatus]):
             "last_start_time": instance.last_start_time,
             "statistics": statistics,
             "config": instance.config.to_dict(runtime_defaults=False),
+            **self._dead_fields(name),
         }
 
     # ================================================================== one-shot reads

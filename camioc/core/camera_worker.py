@@ -25,6 +25,9 @@ from camioc.core.worker import InstanceWorker, WorkerLink, serve_worker
 log = logging.getLogger(__name__)
 
 READ_TIMEOUT = 0.1
+#: A source silent this long (or five frame periods of a simulation, if longer) is shown as
+#: Disconnected, "Waiting for source": an operator must not read Acquire off a camera that is gone.
+SOURCE_SILENCE = 3.0
 ERROR_REPORT_PERIOD = 5.0
 
 
@@ -163,9 +166,13 @@ class _CameraWorker(InstanceWorker):
             publisher.close()
             source.close()
 
+    def _silence_limit(self) -> float:
+        rate = float(getattr(self.config, "frame_rate", 0) or 0) if self.config.source_type == "simulation" else 0.0
+        return max(SOURCE_SILENCE, 5.0 / rate) if rate > 0 else SOURCE_SILENCE
+
     def _loop(self, source: Any, publisher: Any) -> None:
         reason = "stopped"
-        started = time.monotonic()
+        started = last_frame = time.monotonic()
         while self.running:
             self.poll_commands()
             if not self.running:
@@ -175,12 +182,16 @@ class _CameraWorker(InstanceWorker):
             except Exception as exc:  # a bad frame must not stop the camera
                 self._report_error(f"Frame error: {exc}")
                 frame = None
+            now = time.monotonic()
             if frame is not None:
+                last_frame = now
                 self._publish(frame, publisher)
             elif not getattr(source, "connected", True):
                 if self.state != DetectorState.Disconnected:
                     self.set_state(DetectorState.Disconnected, "Camera disconnected")
-            now = time.monotonic()
+            elif now - last_frame > self._silence_limit() and self.state == DetectorState.Acquire:
+                self.set_state(DetectorState.Disconnected,
+                               f"Waiting for source (no frame for {now - last_frame:.0f} s)")
             self.report_status(now=now, clients=publisher.client_count())
             timeout = float(self.config.no_client_timeout or 0)
             if self.without_clients(publisher, timeout, started, now):

@@ -42,7 +42,7 @@ from camioc.config.store import ConfigStore
 from camioc.core.api import CameraStatus, DetectorState, ImageSnapshot, PipelineEvents, PipelineStatus
 from camioc.core.backgrounds import DEFAULT_N_IMAGES, BackgroundStore, collect_background_image
 from camioc.core.camera_manager import CameraManager
-from camioc.core.instances import Instance, InstanceManager, exit_state
+from camioc.core.instances import Instance, InstanceManager, Supervision, exit_state
 from camioc.core.merge import channel_list
 from camioc.core.pipeline_inputs import check_input_config
 from camioc.core.pipeline_worker import PipelineWorkerOptions, run_pipeline_worker
@@ -111,12 +111,13 @@ class PipelineManager(InstanceManager[_PipelineInstance, PipelineStatus]):
         dispatcher_url: str | None = None,
         data_dir: Path | None = None,
         user_scripts: bool = True,
+        supervision: Supervision | None = None,
     ) -> None:
         """``data_dir`` (``--data-dir``): the only folder ``mode: FILE`` outputs write in (None:
         FILE outputs are refused); ``user_scripts=False`` (``--no-user-scripts``): only built-in
         functions, no libs (see :func:`~camioc.core.pipeline_inputs.check_input_config`)."""
         super().__init__(hostname=hostname, bind_host=bind_host, port_range=port_range,
-                         start_timeout=start_timeout, log_level=log_level)
+                         start_timeout=start_timeout, log_level=log_level, supervision=supervision)
         self._store = store
         self._cameras = cameras
         self.backgrounds = backgrounds
@@ -125,7 +126,6 @@ class PipelineManager(InstanceManager[_PipelineInstance, PipelineStatus]):
         self._user_scripts = user_scripts
         self._dispatcher_url = dispatcher_url  # --dispatcher-url: bsread stream for bsread_channels
         self._exit_codes: dict[str, int | None] = {}
-        self._tasks: set[asyncio.Task[Any]] = set()
         self._camera_watcher = _CameraWatcher(self)
         cameras.add_listener(self._camera_watcher)
 
@@ -459,11 +459,20 @@ class PipelineManager(InstanceManager[_PipelineInstance, PipelineStatus]):
         instance_id = instance.instance_id
         code = handle.exitcode
         self._remember_exit_code(instance_id, code)
-        error = handle.stop_error
-        state, message = exit_state(handle)
+        state, message = exit_state(handle, instance.death)
+        error = instance.death or handle.stop_error
         self._set_status(instance_id, running=False, state=state, message=message, stream_address="",
                          frame_rate=0.0, exit_code=code, error=error)
         log.info("pipeline %s stopped: %s", instance_id, message)
+        if not instance.death:  # a dead instance stays until deleted or restarted
+            self._remove_if_unsaved(instance_id)
+
+    def _on_dead_cleared(self, instance: _PipelineInstance) -> None:
+        self._set_status(instance.instance_id, state=DetectorState.Idle, message=f"Stopped ({instance.death})")
+        self._remove_if_unsaved(instance.instance_id)
+
+    def _remove_if_unsaved(self, instance_id: str) -> None:
+        """A stopped private instance has no PVs and no status any more; a saved pipeline keeps both."""
         if not self._store.exists(instance_id):
             self._emit("pipeline_removed", instance_id)
             self._forget(instance_id)
@@ -538,17 +547,12 @@ class PipelineManager(InstanceManager[_PipelineInstance, PipelineStatus]):
             log.info("pipeline %s: camera %s stopped; restarting it", instance.instance_id, camera)
             self._spawn(self._reconnect_camera(instance.instance_id, camera))
 
-    def _spawn(self, coroutine: Any) -> None:
-        task = asyncio.get_running_loop().create_task(coroutine)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-
     # ================================================================== status & info
     def _new_status(self, key: str) -> PipelineStatus:
         return PipelineStatus(instance_id=key)
 
     def status(self, instance_id: str) -> PipelineStatus:
-        if instance_id not in self._instances and not self._store.exists(instance_id):
+        if self._shown_instance(instance_id) is None and not self._store.exists(instance_id):
             raise NotFoundError(f"Instance '{instance_id}' does not exist.")
         return self._public_status(instance_id, self._status(instance_id))
 
@@ -578,13 +582,15 @@ class PipelineManager(InstanceManager[_PipelineInstance, PipelineStatus]):
 
     def ids(self) -> list[str]:
         """Every pipeline id that has PVs: saved pipelines and running instances."""
-        return sorted(set(self._store.names()) | set(self._instances))
+        return sorted(set(self._store.names()) | set(self._instances) | set(self._dead))
 
     def running_ids(self) -> list[str]:
         return self.running_names
 
     def instance_info(self, instance_id: str, /) -> dict[str, Any]:
-        instance = self._get(instance_id)
+        instance = self._shown_instance(instance_id)
+        if instance is None:
+            raise NotFoundError(f"Instance '{instance_id}' does not exist.")
         status = self._status(instance_id)
         statistics = instance.statistics(
             total_bytes=int(instance.output_statistics.get("total_bytes", 0)),
@@ -610,6 +616,7 @@ class PipelineManager(InstanceManager[_PipelineInstance, PipelineStatus]):
                 "error": status.error,
                 **instance.input_statistics,
             },
+            **self._dead_fields(instance_id),
         }
 
     # ================================================================== backgrounds
@@ -656,10 +663,7 @@ class PipelineManager(InstanceManager[_PipelineInstance, PipelineStatus]):
 
     async def close(self) -> None:
         self._cameras.remove_listener(self._camera_watcher)
-        await self.stop_all()
-        for task in list(self._tasks):
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await super().close()
 
 
 class _CameraWatcher:

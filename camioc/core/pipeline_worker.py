@@ -536,7 +536,7 @@ class _PipelineWorker(InstanceWorker):
                         self.camera_request_pending = True
                         self.link.send("camera_request", config.camera_name)
                     if self.state == DetectorState.Acquire:
-                        self.set_state(DetectorState.Waiting, "Waiting for data")
+                        self.set_state(DetectorState.Waiting, f"Waiting for source (no data for {silence:g} s)")
             else:
                 self._last_message_time = now
                 self.camera_request_pending = False

@@ -33,6 +33,7 @@ import multiprocessing
 import multiprocessing.connection
 import multiprocessing.process
 import os
+import signal
 import threading
 import time
 from collections.abc import Callable
@@ -59,6 +60,27 @@ def start_worker_server() -> None:
     from multiprocessing import forkserver
 
     forkserver.ensure_running()
+
+
+def stop_worker_server() -> None:
+    """End the fork server and the resource tracker and wait for both (blocking, < 1 s): the
+    last step of a shutdown, so that SIGTERM returns only when no camioc process is left.
+
+    multiprocessing has no public call for this; its ``_stop`` methods are what its own tests
+    use. Without them both processes notice the end of the control process on their own, but
+    only up to a second later.
+    """
+    from multiprocessing import forkserver, resource_tracker
+
+    for server in (forkserver._forkserver, resource_tracker._resource_tracker):  # type: ignore[attr-defined]
+        stop = getattr(server, "_stop", None)
+        if stop is None:
+            continue
+        try:
+            stop()
+        except (OSError, ChildProcessError, AssertionError) as exc:  # already gone
+            log.debug("stopping %s: %s", type(server).__name__, exc)
+
 
 MessageCallback = Callable[[str, Any], None]
 
@@ -93,6 +115,14 @@ class WorkerHandle:
         self.stop_reason = ""
         self.stop_error = ""
         self.stop_error_type = ""
+        #: the worker said why it stopped (its ``stopped`` message): it did not die
+        self.reported_stop = False
+        #: the control side asked it to stop (:meth:`stop`)
+        self.stop_requested = False
+        #: why the supervisor ended it (:meth:`end`: stalled, over its memory limit)
+        self.supervisor_error = ""
+        #: when the last message of the worker arrived (monotonic): its heartbeat
+        self.last_message_time = time.monotonic()
         self._psutil: Any = None
 
     # ------------------------------------------------------------------ lifecycle
@@ -118,6 +148,7 @@ class WorkerHandle:
         """Ask the worker to stop; terminate it if it does not within ``timeout``."""
         if self._process is None:
             return
+        self.stop_requested = True
         self.send("stop", None)
         try:
             await asyncio.wait_for(asyncio.shield(self._exited), timeout)
@@ -132,9 +163,36 @@ class WorkerHandle:
                 self._process.kill()
                 await asyncio.wait_for(asyncio.shield(self._exited), 2.0)
 
+    async def end(self, error: str, grace: float = 1.0) -> None:
+        """End the worker now, without asking it (it may be stuck): SIGTERM, SIGKILL after
+        ``grace`` seconds. ``error`` is why: the state and message its instance is left in."""
+        process = self._process
+        if process is None or self._exited.done():
+            return
+        self.supervisor_error = error
+        process.terminate()
+        try:
+            await asyncio.wait_for(asyncio.shield(self._exited), grace)
+        except TimeoutError:
+            process.kill()
+            await asyncio.wait_for(asyncio.shield(self._exited), 5.0)
+
+    @property
+    def death(self) -> str:
+        """Why the worker ended when nobody asked it to and it did not say why (``"killed by
+        SIGKILL"``, ``"exit code 3"``); empty for a stop it reported or one that was asked for."""
+        if not self._exited.done() or self.reported_stop or self.stop_requested or self.supervisor_error:
+            return ""
+        return exit_reason(self.exitcode)
+
     @property
     def alive(self) -> bool:
         return self._process is not None and not self._exited.done()
+
+    @property
+    def has_started(self) -> bool:
+        """The worker sent its ``started`` message (it ran, whatever happened since)."""
+        return self._started.done() and not self._started.cancelled() and self._started.exception() is None
 
     @property
     def exitcode(self) -> int | None:
@@ -160,6 +218,17 @@ class WorkerHandle:
             return {"cpu": float(self._psutil.cpu_percent(None)), "memory": float(self._psutil.memory_info().rss)}
         except psutil.Error:
             return {"cpu": 0.0, "memory": 0.0}
+
+    def rss(self) -> int:
+        """The worker's resident memory in bytes (0 when it is not running)."""
+        import psutil
+
+        if self.pid is None or not self.alive:
+            return 0
+        try:
+            return int(psutil.Process(self.pid).memory_info().rss)
+        except psutil.Error:
+            return 0
 
     # ------------------------------------------------------------------ messages
     def send(self, kind: str, payload: Any) -> bool:
@@ -213,6 +282,7 @@ class WorkerHandle:
 
     def _dispatch(self, message: tuple[str, Any]) -> None:
         kind, payload = message
+        self.last_message_time = time.monotonic()
         if kind == "started":
             if not self._started.done():
                 self._started.set_result(payload)
@@ -227,6 +297,7 @@ class WorkerHandle:
                     future.set_exception(value if isinstance(value, BaseException) else InstanceError(str(value)))
             return
         if kind == "stopped":
+            self.reported_stop = True
             self.stop_reason = payload.get("reason", "")
             self.stop_error = payload.get("error", "")
             self.stop_error_type = payload.get("error_type", "")
@@ -251,6 +322,18 @@ class WorkerHandle:
             self._on_exit(self)
         except Exception:
             log.exception("exit handler of worker %s failed", self.name)
+
+
+def exit_reason(exitcode: int | None) -> str:
+    """A process's end as people read it: ``"killed by SIGSEGV"`` for a signal, else the exit code."""
+    if exitcode is None:
+        return "exit code unknown"
+    if exitcode < 0:
+        try:
+            return f"killed by {signal.Signals(-exitcode).name}"
+        except ValueError:
+            return f"killed by signal {-exitcode}"
+    return f"exit code {exitcode}"
 
 
 class WorkerLink:
@@ -511,7 +594,9 @@ __all__ = [
     "RateMeter",
     "WorkerHandle",
     "WorkerLink",
+    "exit_reason",
     "serve_worker",
     "setup_worker_logging",
     "start_worker_server",
+    "stop_worker_server",
 ]

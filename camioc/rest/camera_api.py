@@ -118,7 +118,7 @@ def add_camera_routes(routes: Routes, root: str, cameras: CameraService) -> None
     routes.get(f"{root}/groups", groups)
     routes.get(f"{root}/config_names", config_names)
     def would_start_camera(request: web.Request) -> bool:
-        return cameras.resolve(request.match_info["camera"]) not in cameras.active_instances()
+        return cameras.resolve(request.match_info["camera"]) not in cameras.running_names
 
     routes.get(f"{root}/{{camera}}", stream, starts=would_start_camera)
     routes.get(f"{root}/{{camera}}/is_online", is_online)

@@ -328,7 +328,7 @@ def add_pipeline_routes(routes: Routes, root: str, pipelines: PipelineService, c
     routes.delete(f"{root}/{{pipeline_name}}/config", delete_config)
     routes.post(f"{root}/instance/", instance_from_config)
     def would_start_pipeline(request: web.Request) -> bool:
-        return request.match_info["instance_id"] not in pipelines.active_instances()
+        return request.match_info["instance_id"] not in pipelines.running_names
 
     routes.get(f"{root}/instance/{{instance_id}}", instance_stream, starts=would_start_pipeline)
     routes.get(f"{root}/instance/{{instance_id}}/info", instance_info)

@@ -97,3 +97,21 @@ def test_sigkill_of_the_main_process_leaves_no_orphan(tmp_path):
                     os.kill(pid, signal.SIGKILL)
                 raise AssertionError(f"processes outlived the killed server: {commands}")
             time.sleep(0.2)
+
+
+def test_sigterm_returns_only_when_every_child_is_gone(tmp_path):
+    """After SIGTERM, the main process exits last: workers, fork server and resource tracker are
+    already gone when it does (checked at once, no grace period)."""
+    with running_camioc(tmp_path) as server:
+        with urllib.request.urlopen(f"{server.camera_url}/api/v1/cam/simulation", timeout=30) as response:
+            assert json.load(response)["state"] == "ok"
+        answer = _post(f"{server.pipeline_url}/api/v1/pipeline/instance/", {"camera_name": "simulation"})
+        assert answer["state"] == "ok", answer
+        children = descendants(server.proc.pid)
+        assert len(children) >= 3, children  # fork server, resource tracker, camera and pipeline workers
+        os.kill(server.proc.pid, signal.SIGTERM)
+        assert server.proc.wait(30) == 0
+        left = {pid: _command(pid) for pid in sorted(children) if alive(pid)}
+        for pid in left:
+            os.kill(pid, signal.SIGKILL)
+        assert not left, f"processes outlived the SIGTERM'd server: {left}"

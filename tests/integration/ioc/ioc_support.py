@@ -167,6 +167,10 @@ class FakeCameraService:
     def active_instances(self) -> dict[str, dict[str, Any]]:
         return {name: self.instance_info(name) for name, status in self.statuses.items() if status.running}
 
+    @property
+    def running_names(self) -> list[str]:
+        return [name for name, status in self.statuses.items() if status.running]
+
     async def is_online(self, name: str) -> tuple[bool, str]:
         return True, "online"
 

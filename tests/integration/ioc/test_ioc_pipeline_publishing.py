@@ -44,6 +44,10 @@ class ScriptedPipelines:
     def active_instances(self) -> dict[str, dict[str, Any]]:
         return {i: {} for i, s in self.statuses.items() if s.running}
 
+    @property
+    def running_names(self) -> list[str]:
+        return [i for i, s in self.statuses.items() if s.running]
+
     async def stop_all(self) -> None: ...
 
     async def update_pipeline(self, name: str, changes: Mapping[str, Any]) -> dict[str, Any]:

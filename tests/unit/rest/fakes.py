@@ -116,6 +116,10 @@ class FakeCameras:
     def active_instances(self) -> dict[str, dict[str, Any]]:
         return {name: self.instance_info(name) for name in self.running}
 
+    @property
+    def running_names(self) -> list[str]:
+        return list(self.running)
+
     # one-shot reads
     async def is_online(self, name: str) -> tuple[bool, str]:
         name = self.resolve(name)

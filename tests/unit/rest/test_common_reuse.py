@@ -25,6 +25,10 @@ class FakePipelines:
     def active_instances(self) -> dict[str, dict[str, Any]]:
         return dict(self.instances)
 
+    @property
+    def running_names(self) -> list[str]:
+        return list(self.instances)
+
     async def stop(self, name: str) -> None:
         self.instances.pop(name, None)
 
