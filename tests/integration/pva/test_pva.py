@@ -34,7 +34,9 @@ def test_scalar_setting_has_the_records_metadata(camioc_pva: CamiocServer, pva: 
     assert (binx.raw.control.limitLow, binx.raw.control.limitHigh) == (1, 256)
     assert (binx.raw.display.limitLow, binx.raw.display.limitHigh) == (1, 256)
     # the first CA read of a field just after start can come back empty on a cold machine: poll
-    desc = wait_until(lambda: epics.caget(f"{p}simulation:cam1:BinX.DESC", timeout=5), what="BinX.DESC over CA")
+    # (use_monitor=False: pyepics would otherwise keep answering the monitored first value)
+    desc = wait_until(lambda: epics.caget(f"{p}simulation:cam1:BinX.DESC", timeout=5, use_monitor=False),
+                      what="BinX.DESC over CA")
     assert binx.raw.display.description == desc
     period = _get(pva, f"{p}simulation:image1:MinCallbackTime")
     assert period.raw.display.units == "s" and period.raw.display.precision == 3
