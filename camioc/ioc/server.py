@@ -56,6 +56,7 @@ from camioc.ioc.registry import CamiocContext, PVRegistry
 from camioc.model.blocks import CAMERA_PVS, IMAGE_PVS, PIPELINE_ARRAY_PVS, PIPELINE_PVS, PROFILE_NELM, SERVICE_PVS
 from camioc.model.camera import CameraDevice, ImageDevice, calibrated_axes
 from camioc.model.device import Transport
+from camioc.model.instance_names import camera_pv_name, out_name_length, pipeline_image_plugin, pipeline_pv_name
 from camioc.model.pipeline import (
     ArraysDevice,
     OutDevice,
@@ -170,6 +171,8 @@ class _Binding:
     """
 
     kind = "?"
+    #: the ``<cam>`` / ``<id>`` of its PVs (camioc.model.instance_names), set by the subclass
+    pv_name: str
 
     def __init__(self, name: str, image_key: str, min_period: float,
                  set_publishing: Callable[[str, bool, float], None]) -> None:
@@ -213,8 +216,10 @@ class _CameraBinding(_Binding):
 
     def __init__(self, name: str, prefix: str, min_period: float,
                  set_publishing: Callable[[str, bool, float], None]) -> None:
-        super().__init__(name, image_prefix(prefix, name), min_period, set_publishing)
-        self.driver_key = camera_prefix(prefix, name)
+        #: the ``<cam>`` of its PVs (the name, or its stable short form: camioc.model.instance_names)
+        self.pv_name = camera_pv_name(name)
+        super().__init__(name, image_prefix(prefix, self.pv_name), min_period, set_publishing)
+        self.driver_key = camera_prefix(prefix, self.pv_name)
         self.driver: DeviceGroup | None = None
 
     @property
@@ -232,13 +237,16 @@ class _PipelineBinding(_Binding):
     kind = "pipeline"
 
     def __init__(self, name: str, prefix: str, min_period: float,
-                 set_publishing: Callable[[str, bool, float], None]) -> None:
-        super().__init__(name, image_prefix(prefix, name), min_period, set_publishing)
-        self.main_key = pipeline_prefix(prefix, name)
+                 set_publishing: Callable[[str, bool, float], None], camera_pv_names: Iterable[str] = ()) -> None:
+        #: the ``<id>`` of its PVs; its image is under ``image2:`` if a camera has this PV name
+        self.pv_name = pipeline_pv_name(name)
+        plugin = pipeline_image_plugin(self.pv_name, camera_pv_names)
+        super().__init__(name, image_prefix(prefix, self.pv_name, plugin), min_period, set_publishing)
+        self.main_key = pipeline_prefix(prefix, self.pv_name)
         self.arrays_key = f"{self.main_key}[arrays]"
         self.main: DeviceGroup | None = None
         self.arrays: DeviceGroup | None = None
-        self.outs = OutFields()
+        self.outs = OutFields(out_name_length(self.main_key))
         self.out_keys: list[str] = []
         #: the results of the last run (shown as no data until the current run sends its own)
         self.stale_results: Any = None
@@ -460,7 +468,9 @@ class CamiocIoc:
         service = self._pipeline_service
         if self._stopped or service is None or instance_id in self._pipeline_bindings:
             return
-        binding = _PipelineBinding(instance_id, self.prefix, self._default_period, service.set_image_publishing)
+        cameras = (camera_pv_name(name) for name in self._cameras.camera_names())
+        binding = _PipelineBinding(instance_id, self.prefix, self._default_period, service.set_image_publishing,
+                                   cameras)
         self._pipeline_bindings[instance_id] = binding
         self._spawn(self._add_pipeline(binding), f"add pipeline {instance_id}", structural=True)
         self._request_service_refresh()
@@ -517,7 +527,7 @@ class CamiocIoc:
         self._apply_publishing(binding)
         self._kick_status(binding)
         self._kick_image(binding)
-        self._check_names(binding.label, binding.name, groups)
+        self._check_names(binding.label, binding.name, binding.pv_name, groups)
 
     def _build_pipeline_groups(self, binding: _PipelineBinding, fmt: ImageFormat, elements: int):
         # Runs in a worker thread: pure object creation, touches nothing the loop uses.
@@ -541,8 +551,11 @@ class CamiocIoc:
             return None
 
     @staticmethod
-    def _check_names(label: str, name: str, groups: Any) -> None:
-        if not _PV_NAME_PART.fullmatch(name):
+    def _check_names(label: str, name: str, pv_name: str, groups: Any) -> None:
+        if pv_name != name:
+            log.info("%s: served under the PV name %s (the name is too long for 60-character PV names)",
+                     label, pv_name)
+        if not _PV_NAME_PART.fullmatch(pv_name):
             log.warning("%s: its name has characters EPICS tools may not handle in PV names", label)
         longest = max((len(pv) for group in groups for pv in group.pvdb), default=0)
         if longest > MAX_PV_NAME_LENGTH:
@@ -649,7 +662,7 @@ class CamiocIoc:
             log.warning("camera %s: cannot read its config: %s", binding.name, exc)
         self._kick_status(binding)
         self._kick_image(binding)
-        self._check_names(binding.label, binding.name, (driver, image))
+        self._check_names(binding.label, binding.name, binding.pv_name, (driver, image))
 
     def _build_camera_groups(self, binding: _CameraBinding, fmt: ImageFormat, elements: int):
         # Runs in a worker thread: pure object creation, touches nothing the loop uses.
@@ -843,7 +856,9 @@ class CamiocIoc:
         if self._pipeline_service is not None:
             pipelines = list(self._pipeline_service.pipeline_names())
             instances += list(self._pipeline_service.active_instances())
-        await self._service_device.update_lists(cameras, pipelines, instances)
+        pv_names = ({b.name: b.pv_name for b in self._bindings.values()},
+                    {b.name: b.pv_name for b in self._pipeline_bindings.values()})
+        await self._service_device.update_lists(cameras, pipelines, instances, pv_names)
 
     async def _heartbeat_loop(self) -> None:
         loop = asyncio.get_running_loop()

@@ -55,6 +55,8 @@ SERVICE_PVS: tuple[PVDef, ...] = (
     PVDef("instances", "Instances_RBV", "waveform", "Running instances (JSON list)", ftvl="CHAR", nelm=JSON_LIST_NELM,
           value="[]"),
     PVDef("num_instances", "NumInstances_RBV", "longin", "Running camera + pipeline instances"),
+    PVDef("pv_names", "PvNames_RBV", "waveform", "PV names of cameras, pipelines (JSON)", ftvl="CHAR",
+          nelm=JSON_LIST_NELM, value='{"cameras":{},"pipelines":{}}'),
     PVDef("stop_all", "StopAll", "bo", "Write 1 to stop every instance", enums=("Done", "Stop")),
 )
 
@@ -236,9 +238,10 @@ OUT_PREFIX = "Out:"
 _OUT_UNSAFE = re.compile(r"[^A-Za-z0-9_\-]")
 
 
-def out_field_name(field: str) -> str:
-    """The PV name part of a user output field (``Out:<this>_RBV``): unsafe characters -> ``_``."""
-    return _OUT_UNSAFE.sub("_", str(field))[:OUT_NAME_LENGTH] or "_"
+def out_field_name(field: str, length: int = OUT_NAME_LENGTH) -> str:
+    """The PV name part of a user output field (``Out:<this>_RBV``): unsafe characters -> ``_``,
+    cut to ``length`` (the server passes what fits the 60 characters of a PV name)."""
+    return _OUT_UNSAFE.sub("_", str(field))[:length] or "_"
 
 
 def is_out_field(field: str) -> bool:
@@ -246,14 +249,15 @@ def is_out_field(field: str) -> bool:
     return field not in NOT_OUT_FIELDS and not SLICE_FIELD.fullmatch(field)
 
 
-def out_field_spec(index: int, field: str, text: bool = False) -> PVDef:
+def out_field_spec(index: int, field: str, text: bool = False, length: int = OUT_NAME_LENGTH) -> PVDef:
     """The readback of user output ``field``: ``ai`` (numbers) or ``stringin`` (text)."""
     desc = f"Output {field}"
     desc = desc if len(desc) <= 40 else desc[:37] + "..."
     desc = desc.replace('"', "'")
+    name = f"{OUT_PREFIX}{out_field_name(field, length)}_RBV"
     if text:
-        return PVDef(f"out_{index}", f"{OUT_PREFIX}{out_field_name(field)}_RBV", "stringin", desc, source=str(field))
-    return PVDef(f"out_{index}", f"{OUT_PREFIX}{out_field_name(field)}_RBV", "ai", desc, prec=3, source=str(field))
+        return PVDef(f"out_{index}", name, "stringin", desc, source=str(field))
+    return PVDef(f"out_{index}", name, "ai", desc, prec=3, source=str(field))
 
 
 #: Every table by block name (the db generator, the screen generator and tests iterate this).

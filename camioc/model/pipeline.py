@@ -49,6 +49,7 @@ from camioc.errors import ConfigError, ReadOnlyError
 from camioc.model.blocks import (
     CONFIG_NELM,
     MAX_OUT_FIELDS,
+    OUT_NAME_LENGTH,
     PIPELINE_ARRAY_PVS,
     PIPELINE_PVS,
     PIPELINE_SETTINGS,
@@ -259,7 +260,9 @@ class OutFields:
     ``UDF``/``INVALID``.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, name_length: int = OUT_NAME_LENGTH) -> None:
+        #: the field name part is cut to this (what fits the pipeline's prefix in 60 characters)
+        self.name_length = name_length
         self.devices: list[OutDevice] = []
         self.fields: dict[str, str] = {}  # field -> PV name part
         self.refused: set[str] = set()
@@ -274,19 +277,20 @@ class OutFields:
                 continue
             if not isinstance(value, (str, bool, int, float, np.number, np.bool_)):
                 continue
-            name = out_field_name(field)
+            name = out_field_name(field, self.name_length)
             if name in taken or len(self.fields) + len(specs) >= MAX_OUT_FIELDS:
                 self.refused.add(field)
                 refused.append(field)
                 continue
             taken.add(name)
-            specs.append(out_field_spec(len(self.fields) + len(specs), field, text=isinstance(value, str)))
+            specs.append(out_field_spec(len(self.fields) + len(specs), field, text=isinstance(value, str),
+                                        length=self.name_length))
         return specs, refused
 
     def add(self, device: OutDevice, specs: Iterable[PVDef]) -> None:
         self.devices.append(device)
         for spec in specs:
-            self.fields[spec.source] = out_field_name(spec.source)
+            self.fields[spec.source] = out_field_name(spec.source, self.name_length)
 
     async def apply(self, results: Mapping[str, Any], alarm: Alarm | None, timestamp: float) -> None:
         for device in self.devices:

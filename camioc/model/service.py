@@ -29,6 +29,18 @@ def json_list(items: list[str]) -> str:
     return text
 
 
+def json_pv_names(cameras: dict[str, str], pipelines: dict[str, str]) -> str:
+    """``PvNames_RBV``: ``{"cameras": {name: pv name}, "pipelines": {id: pv name}}`` of every camera and
+    pipeline with PVs, so a client that knows a REST id (a private instance's UUID) finds its PVs.
+    Shortened (still valid JSON) like :func:`json_list` if too long."""
+    cams, pipes = dict(sorted(cameras.items())), dict(sorted(pipelines.items()))
+    text = json.dumps({"cameras": cams, "pipelines": pipes}, separators=(",", ":"))
+    while len(text) >= JSON_LIST_NELM and (cams or pipes):
+        (pipes if len(pipes) >= len(cams) else cams).popitem()
+        text = json.dumps({"cameras": cams, "pipelines": pipes, "truncated": True}, separators=(",", ":"))
+    return text
+
+
 class ServiceDevice(Device):
     """Service PVs; ``stop_all`` is the coroutine that StopAll runs."""
 
@@ -48,11 +60,14 @@ class ServiceDevice(Device):
         await self.post("heartbeat", heartbeat % 2**31)
         await self.post("uptime", format_uptime(time.monotonic() - self.started))
 
-    async def update_lists(self, cameras: list[str], pipelines: list[str], instances: list[str]) -> None:
+    async def update_lists(self, cameras: list[str], pipelines: list[str], instances: list[str],
+                           pv_names: tuple[dict[str, str], dict[str, str]] = ({}, {})) -> None:
+        """The lists; ``pv_names`` are the PV names of the cameras and pipelines with PVs."""
         await self.post("cameras", json_list(cameras))
+        await self.post("pv_names", json_pv_names(*pv_names))
         await self.post("pipelines", json_list(pipelines))
         await self.post("instances", json_list(instances))
         await self.post("num_instances", len(instances))
 
 
-__all__ = ["ServiceDevice", "format_uptime", "json_list"]
+__all__ = ["ServiceDevice", "format_uptime", "json_list", "json_pv_names"]

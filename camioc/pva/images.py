@@ -27,11 +27,12 @@ from p4p.nt import NTNDArray
 from p4p.server.asyncio import SharedPV
 
 from camioc.model.camera import ImageFrame
+from camioc.model.pvnames import PVA_IMAGE
 
 log = logging.getLogger(__name__)
 
 #: The PV name of the NTNDArray, relative to the image block's prefix (areaDetector's name).
-IMAGE_PV = "Pva1:Image"
+IMAGE_PV = PVA_IMAGE
 _UNIQUE_ID_MODULUS = 2**31
 
 

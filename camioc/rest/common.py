@@ -42,6 +42,7 @@ from camioc.config.access import AccessPolicy
 from camioc.core.api import InstanceService, rate_of
 from camioc.errors import CamiocError, NotFoundError
 from camioc.logbuffer import LogBuffer
+from camioc.model.instance_names import camera_pv_name, pipeline_pv_name
 from camioc.rest.browser import BrowserPolicy
 from camioc.rest.envelope import ACCESS_POLICY, BROWSER_POLICY, MAX_BODY_BYTES, envelope_middleware
 from camioc.rest.routing import Routes
@@ -97,8 +98,12 @@ def add_common_routes(
     service: InstanceService,
     version: str,
     host_stats: bool = True,
+    pv_name: Callable[[str], str] | None = None,
 ) -> None:
-    """``/``, ``/base`` and the ``<root>`` instance-management routes."""
+    """``/``, ``/base`` and the ``<root>`` instance-management routes.
+
+    ``pv_name`` gives an instance's PV name (:mod:`camioc.model.instance_names`): ``/info`` adds it
+    to each instance's info as ``pv_name`` (an extra key: the instance ids stay cam_server's)."""
     stats = HostStats(host_stats)
 
     async def status_page(request: web.Request) -> web.Response:
@@ -108,7 +113,10 @@ def add_common_routes(
         return {"status": "Base", "base": root}
 
     async def info(request: web.Request) -> dict[str, Any]:
-        payload = {"version": version, "active_instances": service.active_instances()}
+        instances = service.active_instances()
+        if pv_name is not None:
+            instances = {key: {**info, "pv_name": pv_name(key)} for key, info in instances.items()}
+        payload = {"version": version, "active_instances": instances}
         payload.update(stats.snapshot())
         return {"status": "Instance manager info retrieved.", "info": payload}
 
@@ -266,6 +274,10 @@ setInterval(refresh, 2000);
 """
 
 
+#: The PV name of an instance of each kind (REST ``/info`` and instance info show it as ``pv_name``).
+INSTANCE_PV_NAMES: dict[str, Callable[[str], str]] = {"camera": camera_pv_name, "pipeline": pipeline_pv_name}
+
+
 def instance_api_app(
     *,
     root: str,
@@ -295,7 +307,8 @@ def instance_api_app(
 
     app.on_startup.append(log_policy)
     routes = Routes()
-    add_common_routes(routes, root=root, service=service, version=version, host_stats=host_stats)
+    add_common_routes(routes, root=root, service=service, version=version, host_stats=host_stats,
+                      pv_name=INSTANCE_PV_NAMES.get(instance_kind))
     add_log_routes(routes, logs=logs, instance_kind=instance_kind)
     add_reset_route(routes)
     add_script_routes(routes, root, scripts)

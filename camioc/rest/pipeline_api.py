@@ -90,6 +90,7 @@ from camioc.config.names import validate_name
 from camioc.core.api import DEFAULT_BACKGROUND_IMAGES, CameraService, PipelineService
 from camioc.errors import ConfigError
 from camioc.logbuffer import LogBuffer
+from camioc.model.instance_names import pipeline_pv_name
 from camioc.rest.browser import BrowserPolicy
 from camioc.rest.common import API_PREFIX, instance_api_app
 from camioc.rest.envelope import BigPayload, read_body, read_json_object
@@ -253,8 +254,8 @@ def add_pipeline_routes(routes: Routes, root: str, pipelines: PipelineService, c
 
     async def instance_info(request: web.Request) -> dict[str, Any]:
         instance_id = request.match_info["instance_id"]
-        return {"status": f"Pipeline instance {instance_id} info retrieved.",
-                "info": pipelines.instance_info(instance_id)}
+        info = {**pipelines.instance_info(instance_id), "pv_name": pipeline_pv_name(instance_id)}
+        return {"status": f"Pipeline instance {instance_id} info retrieved.", "info": info}
 
     async def instance_config(request: web.Request) -> dict[str, Any]:
         instance_id = request.match_info["instance_id"]
