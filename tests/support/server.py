@@ -74,9 +74,10 @@ def _stream_port_range() -> str:
 TEST_DATA_DIR = Path(tempfile.gettempdir())
 
 
-def start_camioc(base: Path, log_path: Path, extra_args: list[str] | None = None, timeout: float = 60.0) -> CamiocServer:
+def start_camioc(base: Path, log_path: Path, extra_args: list[str] | None = None, timeout: float = 60.0,
+                 env_overrides: dict[str, str] | None = None) -> CamiocServer:
     """Start ``python -m camioc`` on ``base`` and wait until its REST APIs answer (``--data-dir``
-    :data:`TEST_DATA_DIR` unless ``extra_args`` give one)."""
+    :data:`TEST_DATA_DIR` unless ``extra_args`` give one; ``env_overrides`` win over the test environment)."""
     extra_args = list(extra_args or [])
     if "--data-dir" not in extra_args:
         extra_args += ["--data-dir", str(TEST_DATA_DIR)]
@@ -102,6 +103,7 @@ def start_camioc(base: Path, log_path: Path, extra_args: list[str] | None = None
     env.update(EPICS_PVAS_SERVER_PORT=str(pva_port), EPICS_PVAS_BROADCAST_PORT=str(pva_broadcast_port),
                EPICS_PVA_AUTO_ADDR_LIST="NO", EPICS_PVA_ADDR_LIST="127.0.0.1",
                EPICS_PVAS_AUTO_BEACON_ADDR_LIST="NO", EPICS_PVAS_BEACON_ADDR_LIST="127.0.0.1")
+    env.update(env_overrides or {})
     proc = subprocess.Popen(args, stdout=log_file, stderr=subprocess.STDOUT, env=env, cwd=REPO_ROOT)
     server = CamiocServer(proc, base, prefix, f"http://127.0.0.1:{camera_port}", f"http://127.0.0.1:{pipeline_port}",
                           log_path, pva_port, pva_broadcast_port)
