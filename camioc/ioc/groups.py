@@ -65,7 +65,7 @@ TEXT_SUBSCRIPTION_BACKLOG = 10
 _MBB_FIELDS = ("ZR", "ON", "TW", "TH", "FR", "FV", "SX", "SV", "EI", "NI", "TE", "EL", "TV", "TT", "FT", "FF")
 _COMMON_FIELDS = frozenset({"NAME", "RTYP", "DESC", "SCAN", "PROC", "SEVR", "STAT", "ACKS", "ACKT", "UDF", "TSE"})
 #: No alarm-limit fields (HIHI ... LLSV): camioc sets no alarm limits, and fields are read-only.
-_NUMERIC_FIELDS = frozenset({"EGU", "PREC", "HOPR", "LOPR", "DRVH", "DRVL"})
+_NUMERIC_FIELDS = frozenset({"EGU", "PREC", "HOPR", "LOPR", "DRVH", "DRVL", "ADEL", "MDEL"})
 _BINARY_FIELDS = frozenset({"ZNAM", "ONAM", "ZSV", "OSV", "RVAL"})
 _MULTI_BIT_FIELDS = frozenset({"RVAL", *(f"{p}ST" for p in _MBB_FIELDS), *(f"{p}SV" for p in _MBB_FIELDS)})
 #: The fields camioc's records serve, per record type (plus :data:`_COMMON_FIELDS`).
@@ -188,6 +188,14 @@ class DeviceGroup(PVGroup):
                     await fields.scan_rate.write(spec.scan, verify_value=False)
                 if spec.egu:
                     await fields.engineering_units.write(spec.egu, verify_value=False)
+                if spec.mdel and spec.has_deadband:
+                    # the deadband camioc.model.device applies; caproto reads MDEL/ADEL from these
+                    for limit in ("value_atol", "log_atol"):  # numeric channels' attributes
+                        setattr(channel, limit, spec.mdel)
+                if spec.writable and spec.low is not None and spec.high is not None and spec.has_deadband:
+                    # DRVL/DRVH: caproto enforces the ctrl limits but does not link these fields
+                    await fields.drive_low_limit.write(spec.low, verify_value=False)
+                    await fields.drive_high_limit.write(spec.high, verify_value=False)
                 if spec.record == "waveform":
                     element = self.WAVEFORM_FTVL.get(spec.attr, spec.ftvl)
                     await fields.field_type_of_value.write(element, verify_value=False)

@@ -91,6 +91,9 @@ def record_fields(spec: PVDef) -> list[tuple[str, str]]:
         fields.append(("EGU", spec.egu))
     if spec.prec is not None:
         fields.append(("PREC", str(spec.prec)))
+    if spec.has_deadband:
+        deadband = _number(spec.mdel)
+        fields += [("MDEL", deadband), ("ADEL", deadband)]
     if spec.low is not None and spec.high is not None:  # = spec.has_limits, spelled out for the type checker
         low, high = _number(spec.low), _number(spec.high)
         if spec.writable:

@@ -96,6 +96,8 @@ class Device:
         self.refusal: str | None = None
         self._status_message = ""
         self._refused_during: str | None = None
+        #: the alarm last posted per attr (a deadband never hides an alarm change)
+        self._posted_alarms: dict[str, Alarm] = {}
 
     def attach(self, sink: Sink) -> None:
         self._sinks.append(sink)
@@ -110,13 +112,28 @@ class Device:
         """Write a readback (or a setpoint the device moves) to every sink; whether any wrote.
 
         Enum PVs with per-state severities take their state's alarm unless ``alarm`` is given."""
+        spec = self.specs[attr]
         if alarm is None:
-            alarm = state_alarm(self.specs[attr], value)
+            alarm = state_alarm(spec, value)
+        if not force and spec.mdel and self._within_deadband(attr, value, alarm):
+            return False
+        self._posted_alarms[attr] = alarm
         self.values[attr] = value
         wrote = False
         for sink in self._sinks:
             wrote = await sink.post(attr, value, alarm=alarm, timestamp=timestamp or None, force=force) or wrote
         return wrote
+
+    def _within_deadband(self, attr: str, value: Any, alarm: Alarm) -> bool:
+        """MDEL: a number within ``mdel`` of the last posted one, with the same alarm, is not posted
+        (neither to monitors nor to reads: caproto has one value per channel)."""
+        last = self.values[attr]
+        if self._posted_alarms.get(attr) != alarm or isinstance(value, (str, bytes)) or isinstance(last, str):
+            return False
+        try:
+            return abs(float(value) - float(last)) <= self.specs[attr].mdel
+        except (TypeError, ValueError):
+            return False
 
     async def put(self, attr: str, value: Any) -> Any:
         """A client's put: validated, refused by raising; returns the value the PV keeps."""

@@ -29,6 +29,8 @@ RECORD_TYPES = frozenset(
 )
 #: Input record types (readbacks; a writable CHAR waveform is a setting).
 INPUT_RECORDS = frozenset({"ai", "bi", "mbbi", "longin", "int64in", "stringin", "waveform"})
+#: Numeric record types: they have MDEL/ADEL (``PVDef.mdel``).
+DEADBAND_RECORDS = frozenset({"ai", "ao", "longin", "longout", "int64in"})
 #: Enum record types (CA DBF_ENUM).
 ENUM_RECORDS = frozenset({"bi", "bo", "mbbi", "mbbo"})
 #: Waveform element types camioc uses (EPICS menuFtype names).
@@ -77,6 +79,10 @@ class PVDef:
     output: bool = False
     #: for waveforms sized at runtime: the db macro of the length (``nelm`` is its default)
     nelm_macro: str = ""
+    #: monitor deadband (MDEL, and ADEL: caproto posts value and archive events together): a
+    #: numeric value that moved by at most this from the last posted one is not posted (0: every
+    #: change is). Set on noisy diagnostics (rates, times), not on measurements (every change counts).
+    mdel: float = 0.0
 
     @property
     def writable(self) -> bool:
@@ -101,6 +107,11 @@ class PVDef:
     def is_image(self) -> bool:
         """The image waveform, whose element type and length are decided per camera."""
         return self.record == "waveform" and self.ftvl == IMAGE_FTVL
+
+    @property
+    def has_deadband(self) -> bool:
+        """Whether the record has MDEL/ADEL fields (the numeric records)."""
+        return self.record in DEADBAND_RECORDS
 
     @property
     def has_limits(self) -> bool:
@@ -128,6 +139,7 @@ def rbv(setting: PVDef, record: str, desc: str, enums: tuple[str, ...] | None = 
         desc=desc,
         egu=setting.egu,
         prec=setting.prec,
+        mdel=setting.mdel,
         low=setting.low,
         high=setting.high,
         enums=setting.enums if enums is None else enums,

@@ -307,3 +307,29 @@ async def wait_for(predicate, timeout: float = 5.0, interval: float = 0.02, mess
         if time.monotonic() > deadline:
             raise AssertionError(message or f"condition not met within {timeout} s")
         await asyncio.sleep(interval)
+
+
+#: Metadata tools rely on (issue 10), read over CA and compared with db/: per record type.
+METADATA_FIELDS = {
+    "ai": ("SCAN", "HOPR", "LOPR", "MDEL", "ADEL"), "longin": ("SCAN", "HOPR", "LOPR", "MDEL", "ADEL"),
+    "int64in": ("SCAN", "HOPR", "LOPR", "MDEL", "ADEL"),
+    "ao": ("SCAN", "HOPR", "LOPR", "DRVH", "DRVL", "MDEL", "ADEL"),
+    "longout": ("SCAN", "HOPR", "LOPR", "DRVH", "DRVL", "MDEL", "ADEL"),
+}
+ALL_METADATA = ("SCAN", "HOPR", "LOPR", "DRVH", "DRVL", "MDEL", "ADEL")
+
+
+def metadata_requests(name: str, record: str) -> list[tuple[str, str]]:
+    """The metadata fields of ``name`` to compare (SCAN for every record)."""
+    return [(name, field) for field in METADATA_FIELDS.get(record, ("SCAN",))]
+
+
+def same_field(declared: str, served: str) -> bool:
+    """A field as db/ declares it (EPICS' ``dbl`` text) equals the served one (``caget`` text):
+    numbers by value (``1000000000`` is ``1e+09``), other fields as text."""
+    if declared == served:
+        return True
+    try:
+        return float(declared) == float(served)
+    except ValueError:
+        return False

@@ -23,7 +23,7 @@ import bsread
 import numpy as np
 import pytest
 import pytest_asyncio
-from ioc_support import CaTools, parse_cainfo, put_failed, wait_for
+from ioc_support import ALL_METADATA, CaTools, metadata_requests, parse_cainfo, put_failed, same_field, wait_for
 
 from camioc.config.store import ConfigStore
 from camioc.core.backgrounds import BackgroundStore
@@ -174,7 +174,7 @@ async def test_served_pipeline_pvs_match_the_db_template(rig, tools):
     parsed = await asyncio.to_thread(dbgen.parse_with_epics, [
         (db / "camioc_pipeline.template", f"P={rig.prefix},ID=sim_sp"),
         (db / "camioc_image.template", f"P={rig.prefix},R=sim_sp:image1:,FTVL={ftvl},NELM={nelm}"),
-    ], ("RTYP", "DESC", "EGU", "PREC", "NELM", "FTVL"))
+    ], ("RTYP", "DESC", "EGU", "PREC", "NELM", "FTVL", *ALL_METADATA))
     served = {name for name in rig.ioc.pv_names() if name.startswith(rig.pv("sim_sp", ""))}
     assert set(parsed) == served
     requests = []
@@ -187,12 +187,13 @@ async def test_served_pipeline_pvs_match_the_db_template(rig, tools):
             requests.append((name, "PREC"))
         if record == "waveform":
             requests += [(name, "NELM"), (name, "FTVL")]
+        requests += metadata_requests(name, record)
     result = await tools.caget("-t", *(f"{name}.{field}" for name, field in requests), timeout=5.0)
     assert result.returncode == 0, result.output
     mismatches = [(f"{name}.{field}", parsed[name][field], value)
                   for (name, field), value in zip(requests, result.stdout.splitlines(), strict=True)
-                  if parsed[name][field] != value]
-    assert mismatches == []
+                  if not same_field(parsed[name][field], value)]
+    assert mismatches == [], "\n".join(map(str, mismatches))
 
 
 # ====================================================================== shared instance

@@ -6,7 +6,7 @@ import asyncio
 import json
 import re
 
-from ioc_support import parse_cainfo, wait_for
+from ioc_support import ALL_METADATA, metadata_requests, parse_cainfo, same_field, wait_for
 
 from camioc.model import dbgen
 from camioc.model.blocks import CAMERA_PVS, IMAGE_PVS, SERVICE_PVS
@@ -55,7 +55,7 @@ async def test_served_pvs_match_the_db_templates(ioc, ca, pv_prefix):
         (db / "camioc_image.template", f"P={pv_prefix},R=cam_a:image1:,FTVL={ftvl},NELM={nelm}"),
         (db / "camioc_camera.template", f"P={pv_prefix},CAM=cam_b"),
         (db / "camioc_image.template", f"P={pv_prefix},R=cam_b:image1:,FTVL={ftvl},NELM={nelm}"),
-    ], ("RTYP", "DESC", "EGU", "PREC", "NELM", "FTVL"))
+    ], ("RTYP", "DESC", "EGU", "PREC", "NELM", "FTVL", *ALL_METADATA))
     assert set(parsed) == set(ioc.pv_names())
 
     names = sorted(name for name in parsed if ":cam_b:" not in name)
@@ -69,14 +69,15 @@ async def test_served_pvs_match_the_db_templates(ioc, ca, pv_prefix):
             requests.append((name, "PREC"))
         if record == "waveform":
             requests += [(name, "NELM"), (name, "FTVL")]
+        requests += metadata_requests(name, record)
     result = await ca.caget("-t", *(f"{name}.{field}" for name, field in requests))
     assert result.returncode == 0, result.output
     served = result.stdout.splitlines()
     assert len(served) == len(requests)
     mismatches = [(f"{name}.{field}", parsed[name][field], value)
                   for (name, field), value in zip(requests, served, strict=True)
-                  if parsed[name][field] != value]
-    assert mismatches == []
+                  if not same_field(parsed[name][field], value)]
+    assert mismatches == [], "\n".join(map(str, mismatches))
 
 
 async def test_native_types_and_metadata(ioc, ca, pv_prefix):
