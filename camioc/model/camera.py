@@ -106,8 +106,10 @@ class CameraDevice(ConfiguredDevice):
         }
         if data_type is not None:
             values["data_type"] = data_type
+        # the last frame's readbacks carry its timestamp (as the image and results do), not the server's
         for attr in CAMERA_DATA_READBACKS:
-            await self.post(attr, values.get(attr, self.values[attr]), alarm=alarm)
+            await self.post(attr, values.get(attr, self.values[attr]), alarm=alarm,
+                            timestamp=status.timestamp or None)
 
 
 @dataclass(frozen=True, slots=True)
