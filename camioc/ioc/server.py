@@ -51,7 +51,7 @@ import numpy as np
 
 from camioc.config.access import AccessPolicy
 from camioc.core.api import CameraService, CameraStatus, ImageSnapshot, PipelineService, PipelineStatus
-from camioc.ioc.groups import DeviceGroup, group_class, waveform_class
+from camioc.ioc.groups import DeviceGroup, cached_group_class, group_class, waveform_class
 from camioc.ioc.registry import CamiocContext, PVRegistry
 from camioc.model.blocks import CAMERA_PVS, IMAGE_PVS, PIPELINE_ARRAY_PVS, PIPELINE_PVS, PROFILE_NELM, SERVICE_PVS
 from camioc.model.camera import CameraDevice, ImageDevice, calibrated_axes
@@ -67,13 +67,16 @@ from camioc.model.pipeline import (
 )
 from camioc.model.pvnames import MAX_PV_NAME_LENGTH, camera_prefix, image_prefix, pipeline_prefix
 from camioc.model.records import (
+    CALIBRATED_EGU,
     DEFAULT_IMAGE_ELEMENTS,
     DEFAULT_IMAGE_FORMAT,
     NO_DATA,
+    PIXEL_EGU,
     Alarm,
     ImageFormat,
     PVDef,
     image_format,
+    with_axis_unit,
 )
 from camioc.model.service import ServiceDevice
 
@@ -500,7 +503,8 @@ class CamiocIoc:
                 return
             status = self._current_pipeline_status(binding.name)
             fmt, elements = self._pipeline_image_size(status)
-            groups = await asyncio.to_thread(self._build_pipeline_groups, binding, fmt, elements)
+            groups = await asyncio.to_thread(self._build_pipeline_groups, binding, fmt, elements,
+                                             self._axis_egu(status))
             if binding.removed:
                 return
             for group in groups:
@@ -529,12 +533,25 @@ class CamiocIoc:
         self._kick_image(binding)
         self._check_names(binding.label, binding.name, binding.pv_name, groups)
 
-    def _build_pipeline_groups(self, binding: _PipelineBinding, fmt: ImageFormat, elements: int):
+    def _build_pipeline_groups(self, binding: _PipelineBinding, fmt: ImageFormat, elements: int, axis_egu: str):
         # Runs in a worker thread: pure object creation, touches nothing the loop uses.
         assert self._pipeline_service is not None  # pipelines get bindings only then (pipeline_added)
-        main = PipelineGroup(binding.main_key, PipelineDevice(binding.name, self._pipeline_service))
+        specs = with_axis_unit(PIPELINE_PVS, axis_egu)
+        group = PipelineGroup if specs == PIPELINE_PVS else cached_group_class("PipelineGroup", specs)
+        main = group(binding.main_key, PipelineDevice(binding.name, self._pipeline_service, specs))
         arrays = arrays_group(binding.main_key, PROFILE_NELM)
         return main, arrays, self._build_image_group(binding, fmt, elements)
+
+    def _axis_egu(self, status: PipelineStatus | None) -> str:
+        """EGU of the pipeline's positions when its PVs are made: ``px``, or (a calibrated camera)
+        the calibration's unit; decided once (a calibration added later shows after a restart)."""
+        if status is None or not status.camera_name:
+            return PIXEL_EGU
+        try:
+            calibrated = bool(self._cameras.get_config(status.camera_name).get("camera_calibration"))
+        except Exception:  # an unknown camera: its pixels, as the processing falls back to
+            return PIXEL_EGU
+        return CALIBRATED_EGU if calibrated else PIXEL_EGU
 
     def _pipeline_image_size(self, status: PipelineStatus | None) -> tuple[ImageFormat, int]:
         """The processed image's format and size as far as known before the first image: its camera's."""

@@ -31,7 +31,7 @@ import re
 from camioc.config.camera import CameraConfig
 from camioc.config.pipeline import PipelineConfig
 from camioc.config.pv import DISABLE_ENABLE, MAX_SLICES, NO_YES, TEXT_NELM
-from camioc.model.records import COLOR_MODES, DATA_TYPES, DETECTOR_STATES, IMAGE_FTVL, PVDef, pair
+from camioc.model.records import COLOR_MODES, DATA_TYPES, DETECTOR_STATES, IMAGE_FTVL, PIXEL_EGU, PVDef, pair
 from camioc.model.settings import DeviceSettings
 
 #: The settings of a camera and of a pipeline: the marked fields of their config models.
@@ -123,7 +123,10 @@ CONFIG_NELM = 16384
 PROFILE_NELM = 4096
 
 
-def _result(attr: str, name: str, desc: str, source: str, egu: str = "", prec: int = 3) -> PVDef:
+def _result(attr: str, name: str, desc: str, source: str, egu: str = "", prec: int = 3, axis: bool = False) -> PVDef:
+    """A result readback; ``axis``: a position or width in the camera's axis unit (``px`` here)."""
+    if axis:
+        return PVDef(attr, name, "ai", desc, egu=PIXEL_EGU, prec=prec, source=source, axis_unit=True)
     return PVDef(attr, name, "ai", desc, egu=egu, prec=prec, source=source)
 
 
@@ -167,8 +170,9 @@ PIPELINE_SETTING_PVS: tuple[PVDef, ...] = tuple(
 
 def _fit_results(prefix: str, attr: str, axis: str, source: str, what: str) -> tuple[PVDef, ...]:
     return (
-        _result(f"{attr}_mean", f"{prefix}Mean_RBV", f"{what} mean", f"{source}_fit_mean"),
-        _result(f"{attr}_sigma", f"{prefix}Sigma_RBV", f"{what} sigma", f"{source}_fit_standard_deviation"),
+        _result(f"{attr}_mean", f"{prefix}Mean_RBV", f"{what} mean", f"{source}_fit_mean", axis=True),
+        _result(f"{attr}_sigma", f"{prefix}Sigma_RBV", f"{what} sigma", f"{source}_fit_standard_deviation",
+                axis=True),
         _result(f"{attr}_amplitude", f"{prefix}Amplitude_RBV", f"{what} amplitude", f"{source}_fit_amplitude"),
         _result(f"{attr}_offset", f"{prefix}Offset_RBV", f"{what} offset", f"{source}_fit_offset"),
     )
@@ -177,30 +181,33 @@ def _fit_results(prefix: str, attr: str, axis: str, source: str, what: str) -> t
 def _slice_results(index: int) -> tuple[PVDef, ...]:
     key = f"slice_{index}"
     return (
-        _result(f"slice{index}_center_x", f"Slice{index}:CenterX_RBV", f"Slice {index} center X", f"{key}_center_x"),
-        _result(f"slice{index}_center_y", f"Slice{index}:CenterY_RBV", f"Slice {index} center Y", f"{key}_center_y"),
-        _result(f"slice{index}_sigma", f"Slice{index}:Sigma_RBV", f"Slice {index} sigma", f"{key}_standard_deviation"),
+        _result(f"slice{index}_center_x", f"Slice{index}:CenterX_RBV", f"Slice {index} center X", f"{key}_center_x",
+                axis=True),
+        _result(f"slice{index}_center_y", f"Slice{index}:CenterY_RBV", f"Slice {index} center Y", f"{key}_center_y",
+                axis=True),
+        _result(f"slice{index}_sigma", f"Slice{index}:Sigma_RBV", f"Slice {index} sigma", f"{key}_standard_deviation",
+                axis=True),
         _result(f"slice{index}_total", f"Slice{index}:Total_RBV", f"Slice {index} intensity", f"{key}_intensity"),
     )
 
 
 PIPELINE_RESULT_PVS: tuple[PVDef, ...] = (
-    _result("centroid_x", "CentroidX_RBV", "Centroid X (x_center_of_mass)", "x_center_of_mass"),
-    _result("centroid_y", "CentroidY_RBV", "Centroid Y (y_center_of_mass)", "y_center_of_mass"),
-    _result("sigma_x", "SigmaX_RBV", "RMS width X (x_rms)", "x_rms"),
-    _result("sigma_y", "SigmaY_RBV", "RMS width Y (y_rms)", "y_rms"),
+    _result("centroid_x", "CentroidX_RBV", "Centroid X (x_center_of_mass)", "x_center_of_mass", axis=True),
+    _result("centroid_y", "CentroidY_RBV", "Centroid Y (y_center_of_mass)", "y_center_of_mass", axis=True),
+    _result("sigma_x", "SigmaX_RBV", "RMS width X (x_rms)", "x_rms", axis=True),
+    _result("sigma_y", "SigmaY_RBV", "RMS width Y (y_rms)", "y_rms", axis=True),
     _result("total", "Total_RBV", "Sum of the image (intensity)", "intensity", prec=0),
     _result("min_value", "MinValue_RBV", "Minimum pixel value (min_value)", "min_value", prec=0),
     _result("max_value", "MaxValue_RBV", "Maximum pixel value (max_value)", "max_value", prec=0),
-    _result("fwhm_x", "FWHMX_RBV", "FWHM X (x_fwhm)", "x_fwhm"),
-    _result("fwhm_y", "FWHMY_RBV", "FWHM Y (y_fwhm)", "y_fwhm"),
+    _result("fwhm_x", "FWHMX_RBV", "FWHM X (x_fwhm)", "x_fwhm", axis=True),
+    _result("fwhm_y", "FWHMY_RBV", "FWHM Y (y_fwhm)", "y_fwhm", axis=True),
     *_fit_results("FitX:", "fit_x", "x", "x", "Gauss fit X"),
     *_fit_results("FitY:", "fit_y", "y", "y", "Gauss fit Y"),
     *_fit_results("GoodRegion:FitX:", "gr_fit_x", "x", "gr_x", "Good region fit X"),
     *_fit_results("GoodRegion:FitY:", "gr_fit_y", "y", "gr_y", "Good region fit Y"),
     _result("gr_total", "GoodRegion:Total_RBV", "Good region intensity (gr_intensity)", "gr_intensity", prec=0),
     PVDef("slices_amount", "Slices:Amount_RBV", "longin", "Slices computed (slice_amount)", source="slice_amount"),
-    _result("slices_length", "Slices:Length_RBV", "Slice length (slice_length)", "slice_length"),
+    _result("slices_length", "Slices:Length_RBV", "Slice length (slice_length)", "slice_length", axis=True),
     *(pv for index in range(MAX_SLICES) for pv in _slice_results(index)),
     _result("coupling", "Coupling_RBV", "Coupling (coupling)", "coupling"),
     _result("coupling_slope", "CouplingSlope_RBV", "Coupling slope (coupling_slope)", "coupling_slope"),

@@ -87,7 +87,9 @@ def record_fields(spec: PVDef) -> list[tuple[str, str]]:
             fields += [("FTVL", spec.ftvl), ("NELM", f"$({spec.nelm_macro}={spec.nelm})")]
         else:
             fields += [("FTVL", spec.ftvl), ("NELM", str(spec.nelm))]
-    if spec.egu:
+    if spec.axis_unit:  # the camera's axis unit: px, or the calibration's (see records.with_axis_unit)
+        fields.append(("EGU", f"$(XYEGU={spec.egu})"))
+    elif spec.egu:
         fields.append(("EGU", spec.egu))
     if spec.prec is not None:
         fields.append(("PREC", str(spec.prec)))

@@ -113,8 +113,9 @@ def grown_capacity(current: int, needed: int) -> int:
 class PipelineDevice(ConfiguredDevice):
     """``$(P)<id>:`` of pipeline ``pipeline_id``, backed by ``service``."""
 
-    def __init__(self, pipeline_id: str, service: PipelineService) -> None:
-        super().__init__(PIPELINE_PVS, PIPELINE_SETTINGS,
+    def __init__(self, pipeline_id: str, service: PipelineService, specs: tuple[PVDef, ...] = PIPELINE_PVS) -> None:
+        # ``specs``: PIPELINE_PVS, with the camera's axis unit as EGU of positions (with_axis_unit)
+        super().__init__(specs, PIPELINE_SETTINGS,
                          lambda changes: service.update_pipeline(pipeline_id, changes))
         self.pipeline_id = pipeline_id
         self.service = service

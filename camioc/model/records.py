@@ -13,7 +13,7 @@ EGU <= 15 chars, enum strings <= 25 chars and <= 16 states (checked by tests).
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -83,6 +83,9 @@ class PVDef:
     #: numeric value that moved by at most this from the last posted one is not posted (0: every
     #: change is). Set on noisy diagnostics (rates, times), not on measurements (every change counts).
     mdel: float = 0.0
+    #: a position or width on the image: its EGU is the unit of the camera's axes (``px`` unless
+    #: the camera is calibrated, :func:`with_axis_unit`); db/ declares it as ``$(XYEGU=px)``
+    axis_unit: bool = False
 
     @property
     def writable(self) -> bool:
@@ -128,6 +131,18 @@ class PVDef:
         if self.record in ("longin", "longout"):
             return 0
         return ""
+
+
+#: EGU of positions on an uncalibrated camera's image (its axes are pixel indices).
+PIXEL_EGU = "px"
+#: EGU of positions on a calibrated camera's image: the unit of ``reference_marker_width/height``,
+#: which cam_server's config does not name (so none is claimed).
+CALIBRATED_EGU = ""
+
+
+def with_axis_unit(specs: tuple[PVDef, ...], egu: str) -> tuple[PVDef, ...]:
+    """``specs`` with ``egu`` as the unit of every :attr:`PVDef.axis_unit` row."""
+    return tuple(replace(spec, egu=egu) if spec.axis_unit and spec.egu != egu else spec for spec in specs)
 
 
 def rbv(setting: PVDef, record: str, desc: str, enums: tuple[str, ...] | None = None) -> PVDef:

@@ -42,6 +42,9 @@ SIM = {"source": "simulation", "source_type": "simulation", "size_x": 64, "size_
        "image_type": "static_beam", "frame_rate": 10.0, "no_client_timeout": 0}
 LONG_CAMERA = "SARES20-CAMS142-M5-PROFILE-MONITOR-DOWNSTREAM"
 LONG_PIPELINE = "SARES20-CAMS142-M5-PROFILE-MONITOR_sp_with_roi"
+#: the long camera is calibrated: its pipeline's positions are not in pixels
+CALIBRATION = {"reference_marker": [0, 0, 60, 40], "reference_marker_width": 100.0,
+               "reference_marker_height": 100.0, "angle_horizontal": 0.0, "angle_vertical": 0.0}
 
 
 @dataclass
@@ -62,10 +65,10 @@ async def rig(tmp_path_factory, ca_repeater, beacon_sink):
     cams, pipes = base / "camera_config", base / "pipeline_config"
     for folder in (cams, pipes):
         folder.mkdir()
-    for camera in ("simulation", LONG_CAMERA):
-        (cams / f"{camera}.json").write_text(json.dumps({"name": camera, **SIM}))
-    for pipeline in ("simulation", LONG_PIPELINE):
-        (pipes / f"{pipeline}.json").write_text(json.dumps({"name": pipeline, "camera_name": "simulation",
+    (cams / "simulation.json").write_text(json.dumps({"name": "simulation", **SIM}))
+    (cams / f"{LONG_CAMERA}.json").write_text(json.dumps({"name": LONG_CAMERA, **SIM, "camera_calibration": CALIBRATION}))
+    for pipeline, camera in (("simulation", "simulation"), (LONG_PIPELINE, LONG_CAMERA)):
+        (pipes / f"{pipeline}.json").write_text(json.dumps({"name": pipeline, "camera_name": camera,
                                                             "no_client_timeout": 0}))
     start = random.randrange(46000, 52000, 200)
     cameras = CameraManager(ConfigStore(cams), hostname="127.0.0.1", port_range=(start, start + 100),
@@ -192,3 +195,24 @@ def _pva_get(context: Context, name: str):
     except Exception:  # not (yet) served, or no frame yet: poll again
         return None
     return (value,) if getattr(value, "size", 0) else None  # a tuple: wait_for tests truthiness
+
+
+async def test_positions_are_in_pixels_or_the_calibrated_unit(rig, tools, pva_client):
+    """EGU of a position: ``px`` on an uncalibrated camera's pipeline, none claimed on a calibrated one's
+    (cam_server's calibration names no unit); db/ declares it as ``$(XYEGU=px)``; PVA shows the same."""
+    from camioc.model import dbgen
+
+    calibrated = pipeline_pv_name(LONG_PIPELINE)
+    plain = pipeline_pv(rig.prefix, "simulation", "CentroidX_RBV")
+    other = pipeline_pv(rig.prefix, calibrated, "CentroidX_RBV")
+    assert await tools.get(plain + ".EGU") == "px"
+    assert await tools.get(other + ".EGU") == ""
+    assert await tools.get(pipeline_pv(rig.prefix, calibrated, "Total_RBV.EGU")) == ""
+    assert await tools.get(pipeline_pv(rig.prefix, calibrated, "ArraySize0_RBV.EGU")) == "px"
+    parsed = await asyncio.to_thread(dbgen.parse_with_epics, [
+        (dbgen.DEFAULT_OUTPUT / "camioc_pipeline.template", f"P={rig.prefix},ID=simulation"),
+        (dbgen.DEFAULT_OUTPUT / "camioc_pipeline.template", f"P={rig.prefix},ID={calibrated},XYEGU="),
+    ], ("RTYP", "EGU"))
+    assert (parsed[plain]["EGU"], parsed[other]["EGU"]) == ("px", "")
+    units = await asyncio.to_thread(lambda: pva_client.get(plain, timeout=5.0).raw["display"]["units"])
+    assert units == "px"
