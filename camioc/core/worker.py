@@ -15,9 +15,11 @@ duplex ``multiprocessing.Pipe``. Messages are ``(kind, payload)`` tuples:
   ``("hold", bool)``, ``("stop", None)``.
 
 A reader thread on the control side does the blocking ``recv`` (image snapshots are megabytes;
-unpickling them must not stall the loop) and hands each message to the loop with
-``call_soon_threadsafe``. When the worker dies, the pipe reports EOF and the handle resolves its
-exit. When the control process dies, the worker sees EOF on its end and stops: no orphans.
+unpickling them must not stall the loop) and hands the messages to the loop through a
+:class:`~camioc.core.inbox.LatestWinsInbox`: state messages (status, image, results) that the
+loop has not taken yet are replaced by newer ones, so a loop that lags never piles them up.
+When the worker dies, the pipe reports EOF and the handle resolves its exit. When the control
+process dies, the worker sees EOF on its end and stops: no orphans.
 
 Both kinds of worker are an :class:`InstanceWorker` started by :func:`serve_worker`: the command
 handling, the status cadence, snapshots, the no-client stop and the stopped message are written
@@ -42,6 +44,7 @@ from typing import Any, NoReturn
 import numpy as np
 
 from camioc.core.api import DetectorState
+from camioc.core.inbox import LatestWinsInbox
 from camioc.core.lifeline import end_with_parent, watch_parent
 from camioc.errors import InstanceError
 
@@ -112,6 +115,7 @@ class WorkerHandle:
         self._requests: dict[int, asyncio.Future[Any]] = {}
         self._request_ids = itertools.count(1)
         self._send_lock = threading.Lock()
+        self._inbox = LatestWinsInbox()
         self.stop_reason = ""
         self.stop_error = ""
         self.stop_error_type = ""
@@ -268,8 +272,10 @@ class WorkerHandle:
             except Exception:  # a message that cannot be unpickled: report, keep reading
                 log.exception("worker %s sent an unreadable message", self.name)
                 continue
+            if not self._inbox.put(message):
+                continue  # a drain is already scheduled and will take it
             try:
-                self._loop.call_soon_threadsafe(self._dispatch, message)
+                self._loop.call_soon_threadsafe(self._drain)
             except RuntimeError:  # loop closed: the control process is shutting down
                 return
         process = self._process
@@ -279,6 +285,15 @@ class WorkerHandle:
             self._loop.call_soon_threadsafe(self._finish)
         except RuntimeError:
             pass
+
+    @property
+    def replaced_messages(self) -> int:
+        """State messages replaced by newer ones before the loop took them (how far it lagged)."""
+        return self._inbox.replaced
+
+    def _drain(self) -> None:
+        for message in self._inbox.take():
+            self._dispatch(message)
 
     def _dispatch(self, message: tuple[str, Any]) -> None:
         kind, payload = message
