@@ -161,6 +161,7 @@ class CamiocApp:
         from camioc.config.store import ConfigLayout, ConfigStore
         from camioc.core.backgrounds import BackgroundStore
         from camioc.core.camera_manager import CameraManager
+        from camioc.core.heap import HeapSettler
         from camioc.core.pipeline_manager import PipelineManager
         from camioc.core.worker import start_worker_server
         from camioc.ioc.server import CamiocIoc
@@ -228,6 +229,12 @@ class CamiocApp:
         await self.ioc.start()
         await self.camera_site.start()
         await self.pipeline_site.start()
+        # the long-lived heap (every PV) frozen out of the full collections once it is built,
+        # and again after instances come and go (camioc.core.heap: the 100 ms pauses of issue 11)
+        self.heap = HeapSettler()
+        self.cameras.add_listener(self.heap)
+        self.pipelines.add_listener(self.heap)
+        self.heap.schedule()
         self._started = True
         log.info(
             "camioc %s serving: camera API %s, pipeline API %s, PV prefix %s, configuration %s",
@@ -273,6 +280,9 @@ class CamiocApp:
         pva = getattr(self, "pva", None)
         if pva is not None:
             await pva.stop()
+        heap = getattr(self, "heap", None)
+        if heap is not None:
+            heap.close()
         worker_server = getattr(self, "_worker_server", None)
         if worker_server is not None:
             from camioc.core.worker import stop_worker_server
