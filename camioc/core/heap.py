@@ -86,7 +86,7 @@ class HeapSettler:
         self.schedule(removal=True)
 
     def instances_changed(self, name: str) -> None:
-        self.schedule(removal=True)  # an instance started or stopped: objects may have been let go
+        self.schedule()  # a camera instance started or stopped: its PVs stay (they are the config's)
 
     def pipeline_added(self, instance_id: str) -> None:
         self.schedule()

@@ -51,8 +51,9 @@ async def test_additions_freeze_without_a_full_collection_and_a_removal_frees_th
     kept = _Node()  # an instance's objects, alive when the heap is settled after it was added
     node = weakref.ref(kept)
     settler.pipeline_added("p")
+    settler.instances_changed("cam")  # its camera started with it
     await _settled(settler, 2)
-    assert settler.full_settles == 1  # an addition: no full pause
+    assert settler.full_settles == 1  # additions: no full pause
     del kept  # the instance goes: its frozen cycle is garbage now
     gc.collect()
     assert node() is not None, "a frozen cycle is not walked by the collector"
