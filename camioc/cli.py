@@ -267,6 +267,16 @@ def build_parser() -> argparse.ArgumentParser:
         "no limit)",
     )
     parser.add_argument(
+        "--put-log",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="append every accepted write (caput, PV Access put, REST POST/PUT/DELETE and starting GETs) to "
+        "FILE, one line each, caPutLog-like: '<ISO time> <client address> <user> ca|pva|rest <PV or METHOD "
+        "/route> new=<JSON> old=<JSON>' (config writes: the keys that changed). The service log "
+        "(logger camioc.putlog) has every write in any case",
+    )
+    parser.add_argument(
         "--log-level",
         default="INFO",
         choices=["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"],
@@ -365,6 +375,13 @@ def main(argv: list[str] | None = None) -> int:
             memory_limit=args.worker_memory_limit,
         ),
     )
+    from camioc.putlog import close_put_log, open_put_log
+
+    try:
+        put_log = open_put_log(args.put_log) if args.put_log is not None else None
+    except OSError as exc:
+        logging.getLogger("camioc").error("cannot open the put log %s: %s", args.put_log, exc)
+        return 1
     try:
         asyncio.run(serve(settings))
     except KeyboardInterrupt:  # a second Ctrl-C during shutdown
@@ -372,6 +389,9 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as exc:  # e.g. a REST port already in use
         logging.getLogger("camioc").error("cannot run camioc: %s", exc)
         return 1
+    finally:
+        if put_log is not None:
+            close_put_log(put_log)
     return 0
 
 

@@ -16,12 +16,17 @@ writes only changed values and never runs putters). Every generated PV gets:
 - ``.EGU`` and ``.FTVL`` field values (caproto does not link them to ``units``/the dtype), written
   by :meth:`DeviceGroup.initialise` before the group is served;
 - read-only record fields: caproto lets any client write ``.DESC``, ``.HOPR`` (which moves the
-  enforced limit) ... even of read-only PVs; camioc's fields are read-only over CA.
+  enforced limit) ... even of read-only PVs; camioc's fields are read-only over CA;
+- the put log (:mod:`camioc.putlog`): the putter records every put the device accepted, with the
+  client's address and CA user (caproto hands them to the channel's ``auth_write``, not to the
+  putter: a wrapper of each writable channel's ``auth_write`` passes them on in a context variable,
+  which the putter, running in the same write task, reads).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import functools
 import logging
 from collections import OrderedDict
@@ -33,6 +38,7 @@ from caproto import AccessRights, AlarmSeverity, AlarmStatus, ChannelType
 from caproto.server import PVGroup, pvproperty
 from caproto.server.records import records as _caproto_records
 
+from camioc import putlog
 from camioc.model.device import Device
 from camioc.model.records import Alarm, PVDef
 
@@ -97,9 +103,35 @@ def _read_only_access(hostname: str, username: str) -> AccessRights:
     return AccessRights.READ
 
 
+#: ``(address, user)`` of the CA client whose put is being handled (see :func:`_tracking_client`).
+_put_client: contextvars.ContextVar[tuple[str | None, str | None]] = contextvars.ContextVar(
+    "camioc_ca_put_client", default=(None, None))
+
+
+def _tracking_client(channel: Any) -> None:
+    """Wrap ``channel.auth_write`` so that its putter knows who writes (the put log)."""
+    original = channel.auth_write
+
+    async def auth_write(hostname, username, data, data_type, metadata, *, flags=0, user_address=None):
+        address = str(user_address[0]) if user_address else hostname
+        token = _put_client.set((address, username))
+        try:
+            return await original(hostname, username, data, data_type, metadata, flags=flags,
+                                  user_address=user_address)
+        finally:
+            _put_client.reset(token)
+
+    channel.auth_write = auth_write
+
+
 def _make_putter(attr: str):
     async def putter(group: DeviceGroup, instance, value):
-        return await group.device.put(attr, value)
+        device = group.device
+        old = device.values.get(attr)
+        kept = await device.put(attr, value)  # raising refuses the put: nothing is logged
+        host, user = _put_client.get()
+        putlog.record("ca", host, user, instance.pvname, old=old, new=kept)
+        return kept
 
     putter.__name__ = f"put_{attr}"
     return putter
@@ -176,6 +208,8 @@ class DeviceGroup(PVGroup):
             if spec.is_image:
                 # caproto raises the backlog of big arrays to >= 10 when it warns about memory.
                 channel.max_subscription_backlog = IMAGE_SUBSCRIPTION_BACKLOG
+            if spec.writable:
+                _tracking_client(channel)
         device.attach(self)
 
     async def initialise(self) -> None:

@@ -10,7 +10,8 @@ reaches CA and PVA: one value, both protocols) and, for an image block
 A client's put goes to ``Device.put`` (the validation, refusals and service calls CA's puts get);
 the value the device keeps is then posted to every sink, so a CA client sees a PVA put and the
 other way round. A refused put completes with the error text and changes nothing. An optional
-``write_refusal(what, host, user)`` (the access policy) refuses writes before anything else.
+``write_refusal(what, host, user)`` (the access policy) refuses writes before anything else. An
+accepted put goes to the put log (:mod:`camioc.putlog`) with the client's address and account.
 
 A replaced block (an image block re-created for another dtype or size) keeps the PVs whose type
 did not change, so PVA clients stay connected; PVs of a removed block close (clients see a
@@ -28,6 +29,7 @@ from typing import Any
 from p4p.server import Server, StaticProvider
 from p4p.server.asyncio import Handler, SharedPV
 
+from camioc import putlog
 from camioc.model.camera import ImageDevice
 from camioc.model.device import Device
 from camioc.model.records import NO_ALARM, Alarm, PVDef
@@ -221,14 +223,15 @@ class PvaServer:
         if not spec.writable:
             op.done(error=f"{name} is read-only")
             return
+        host = str(op.peer() or "").rsplit(":", 1)[0].strip("[]") or None
         if self._write_refusal is not None:
-            host = str(op.peer() or "").rsplit(":", 1)[0].strip("[]") or None
             refusal = self._write_refusal(f"put {name}", host, op.account() or None)
             if refusal is not None:
                 log.warning("Refused PVA put by %s (%s): %s", op.account(), op.peer(), refusal)
                 op.done(error=refusal)
                 return
         device = channel.device
+        old = device.values.get(spec.attr)
         try:
             value = channel.row.from_client(op.value())
             kept = await device.put(spec.attr, value)
@@ -236,6 +239,7 @@ class PvaServer:
             log.warning("Refused PVA put by %s (%s): %s %s", op.account(), op.peer(), type(exc).__name__, exc)
             op.done(error=str(exc) or type(exc).__name__)
             return
+        putlog.record("pva", host, op.account() or None, name, old=old, new=kept)
         try:
             await device.post(spec.attr, kept)  # every protocol shows the value the device keeps
         except Exception:

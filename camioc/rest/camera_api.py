@@ -39,6 +39,7 @@ from aiohttp import web
 
 from camioc.config.access import AccessPolicy
 from camioc.core.api import CameraService
+from camioc.errors import CamiocError
 from camioc.logbuffer import LogBuffer
 from camioc.rest.browser import BrowserPolicy
 from camioc.rest.common import API_PREFIX, instance_api_app
@@ -47,6 +48,7 @@ from camioc.rest.images import PngOptions, encode_image_bytes, png_response
 from camioc.rest.routing import Routes
 from camioc.rest.scripts import DEFAULT_MAX_UPLOAD_BYTES, ScriptStore
 from camioc.rest.unpickle import unpickle_array
+from camioc.rest.writes import note_change
 
 CAMERA_ROOT = API_PREFIX + "/cam"
 
@@ -80,15 +82,28 @@ def add_camera_routes(routes: Routes, root: str, cameras: CameraService) -> None
         name = request.match_info["camera"]
         return {"status": f"Camera {name} configuration retrieved.", "config": cameras.get_config(name)}
 
+    def saved_config(name: str) -> dict[str, Any] | None:
+        """The saved config of camera ``name`` (not an alias), None if there is none (or it is broken)."""
+        if name not in cameras.camera_names():
+            return None
+        try:
+            return cameras.get_config(name)
+        except CamiocError:
+            return None
+
     async def set_config(request: web.Request) -> dict[str, Any]:
         name = request.match_info["camera"]
         body = await read_json_object(request, empty_message="Config object cannot be empty. Config: None")
+        old = saved_config(name)
         config = await cameras.set_config(name, body)
+        note_change(request, old, config)
         return {"status": f"Camera {name} configuration saved.", "config": config}
 
     async def delete_config(request: web.Request) -> dict[str, Any]:
         name = request.match_info["camera"]
+        old = saved_config(name)
         await cameras.delete_config(name)
+        note_change(request, old, None)
         return {"status": f"Camera {name} configuration deleted."}
 
     async def geometry(request: web.Request) -> dict[str, Any]:

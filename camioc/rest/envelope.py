@@ -25,7 +25,8 @@ Then the app's :class:`~camioc.config.access.AccessPolicy` (``--access-policy``)
 ``POST``/``PUT``/``DELETE``, and a ``GET`` of a route listed in :data:`STARTING_GETS` that would
 start an instance — from a client (``request.remote``) the policy lets only read is refused the
 same way (HTTP 403, the envelope naming the rule), before its body is read. Such a ``GET`` is also
-subject to the browser rule for cross-site starts (:meth:`BrowserPolicy.start_refusal`).
+subject to the browser rule for cross-site starts (:meth:`BrowserPolicy.start_refusal`). A write
+whose handler completed goes to the put log (:mod:`camioc.rest.writes`).
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ from aiohttp import hdrs, web
 from camioc.config.access import AccessPolicy
 from camioc.errors import CamiocError, ConfigError
 from camioc.rest.browser import CORS_HEADERS, SAFE_METHODS, BrowserPolicy
+from camioc.rest.writes import record_write
 
 log = logging.getLogger(__name__)
 
@@ -173,13 +175,16 @@ async def envelope_middleware(request: web.Request, handler: ApiHandler) -> web.
         return _browser_refusal(request, reason, cors)
     if request.method == "OPTIONS":
         return web.Response(status=200, headers=cors)
-    if starts or request.method not in SAFE_METHODS:
+    write = starts or request.method not in SAFE_METHODS
+    if write:
         access = request.config_dict.get(ACCESS_POLICY, _OPEN_ACCESS)
         refused = access.write_refusal(f"{request.method} {request.path}", request.remote)
         if refused is not None:
             return _access_refusal(request, refused, cors)
     try:
         response = await _to_response(await handler(request))
+        if write:
+            record_write(request)  # the put log: an accepted write (an error raised above is none)
     except web.HTTPException as exc:
         if request.match_info.http_exception is not None:
             # No route matched: aiohttp's plain 404/405, plus CORS.

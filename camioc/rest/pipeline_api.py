@@ -88,7 +88,7 @@ from aiohttp import web
 from camioc.config.access import AccessPolicy
 from camioc.config.names import validate_name
 from camioc.core.api import DEFAULT_BACKGROUND_IMAGES, CameraService, PipelineService
-from camioc.errors import ConfigError
+from camioc.errors import CamiocError, ConfigError
 from camioc.logbuffer import LogBuffer
 from camioc.model.instance_names import pipeline_pv_name
 from camioc.rest.browser import BrowserPolicy
@@ -98,6 +98,7 @@ from camioc.rest.images import PngOptions, encode_image_bytes, png_response
 from camioc.rest.routing import Routes
 from camioc.rest.scripts import DEFAULT_MAX_UPLOAD_BYTES, ScriptStore, read_upload
 from camioc.rest.unpickle import unpickle_array
+from camioc.rest.writes import note_change
 
 PIPELINE_ROOT = API_PREFIX + "/pipeline"
 
@@ -210,15 +211,28 @@ def add_pipeline_routes(routes: Routes, root: str, pipelines: PipelineService, c
         name = request.match_info["pipeline_name"]
         return {"status": f"Pipeline {name} configuration retrieved.", "config": pipelines.get_config(name)}
 
+    def saved_config(name: str) -> dict[str, Any] | None:
+        """The saved config of pipeline ``name``, None if there is none (or it is broken)."""
+        if name not in pipelines.pipeline_names():
+            return None
+        try:
+            return pipelines.get_config(name)
+        except CamiocError:
+            return None
+
     async def save_config(request: web.Request) -> dict[str, Any]:
         name = request.match_info["pipeline_name"]
         body = await read_json_object(request, empty_message="Config object cannot be empty.\nConfig: None")
+        old = saved_config(name)
         config = await pipelines.save_config(name, body)
+        note_change(request, old, config)
         return {"status": f"Pipeline {name} configuration saved.", "config": config}
 
     async def delete_config(request: web.Request) -> dict[str, Any]:
         name = request.match_info["pipeline_name"]
+        old = saved_config(name)
         await pipelines.delete_config(name)
+        note_change(request, old, None)
         return {"status": f"Pipeline {name} configuration deleted."}
 
     # ---------------------------------------------------------------- instances
@@ -233,6 +247,7 @@ def add_pipeline_routes(routes: Routes, root: str, pipelines: PipelineService, c
     async def create_from_config(request: web.Request) -> dict[str, Any]:
         body = await read_json_object(request, empty_message=NO_CONFIG)
         result = await pipelines.create_instance(body, instance_id=query_text(request, "instance_id"))
+        note_change(request, None, result[2])  # the put log shows the config an instance was created with
         return created(*result)
 
     async def create_from_name(request: web.Request) -> dict[str, Any]:
@@ -241,6 +256,7 @@ def add_pipeline_routes(routes: Routes, root: str, pipelines: PipelineService, c
         result = await pipelines.create_instance(
             pipeline_name=name, instance_id=query_text(request, "instance_id"), additional_config=additional
         )
+        note_change(request, None, result[2])
         return created(*result)
 
     async def instance_stream(request: web.Request) -> dict[str, Any]:
@@ -250,7 +266,9 @@ def add_pipeline_routes(routes: Routes, root: str, pipelines: PipelineService, c
 
     async def instance_from_config(request: web.Request) -> dict[str, Any]:
         body = await read_json_object(request, empty_message=NO_CONFIG)
-        return created(*await pipelines.get_instance_stream_from_config(body))
+        result = await pipelines.get_instance_stream_from_config(body)
+        note_change(request, None, result[2])
+        return created(*result)
 
     async def instance_info(request: web.Request) -> dict[str, Any]:
         instance_id = request.match_info["instance_id"]
@@ -267,7 +285,9 @@ def add_pipeline_routes(routes: Routes, root: str, pipelines: PipelineService, c
     async def set_instance_config(request: web.Request) -> dict[str, Any]:
         instance_id = request.match_info["instance_id"]
         changes = await read_config_updates(request)
+        old = pipelines.instance_config(instance_id)
         config = await pipelines.set_instance_config(instance_id, changes)
+        note_change(request, old, config)
         return {"status": f"Pipeline instance {instance_id} configuration changed.", "config": config}
 
     async def exit_code(request: web.Request) -> dict[str, Any]:
