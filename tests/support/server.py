@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import dataclasses
 import os
 import random
@@ -12,6 +13,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.request
 import uuid
@@ -104,7 +106,9 @@ def start_camioc(base: Path, log_path: Path, extra_args: list[str] | None = None
                EPICS_PVA_AUTO_ADDR_LIST="NO", EPICS_PVA_ADDR_LIST="127.0.0.1",
                EPICS_PVAS_AUTO_BEACON_ADDR_LIST="NO", EPICS_PVAS_BEACON_ADDR_LIST="127.0.0.1")
     env.update(env_overrides or {})
-    proc = subprocess.Popen(args, stdout=log_file, stderr=subprocess.STDOUT, env=env, cwd=REPO_ROOT)
+    proc = subprocess.Popen(args, stdout=log_file, stderr=subprocess.STDOUT, env=env, cwd=REPO_ROOT,
+                            preexec_fn=_end_with_test if threading.current_thread() is threading.main_thread()
+                            else None)
     server = CamiocServer(proc, base, prefix, f"http://127.0.0.1:{camera_port}", f"http://127.0.0.1:{pipeline_port}",
                           log_path, pva_port, pva_broadcast_port)
     deadline = time.monotonic() + timeout
@@ -123,6 +127,14 @@ def start_camioc(base: Path, log_path: Path, extra_args: list[str] | None = None
             stop_camioc(server)
             raise RuntimeError(f"camioc did not come up within {timeout} s:\n{server.log()}")
         time.sleep(0.1)
+
+
+def _end_with_test() -> None:
+    """In the server's process before exec: SIGTERM it when the test process dies (a pytest killed
+    by a timeout or by hand leaves no camioc streaming on the machine). Only for servers started
+    from the test's main thread, which lives as long as the test process (PR_SET_PDEATHSIG fires
+    when the forking thread ends)."""
+    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # 1: PR_SET_PDEATHSIG
 
 
 def stop_camioc(server: CamiocServer, timeout: float = 20.0) -> int:
