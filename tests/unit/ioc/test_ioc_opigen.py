@@ -1,72 +1,65 @@
-"""``opi/`` Phoebus screens: up to date, structurally valid, and every PV they use exists.
+"""``opi/`` screens: up to date, valid for their tool, and every PV they use is defined.
 
-No Phoebus runtime can be installed here, so the files are validated offline the way the display
-builder reads them (reference/epics-conventions.md §3.4): well-formed XML, ``display`` version
-2.0.0, known widget types and versions, only properties those widgets have (Phoebus silently skips
-unknown ones; the XY plot's axes and traces too), every PV name (``pv_name``, trace ``x_pv``/``y_pv``)
-a PV the spec defines once macros are expanded, no top-level ``P``.
+Offline checks of the generated files (the live ones, with a running camioc, PyDM opening the
+``.ui`` files and CA/PVA connecting to every PV, are in ``tests/integration/screens/``):
+
+- Phoebus ``.bob``: display 2.0.0, widget types, versions and property names from the allow-list
+  derived from Phoebus' widget model (``tests/support/phoebus_schema.py``), XY plot axes/traces,
+  actions, no top-level macros (a display's own ``P``/``R`` would override the caller's).
+- PyDM ``.ui``: Qt Designer XML, every custom widget class declared with an importable header.
+- Both: only the macros ``P`` and ``R``; every PV name, expanded, is a PV of the tables.
 """
 
 from __future__ import annotations
 
-import re
+import importlib
+import json
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
 
-from camioc.model import opigen
-from camioc.model.blocks import CAMERA_PVS, IMAGE_PVS, PIPELINE_ARRAY_PVS, PIPELINE_PVS, SERVICE_PVS
-from camioc.model.pvnames import camera_pv, image_pv, pipeline_pv, service_pv
+from camioc.model import opigen, screens
+from camioc.model.blocks import (
+    BACKGROUND_EXTRAS,
+    CAMERA_PVS,
+    CAMERA_SETTINGS,
+    IMAGE_PVS,
+    PIPELINE_ARRAY_PVS,
+    PIPELINE_PVS,
+    PIPELINE_SETTINGS,
+    SERVICE_PVS,
+)
+from camioc.model.instance_names import camera_pv_name, pipeline_pv_name
+from camioc.model.pvnames import PVA_IMAGE, camera_pv, image_pv, pipeline_pv, service_pv
+from tests.support import phoebus_schema
+from tests.support.screen_files import bob_pvs, bob_widgets, macro_names, split_protocol, ui_channels
 
 OPI = opigen.DEFAULT_OUTPUT
 FILES = sorted(opigen.generate())
-MACROS = {"P": "TST:", "CAM": "cam", "ID": "pipe"}
-
-COMMON = {"name", "x", "y", "width", "height", "tooltip", "rules", "actions", "visible", "class", "font",
-          "foreground_color", "background_color", "scripts"}
-#: Property elements per widget type (from phoebus' *Widget.java descriptors; the subset we use).
-ALLOWED = {
-    "label": COMMON | {"text", "horizontal_alignment", "vertical_alignment", "transparent"},
-    "textupdate": COMMON | {"pv_name", "format", "precision", "show_units", "border_alarm_sensitive",
-                            "horizontal_alignment"},
-    "textentry": COMMON | {"pv_name", "format", "precision", "show_units", "multi_line"},
-    "combo": COMMON | {"pv_name", "items", "items_from_pv", "editable"},
-    "led": COMMON | {"pv_name", "bit", "on_color", "off_color", "on_label", "off_label", "square"},
-    "action_button": COMMON | {"pv_name", "text"},
-    "image": COMMON | {"pv_name", "data_width", "data_height", "unsigned", "autoscale", "color_map",
-                       "minimum", "maximum", "show_toolbar", "color_mode", "interpolation"},
-    "xyplot": COMMON | {"title", "title_font", "show_toolbar", "show_legend", "x_axis", "y_axes", "traces"},
-}
-#: XY plot parts (phoebus XYPlotWidget / AxisWidgetProperty / TraceWidgetProperty).
-AXIS = {"title", "autoscale", "log_scale", "minimum", "maximum", "show_grid", "title_font", "scale_font",
-        "visible", "color", "on_right"}
-TRACE = {"name", "x_pv", "y_pv", "err_pv", "axis", "trace_type", "color", "line_width", "line_style", "point_type",
-         "point_size", "visible"}
+BOB = [name for name in FILES if name.endswith(".bob")]
+UI = [name for name in FILES if name.endswith(".ui")]
+P = "TST:"
+#: R of each screen for the checks (the overview names its cameras and pipelines itself).
+R = {"camioc_service": "", "camioc_camera": "cam:", "camioc_pipeline": "pipe:"}
 
 
 def _defined_pvs() -> set[str]:
-    names = {service_pv(MACROS["P"], s.name) for s in SERVICE_PVS}
-    names |= {camera_pv(MACROS["P"], MACROS["CAM"], s.name) for s in CAMERA_PVS}
-    names |= {image_pv(MACROS["P"], MACROS["CAM"], s.name) for s in IMAGE_PVS}
-    names |= {pipeline_pv(MACROS["P"], MACROS["ID"], s.name) for s in (*PIPELINE_PVS, *PIPELINE_ARRAY_PVS)}
-    names |= {image_pv(MACROS["P"], MACROS["ID"], s.name) for s in IMAGE_PVS}
+    """Every PV the tables define for a camera ``cam``, a pipeline ``pipe`` and the configured ones."""
+    cameras = {"cam", *(camera_pv_name(c) for c in ("simulation", "simulation2"))}
+    pipelines = {"pipe", pipeline_pv_name("simulation_sp")}
+    names = {service_pv(P, s.name) for s in SERVICE_PVS}
+    for owner in cameras:
+        names |= {camera_pv(P, owner, s.name) for s in CAMERA_PVS}
+        names |= {image_pv(P, owner, s.name) for s in IMAGE_PVS} | {image_pv(P, owner, PVA_IMAGE)}
+    for owner in pipelines:
+        names |= {pipeline_pv(P, owner, s.name) for s in (*PIPELINE_PVS, *PIPELINE_ARRAY_PVS)}
+        names |= {image_pv(P, owner, s.name) for s in IMAGE_PVS} | {image_pv(P, owner, PVA_IMAGE)}
     return names
 
 
-def _expand(text: str, macros: dict[str, str]) -> str:
-    def replace(match: re.Match) -> str:
-        name, _, default = match.group(1).partition("=")
-        if name in macros:
-            return macros[name]
-        if default:
-            return default
-        raise AssertionError(f"unresolved macro $({name}) in {text!r}")
-
-    previous = None
-    while previous != text:
-        previous, text = text, re.sub(r"\$\(([^()]+)\)", replace, text)
-    return text
+def _macros(file: str) -> dict[str, str]:
+    return {"P": P, "R": R[Path(file).stem]}
 
 
 def test_committed_screens_are_up_to_date():
@@ -74,101 +67,216 @@ def test_committed_screens_are_up_to_date():
     assert opigen.stale(OPI) == [], "opi/ is stale: run python -m camioc.model.opigen"
 
 
+def test_every_screen_in_both_formats():
+    stems = {screen.stem for screen in screens.screens()}
+    assert stems == {"camioc_service", "camioc_camera", "camioc_pipeline"}
+    assert set(FILES) == {f"{stem}{suffix}" for stem in stems for suffix in (".bob", ".ui")}
+
+
 @pytest.mark.parametrize("file", FILES)
-def test_screen_structure(file: str):
+def test_only_the_macros_p_and_r(file: str):
+    used = macro_names((OPI / file).read_text())
+    assert used <= {"P", "R"}, used
+    assert "P" in used
+
+
+@pytest.mark.parametrize("file", BOB)
+def test_phoebus_screen_against_the_allow_list(file: str):
     root = ET.parse(OPI / file).getroot()
-    assert root.tag == "display"
-    assert root.get("version") == "2.0.0"
-    top_macros = root.find("macros")
-    assert top_macros is None or top_macros.find("P") is None, "a display's own P would override the caller's"
-    widgets = list(root.iter("widget"))
-    assert widgets
+    assert root.tag == "display" and root.get("version") == phoebus_schema.DISPLAY_VERSION
+    assert root.find("macros") is None, "a display's own macros would override the caller's P and R"
+    problems = []
+    widgets = list(bob_widgets(OPI / file))
+    assert len(widgets) > 10
     for widget in widgets:
         kind = widget.get("type")
-        assert kind in ALLOWED, kind
-        assert widget.get("version") == opigen.WIDGET_VERSIONS[kind]
-        children = {child.tag for child in widget}
-        assert {"name", "x", "y", "width", "height"} <= children
-        assert children <= ALLOWED[kind], f"{kind}: unknown properties {children - ALLOWED[kind]}"
-        for action in widget.iter("action"):
-            assert action.get("type") in ("write_pv", "open_display")
-            if action.get("type") == "open_display":
-                assert (OPI / action.findtext("file")).is_file()
+        problems += phoebus_schema.widget_problems(kind, widget.get("version"), {child.tag for child in widget})
+        for action in widget.findall("actions/action"):
+            kind_of_action = action.get("type")
+            assert kind_of_action in phoebus_schema.ACTIONS, kind_of_action
+            assert {child.tag for child in action} <= phoebus_schema.ACTIONS[kind_of_action]
+            if kind_of_action == "open_display":
+                assert (OPI / action.findtext("file", "")).is_file()
+                assert action.findtext("target") in phoebus_schema.OPEN_TARGETS
+                assert {m.tag for m in action.find("macros") or []} == {"R"}
         if kind == "xyplot":
             axes = [widget.find("x_axis"), *widget.find("y_axes").findall("y_axis")]
-            assert len(axes) >= 2 and {child.tag for axis in axes for child in axis} <= AXIS
+            assert len(axes) >= 2
+            problems += [f"axis property {c.tag}" for axis in axes for c in axis if c.tag not in phoebus_schema.XY_AXIS]
             traces = widget.find("traces").findall("trace")
-            assert traces
-            for trace in traces:
-                assert {child.tag for child in trace} <= TRACE
-                assert trace.findtext("y_pv")
+            assert traces and all(trace.findtext("y_pv") for trace in traces)
+            problems += [f"trace property {c.tag}" for t in traces for c in t if c.tag not in phoebus_schema.XY_TRACE]
+    assert problems == []
+
+
+def test_the_allow_list_catches_a_typo():
+    assert phoebus_schema.widget_problems("textupdate", "2.0.0", {"name", "x", "y", "width", "height", "pv"})
+    assert phoebus_schema.widget_problems("textupdates", "2.0.0", {"name"})
+    assert phoebus_schema.widget_problems("group", "2.0.0", {"name", "x", "y", "width", "height"})
+
+
+@pytest.mark.parametrize("file", UI)
+def test_pydm_screen_is_designer_xml_with_pydm_widgets(file: str):
+    root = ET.parse(OPI / file).getroot()
+    assert root.tag == "ui" and root.get("version") == "4.0"
+    declared = {c.findtext("class"): c.findtext("header") for c in root.iter("customwidget")}
+    for cls, header in declared.items():
+        assert hasattr(importlib.import_module(header), cls), (cls, header)
+    used = {w.get("class") for w in root.iter("widget")}
+    assert used - declared.keys() <= {"QWidget", "QLabel", "QGroupBox"}
+    names = [w.get("name") for w in root.iter("widget")]
+    assert len(names) == len(set(names)), "widget names must be unique in a .ui"
+    for button in root.iter("widget"):
+        if button.get("class") == "PyDMRelatedDisplayButton":
+            props = {p.get("name"): p for p in button.iter("property")}
+            (target,) = [s.text for s in props["filenames"].iter("string")]
+            assert (OPI / str(target)).is_file()
+            (macros,) = [json.loads(s.text or "") for s in props["macros"].iter("string")]
+            assert set(macros) == {"R"}
 
 
 @pytest.mark.parametrize("file", FILES)
 def test_every_pv_on_a_screen_is_defined(file: str):
-    defined = _defined_pvs()
-    root = ET.parse(OPI / file).getroot()
-    used = set()
-    for widget in root.iter("widget"):
-        own = widget.findtext("pv_name")
-        macros = dict(MACROS, pv_name=_expand(own, MACROS) if own else "")
-        for element in widget.iter():
-            if element.tag in ("pv_name", "x_pv", "y_pv", "err_pv") and element.text:
-                used.add(_expand(element.text, macros))
+    macros = _macros(file)
+    used = bob_pvs(OPI / file, macros) if file.endswith(".bob") else ui_channels(OPI / file, macros)
     assert used, "a screen without PVs"
-    assert used <= defined, f"undefined PVs: {sorted(used - defined)}"
+    names = set()
+    for address in used:
+        protocol, name = split_protocol(address)
+        assert (protocol == "pva") == name.endswith(PVA_IMAGE), address
+        names.add(name)
+    defined = _defined_pvs()
+    assert names <= defined, f"undefined PVs: {sorted(names - defined)}"
 
 
-def test_camera_screen_image_widget():
-    root = ET.parse(OPI / "camioc_camera.bob").getroot()
-    (image,) = [w for w in root.iter("widget") if w.get("type") == "image"]
-    assert image.findtext("pv_name") == "$(P)$(CAM):image1:ArrayData"
-    assert image.findtext("unsigned") == "true"
-    rules = {rule.get("prop_id"): rule for rule in image.iter("rule")}
-    assert rules["data_width"].find("pv_name").text == "$(P)$(CAM):image1:ArraySize0_RBV"
-    assert rules["data_height"].find("pv_name").text == "$(P)$(CAM):image1:ArraySize1_RBV"
-    assert rules["data_width"].get("out_exp") == "true"
-    writes = {(a.findtext("value"), _expand(w.findtext("pv_name"), MACROS))
-              for w in root.iter("widget") for a in w.iter("action") if a.get("type") == "write_pv"}
-    assert {("1", "TST:cam:cam1:Acquire"), ("0", "TST:cam:cam1:Acquire")} <= writes
+def test_both_renderings_name_the_same_pvs():
+    for screen in screens.screens(["simulation", "simulation2"], ["simulation_sp"]):
+        macros = _macros(screen.stem)
+        bob = {split_protocol(a)[1] for a in bob_pvs(OPI / f"{screen.stem}.bob", macros)}
+        ui = {split_protocol(a)[1] for a in ui_channels(OPI / f"{screen.stem}.ui", macros)}
+        described = {ref.expand(P, macros["R"]) for ref in screen.pvs()}
+        assert bob == ui == described, screen.stem
 
 
-def test_camera_screen_shows_every_setting_and_readback():
+def test_a_screen_cannot_name_a_pv_that_is_not_served():
+    with pytest.raises(KeyError, match="serves no PV"):
+        screens.camera("no_such_attribute")
+    with pytest.raises(KeyError):
+        screens.PvRef("pipeline", "pva_image", pva=True)
+
+
+def test_camera_screen():
+    camera = screens.camera_screen()
+    suffixes = {ref.suffix for ref in camera.pvs()}
+    assert "image1:Pva1:Image" in suffixes
+    for spec in CAMERA_SETTINGS.pvs():  # every transform setting with its readback
+        assert f"cam1:{spec.name}" in suffixes, spec.name
+    for name in (
+        "Acquire",
+        "Acquire_RBV",
+        "DetectorState_RBV",
+        "StatusMessage_RBV",
+        "StreamAddress_RBV",
+        "Clients_RBV",
+        "ArrayRate_RBV",
+        "ArrayCounter_RBV",
+        "ArraySize0_RBV",
+        "DataType_RBV",
+    ):
+        assert f"cam1:{name}" in suffixes, name
     text = (OPI / "camioc_camera.bob").read_text()
-    for spec in CAMERA_PVS:
-        assert f"$(P)$(CAM):cam1:{spec.name}<" in text, spec.name
-
-
-def test_generated_files_match_written(tmp_path: Path):
-    opigen.write(tmp_path)
-    assert opigen.stale(tmp_path) == []
-    assert opigen.main(["--output", str(tmp_path), "--check"]) == 0
+    assert "<pv_name>pva://$(P)$(R)image1:Pva1:Image</pv_name>" in text
+    ui = (OPI / "camioc_camera.ui").read_text()
+    assert "<string>pva://${P}${R}image1:Pva1:Image</string>" in ui
+    assert "PyDMImageView::WidthFirst" in ui
+    writes = {
+        (a.findtext("value"), w.findtext("pv_name"))
+        for w in bob_widgets(OPI / "camioc_camera.bob")
+        for a in w.findall("actions/action")
+        if a.get("type") == "write_pv"
+    }
+    assert {("1", "$(P)$(R)cam1:Acquire"), ("0", "$(P)$(R)cam1:Acquire")} <= writes
 
 
 def test_pipeline_screen():
-    root = ET.parse(OPI / "camioc_pipeline.bob").getroot()
-    text = (OPI / "camioc_pipeline.bob").read_text()
-    for spec in PIPELINE_PVS:
-        if spec.writable:  # every setting with its readback
-            assert f"$(P)$(ID):{spec.name}<" in text, spec.name
-            assert spec.name == "SaveBackground" or f"$(P)$(ID):{spec.name}_RBV<" in text, spec.name
-    for name in ("CentroidX_RBV", "FitY:Offset_RBV", "GoodRegion:FitX:Mean_RBV", "Slice14:Total_RBV", "Coupling_RBV"):
-        assert f"$(P)$(ID):{name}<" in text, name
-    (image,) = [w for w in root.iter("widget") if w.get("type") == "image"]
-    assert image.findtext("pv_name") == "$(P)$(ID):image1:ArrayData"
-    rules = {rule.get("prop_id"): rule for rule in image.iter("rule")}
-    assert rules["data_width"].find("pv_name").text == "$(P)$(ID):image1:ArraySize0_RBV"
-    traces = {(t.findtext("x_pv"), t.findtext("y_pv")) for w in root.iter("widget") if w.get("type") == "xyplot"
-              for t in w.iter("trace")}
-    assert traces == {("$(P)$(ID):AxisX_RBV", "$(P)$(ID):ProfileX_RBV"), ("$(P)$(ID):AxisX_RBV", "$(P)$(ID):FitX:Curve_RBV"),
-                      ("$(P)$(ID):AxisY_RBV", "$(P)$(ID):ProfileY_RBV"), ("$(P)$(ID):AxisY_RBV", "$(P)$(ID):FitY:Curve_RBV")}
-    writes = {(a.findtext("value"), _expand(w.findtext("pv_name"), MACROS))
-              for w in root.iter("widget") for a in w.iter("action") if a.get("type") == "write_pv"}
-    assert {("1", "TST:pipe:EnableCallbacks"), ("0", "TST:pipe:EnableCallbacks"),
-            ("1", "TST:pipe:SaveBackground")} <= writes
+    pipeline = screens.pipeline_screen()
+    suffixes = {ref.suffix for ref in pipeline.pvs()}
+    for spec in (*PIPELINE_SETTINGS.pvs(), *BACKGROUND_EXTRAS):  # every setting with its readback
+        assert spec.name in suffixes, spec.name
+    for name in (
+        "CentroidX_RBV",
+        "FitY:Offset_RBV",
+        "GoodRegion:FitX:Mean_RBV",
+        "Slice14:Total_RBV",
+        "Coupling_RBV",
+        "StatusMessage_RBV",
+        "DetectorState_RBV",
+        "image1:Pva1:Image",
+    ):
+        assert name in suffixes, name
+    traces = {
+        (t.findtext("x_pv"), t.findtext("y_pv"))
+        for w in bob_widgets(OPI / "camioc_pipeline.bob")
+        if w.get("type") == "xyplot"
+        for t in w.iter("trace")
+    }
+    assert traces == {
+        ("$(P)$(R)AxisX_RBV", "$(P)$(R)ProfileX_RBV"),
+        ("$(P)$(R)AxisX_RBV", "$(P)$(R)FitX:Curve_RBV"),
+        ("$(P)$(R)AxisY_RBV", "$(P)$(R)ProfileY_RBV"),
+        ("$(P)$(R)AxisY_RBV", "$(P)$(R)FitY:Curve_RBV"),
+    }
+    writes = {
+        (a.findtext("value"), w.findtext("pv_name"))
+        for w in bob_widgets(OPI / "camioc_pipeline.bob")
+        for a in w.findall("actions/action")
+        if a.get("type") == "write_pv"
+    }
+    assert {
+        ("1", "$(P)$(R)EnableCallbacks"),
+        ("0", "$(P)$(R)EnableCallbacks"),
+        ("1", "$(P)$(R)SaveBackground"),
+    } <= writes
 
 
-def test_service_screen_opens_the_camera_and_pipeline_screens():
+def test_service_screen_lists_the_configured_cameras_and_pipelines():
     root = ET.parse(OPI / "camioc_service.bob").getroot()
-    files = {action.findtext("file") for action in root.iter("action") if action.get("type") == "open_display"}
-    assert files == {"camioc_camera.bob", "camioc_pipeline.bob"}
+    opens = {
+        (a.findtext("file"), a.find("macros").findtext("R"))
+        for a in root.iter("action")
+        if a.get("type") == "open_display"
+    }
+    assert opens == {
+        ("camioc_camera.bob", "simulation:"),
+        ("camioc_camera.bob", "simulation2:"),
+        ("camioc_pipeline.bob", "simulation_sp:"),
+    }
+    writes = {
+        w.findtext("pv_name")
+        for w in root.iter("widget")
+        for a in w.findall("actions/action")
+        if a.get("type") == "write_pv"
+    }
+    assert writes == {"$(P)StopAll"}
+    pvs = bob_pvs(OPI / "camioc_service.bob", {"P": P})
+    assert {
+        f"{P}simulation:cam1:DetectorState_RBV",
+        f"{P}simulation:cam1:ArrayRate_RBV",
+        f"{P}simulation:cam1:Clients_RBV",
+        f"{P}simulation_sp:DetectorState_RBV",
+        f"{P}Instances_RBV",
+    } <= pvs
+
+
+def test_overview_for_another_config_folder(tmp_path: Path):
+    base = tmp_path / "configs"
+    (base / "camera_config").mkdir(parents=True)
+    (base / "camera_config" / "a_very_long_camera_name_that_does_not_fit_in_a_pv_name.json").write_text("{}")
+    out = tmp_path / "opi"
+    assert opigen.main(["--output", str(out), "--config-base", str(base)]) == 0
+    assert opigen.main(["--output", str(out), "--config-base", str(base), "--check"]) == 0
+    assert opigen.main(["--output", str(out), "--check"]) == 1  # the shipped configs' overview differs
+    short = camera_pv_name("a_very_long_camera_name_that_does_not_fit_in_a_pv_name")
+    assert short != "a_very_long_camera_name_that_does_not_fit_in_a_pv_name"
+    assert f"<R>{short}:</R>" in (out / "camioc_service.bob").read_text()
+    assert "Pipelines" not in (out / "camioc_service.ui").read_text()  # no saved pipeline, no group
