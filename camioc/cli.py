@@ -101,7 +101,7 @@ def non_negative_seconds(text: str) -> float:
 
 def build_parser() -> argparse.ArgumentParser:
     from camioc.config.paths import DEFAULT_MAX_UPLOAD_BYTES
-    from camioc.core.instances import DEFAULT_STALL_TIMEOUT
+    from camioc.core.instances import DEFAULT_STALL_TIMEOUT, DEFAULT_WORKER_NICE, MAX_NICE
     from camioc.core.ports import parse_port_range
 
     parser = argparse.ArgumentParser(
@@ -267,6 +267,16 @@ def build_parser() -> argparse.ArgumentParser:
         "no limit)",
     )
     parser.add_argument(
+        "--worker-nice",
+        type=int,
+        choices=range(MAX_NICE + 1),
+        default=DEFAULT_WORKER_NICE,
+        metavar="N",
+        help="camera and pipeline workers run N nicer (lower CPU priority, 0-19) than the control "
+        "process, so that CA, PV Access and REST answer at once when processing takes every core "
+        f"(default {DEFAULT_WORKER_NICE}; 0: the same priority)",
+    )
+    parser.add_argument(
         "--put-log",
         type=Path,
         default=None,
@@ -373,6 +383,7 @@ def main(argv: list[str] | None = None) -> int:
             stall_timeout=args.stall_timeout,
             stop_stalled=args.stall_action == "stop",
             memory_limit=args.worker_memory_limit,
+            worker_nice=args.worker_nice,
         ),
     )
     from camioc.putlog import close_put_log, open_put_log

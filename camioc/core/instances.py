@@ -39,6 +39,9 @@ DEFAULT_PUBLISHING = (True, 0.5)
 #: A worker reports its status at least every second while it works (core.worker.STATUS_PERIOD),
 #: waiting for frames included; this much silence means it is stuck.
 DEFAULT_STALL_TIMEOUT = 10.0
+#: Workers run this much nicer than the control process (``--worker-nice``; 19 is the nicest).
+DEFAULT_WORKER_NICE = 5
+MAX_NICE = 19
 
 
 @dataclass(frozen=True)
@@ -54,18 +57,23 @@ class Supervision:
     - ``memory_limit``: bytes of resident memory a worker may use; one over it is ended with an
       error naming both figures. 0: no limit.
     - ``period``: how often the supervisor looks (seconds).
+    - ``worker_nice``: how much nicer (lower CPU priority, 0-19) workers run than the control
+      process, so that a caget is answered at once when processing takes every core.
     """
 
     stall_timeout: float = DEFAULT_STALL_TIMEOUT
     stop_stalled: bool = False
     memory_limit: int = 0
     period: float = 0.5
+    worker_nice: int = DEFAULT_WORKER_NICE
 
     def __post_init__(self) -> None:
         if self.stall_timeout < 0:
             raise ValueError(f"stall timeout must be >= 0 s, got {self.stall_timeout}")
         if self.memory_limit < 0:
             raise ValueError(f"worker memory limit must be >= 0 bytes, got {self.memory_limit}")
+        if not 0 <= self.worker_nice <= MAX_NICE:
+            raise ValueError(f"worker nice must be 0 to {MAX_NICE}, got {self.worker_nice}")
         if self.period <= 0:
             raise ValueError(f"supervision period must be > 0 s, got {self.period}")
 
@@ -274,6 +282,7 @@ class InstanceManager(Generic[InstanceT, StatusT]):
             raise
         instance.stream_address = started["stream_address"]
         instance.pid = started.get("pid")
+        handle.lower_priority(self._supervision.worker_nice)
         return started
 
     async def _start_retrying(self, key: str, attempt: Callable[[int], Awaitable[str]], *, fixed_port: bool) -> str:

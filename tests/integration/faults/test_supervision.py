@@ -140,3 +140,19 @@ def test_a_worker_over_its_memory_limit_is_stopped_with_the_figures(server: Cami
     wait_until(lambda: "exceeded the limit" in _ca_message(server, "sv_leak"), what="reason over CA")
     _call(f"{server.pipeline_url}/api/v1/pipeline/sv_leak", "DELETE")
     assert "sv_leak" not in _listed(server)
+
+
+def test_workers_run_nicer_than_the_control_process(server: CamiocServer) -> None:
+    """--worker-nice (default 5): every thread of a worker, those it starts later included, so a
+    caget is answered at once when processing takes every core."""
+    from camioc.core.instances import DEFAULT_WORKER_NICE
+
+    _create(server, "sv_nice", {"camera_name": "simulation"})
+    wait_until(lambda: _info(server, "sv_nice")["info"]["statistics"]["pid"], what="worker pid")
+    pid = int(_info(server, "sv_nice")["info"]["statistics"]["pid"])
+    control = os.getpriority(os.PRIO_PROCESS, server.proc.pid)
+    assert control == os.getpriority(os.PRIO_PROCESS, 0)  # the control process keeps the priority it got
+    threads = [int(tid) for tid in os.listdir(f"/proc/{pid}/task")]
+    assert len(threads) > 1  # zmq and processing threads, not only the main one
+    assert {tid: os.getpriority(os.PRIO_PROCESS, tid) for tid in threads} == dict.fromkeys(
+        threads, min(19, control + DEFAULT_WORKER_NICE))
