@@ -30,12 +30,21 @@ adding PVs is ``pvdb.update``. Doing it *right* takes more (reference/caproto.md
   by the address of its TCP connection, not by the host name it claims (a client chooses that
   one freely; EPICS' ``asCheckClientIP``), and by the user name it reports.
 
+- **a client reads its own writes**: caproto runs every put in a task of its own and answers the
+  client's next request at once, so ``caput`` (which reads the PV right after its put for its
+  "New :" line) got the old value; an EPICS IOC processes a put before the client's next request.
+  A circuit's read of a channel waits (bounded) for that client's puts in progress on it. And the
+  completion of a put (``caput -c``, pyepics ``caput(wait=True)``) is sent after the monitor
+  update of the new value, when the client monitors the channel: pyepics answers ``caget`` from
+  its monitor, which otherwise still held the old value right after the put completed.
+
 All methods run on the event-loop thread.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -52,6 +61,13 @@ log = logging.getLogger(__name__)
 #: How long a group's removal waits for puts in progress on it.
 PUT_WAIT_TIMEOUT = 10.0
 
+
+#: How long a client's read of a channel waits for that client's puts in progress on it.
+READ_AFTER_WRITE_WAIT = 2.0
+#: How long a put's completion waits for the monitor updates of its channel to go out first.
+EVENT_FLUSH_WAIT = 0.2
+#: The channel of the put a write task handles (set in the task, read when it sends its response).
+_writing_channel: contextvars.ContextVar[str] = contextvars.ContextVar("camioc_writing_channel", default="")
 
 #: Requests that name a channel by its server id.
 _SID_REQUESTS = (ca.ReadNotifyRequest, ca.ReadRequest, ca.WriteRequest, ca.WriteNotifyRequest,
@@ -103,6 +119,8 @@ class CamiocCircuit(VirtualCircuit):
         if isinstance(command, _SID_REQUESTS) and command.sid not in self.circuit.channels_sid:
             self.log.debug("ignoring %s for a removed channel (sid %d)", type(command).__name__, command.sid)
             return None
+        if isinstance(command, (ca.ReadNotifyRequest, ca.ReadRequest)):
+            await self._wait_for_own_writes(self.circuit.channels_sid[command.sid].name)
         if isinstance(command, (ca.WriteRequest, ca.WriteNotifyRequest)):
             if not self._may_write():
                 return self._refuse_write(command)
@@ -117,12 +135,38 @@ class CamiocCircuit(VirtualCircuit):
         return response
 
     async def _start_write_task(self, handle_write):
-        task = self.tasks.create(handle_write())
+        name = self._write_channel or ""
+
+        async def write_task():
+            _writing_channel.set(name)  # this task's own context: read by send() for its response
+            await handle_write()
+
+        task = self.tasks.create(write_task())
         writes = self.writes_in_progress
-        writes[task] = self._write_channel or ""
+        writes[task] = name
         task.add_done_callback(lambda done: writes.pop(done, None))
 
+    async def _wait_for_own_writes(self, name: str) -> None:
+        """Before answering a read of ``name``: this client's puts on it complete (bounded)."""
+        pending = [task for task, channel in self.writes_in_progress.items()
+                   if channel == name and task is not asyncio.current_task()]
+        if pending:
+            await asyncio.wait(pending, timeout=READ_AFTER_WRITE_WAIT)
+
+    async def _flush_events(self, name: str) -> None:
+        """Before a put's completion: the monitor updates of ``name`` this client gets are sent."""
+        if not name or not any(sub.channel.name == name for subs in self.subscriptions.values() for sub in subs):
+            return
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + EVENT_FLUSH_WAIT
+        while (not self.context.subscription_queue.empty() or not self.subscription_queue.empty()) \
+                and loop.time() < deadline:
+            await asyncio.sleep(0.001)
+        await asyncio.sleep(0.002)  # the circuit's event loop batches for CAPROTO_SERVER_HIGH_LOAD_TIMEOUT_SEC
+
     async def send(self, *commands):
+        if any(isinstance(command, ca.WriteNotifyResponse) for command in commands):
+            await self._flush_events(_writing_channel.get())
         try:
             return await super().send(*commands)
         except ca.LocalProtocolError as exc:
