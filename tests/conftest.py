@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.server import REPO_ROOT, free_port, start_camioc, stop_camioc
+from tests.support.server import REPO_ROOT, TEST_CONFIGS, free_port, start_camioc, stop_camioc
 
 
 def _configure_epics_environment() -> None:
@@ -96,15 +96,15 @@ def camserver_fixtures(shared_reference: Path) -> Path:
 
 @pytest.fixture
 def camioc_base(tmp_path: Path) -> Path:
-    """A private copy of the embedded default configuration (``configs/``)."""
+    """A private copy of the default configuration (:data:`~tests.support.server.TEST_CONFIGS`)."""
     base = tmp_path / "configs"
-    shutil.copytree(REPO_ROOT / "configs", base)
+    shutil.copytree(TEST_CONFIGS, base)
     return base
 
 
 @pytest.fixture
 def camioc_server(camioc_base: Path, tmp_path: Path):
-    """camioc running on a copy of ``configs/`` with random REST ports, stream ports and PV prefix."""
+    """camioc running on a copy of the default configuration with random REST ports, stream ports and PV prefix."""
     server = start_camioc(camioc_base, tmp_path / "camioc.log")
     try:
         yield server

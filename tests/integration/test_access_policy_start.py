@@ -13,7 +13,7 @@ import pytest
 
 from camioc.app import Settings, log_access_policy
 from camioc.config.access import parse_policy
-from tests.support.server import REPO_ROOT, start_camioc, stop_camioc
+from tests.support.server import REPO_ROOT, TEST_CONFIGS, start_camioc, stop_camioc
 
 WARNING = "with no access policy"
 
@@ -30,7 +30,7 @@ def test_bad_policy_file_stops_camioc(tmp_path: Path) -> None:
 
 def test_network_interface_without_policy_warns(tmp_path: Path) -> None:
     base = tmp_path / "configs"
-    shutil.copytree(REPO_ROOT / "configs", base)
+    shutil.copytree(TEST_CONFIGS, base)
     server = start_camioc(base, tmp_path / "camioc.log", ["--interface", "0.0.0.0"])
     try:
         lines = [line for line in server.log().splitlines() if WARNING in line]
@@ -74,7 +74,7 @@ def test_warning_when_the_epics_environment_serves_a_network_interface(
 
 def test_epics_interface_without_policy_warns_at_start(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     base = tmp_path / "configs"
-    shutil.copytree(REPO_ROOT / "configs", base)
+    shutil.copytree(TEST_CONFIGS, base)
     monkeypatch.setenv("EPICS_CAS_INTF_ADDR_LIST", "0.0.0.0")
     server = start_camioc(base, tmp_path / "camioc.log")
     try:

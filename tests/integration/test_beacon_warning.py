@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.server import REPO_ROOT, free_port, start_camioc, stop_camioc
+from tests.support.server import TEST_CONFIGS, free_port, start_camioc, stop_camioc
 from tests.support.waiting import wait_until
 
 epics = pytest.importorskip("epics")  # pyepics is a declared dependency; this never skips in CI
@@ -23,7 +23,7 @@ BEACON_WARNING = "cannot be sent"
 
 def test_unreachable_beacons_give_one_warning_line_and_no_traceback(tmp_path: Path) -> None:
     base = tmp_path / "configs"
-    shutil.copytree(REPO_ROOT / "configs", base)
+    shutil.copytree(TEST_CONFIGS, base)
     beacon_port = free_port()
     server = start_camioc(base, tmp_path / "camioc.log", env_overrides={
         "EPICS_CAS_AUTO_BEACON_ADDR_LIST": "NO",

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tests.support.server import REPO_ROOT
+from tests.support.server import REPO_ROOT, TEST_CONFIGS
 
 
 def run_check(*args: str | Path) -> subprocess.CompletedProcess[str]:
@@ -30,7 +30,7 @@ def run_check(*args: str | Path) -> subprocess.CompletedProcess[str]:
 
 def good_folder(tmp_path: Path) -> Path:
     base = tmp_path / "configs"
-    shutil.copytree(REPO_ROOT / "configs", base)
+    shutil.copytree(TEST_CONFIGS, base)
     return base
 
 

@@ -21,6 +21,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
+#: The configuration folder every test server starts from (copied, never used in place): the
+#: shipped defaults, kept with the tests, so that what a user changes in ./configs (the README's
+#: examples write there) never changes a test's outcome; a test that runs the shipped ./configs
+#: itself says so.
+TEST_CONFIGS = REPO_ROOT / "tests" / "support" / "configs"
 
 
 def free_port() -> int:
@@ -154,9 +159,9 @@ def stop_camioc(server: CamiocServer, timeout: float = 20.0) -> int:
 
 @contextlib.contextmanager
 def running_camioc(folder: Path) -> Iterator[CamiocServer]:
-    """camioc on a fresh copy of ``configs/`` in ``folder`` (for module-scoped server fixtures)."""
+    """camioc on a fresh copy of :data:`TEST_CONFIGS` in ``folder`` (for module-scoped server fixtures)."""
     base = folder / "configs"
-    shutil.copytree(REPO_ROOT / "configs", base)
+    shutil.copytree(TEST_CONFIGS, base)
     server = start_camioc(base, folder / "camioc.log")
     try:
         yield server

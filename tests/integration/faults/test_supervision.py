@@ -18,7 +18,7 @@ from pathlib import Path
 import epics
 import pytest
 
-from tests.support.server import CamiocServer, start_camioc, stop_camioc
+from tests.support.server import TEST_CONFIGS, CamiocServer, start_camioc, stop_camioc
 from tests.support.waiting import wait_until
 
 ENDLESS = """
@@ -41,11 +41,9 @@ def process_image(image, pulse_id, timestamp, x_axis, y_axis, parameters, bsdata
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CamiocServer]:
     import shutil
 
-    from tests.support.server import REPO_ROOT
-
     folder = tmp_path_factory.mktemp("supervision")
     base = folder / "configs"
-    shutil.copytree(REPO_ROOT / "configs", base)
+    shutil.copytree(TEST_CONFIGS, base)
     (base / "user_scripts" / "endless.py").write_text(ENDLESS)
     (base / "user_scripts" / "leak.py").write_text(LEAK)
     running = start_camioc(base, folder / "camioc.log",

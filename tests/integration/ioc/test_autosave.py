@@ -14,7 +14,7 @@ from pathlib import Path
 
 import requests
 
-from tests.support.server import REPO_ROOT, start_camioc, stop_camioc
+from tests.support.server import TEST_CONFIGS, start_camioc, stop_camioc
 from tests.support.waiting import wait_until
 
 #: (PV suffix, value written): camera settings, a saved pipeline's plain setting and its ROI section
@@ -33,7 +33,7 @@ WRITES = [
 
 def test_caput_settings_survive_a_restart(tmp_path: Path, epics_ca, ca_repeater, beacon_sink) -> None:
     base = tmp_path / "configs"
-    shutil.copytree(REPO_ROOT / "configs", base)
+    shutil.copytree(TEST_CONFIGS, base)
     server = start_camioc(base, tmp_path / "first.log")
     try:
         p = server.prefix

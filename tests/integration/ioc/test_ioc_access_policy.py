@@ -19,7 +19,7 @@ from caproto import AccessRights
 from caproto.threading.client import Context
 from ioc_support import CaTools, parse_cainfo
 
-from tests.support.server import REPO_ROOT, CamiocServer, start_camioc, stop_camioc
+from tests.support.server import TEST_CONFIGS, CamiocServer, start_camioc, stop_camioc
 from tests.support.waiting import wait_until
 
 POLICY = """\
@@ -38,7 +38,7 @@ def server(tmp_path_factory: pytest.TempPathFactory, ca_repeater, beacon_sink) -
     assert getpass.getuser() != "operator", "the test needs a user the policy does not name"
     folder = tmp_path_factory.mktemp("ca_access")
     base = folder / "configs"
-    shutil.copytree(REPO_ROOT / "configs", base)
+    shutil.copytree(TEST_CONFIGS, base)
     (folder / "policy.yaml").write_text(POLICY)
     handle = start_camioc(base, folder / "camioc.log", ["--access-policy", str(folder / "policy.yaml")])
     try:

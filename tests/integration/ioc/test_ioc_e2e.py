@@ -20,7 +20,7 @@ from ioc_support import CaTools, put_failed
 
 from camioc import __version__
 from camioc.model.blocks import CAMERA_PVS, IMAGE_PVS, PIPELINE_ARRAY_PVS, PIPELINE_PVS, SERVICE_PVS
-from tests.support.server import REPO_ROOT, start_camioc, stop_camioc
+from tests.support.server import TEST_CONFIGS, start_camioc, stop_camioc
 from tests.support.waiting import wait_until
 
 SIM = "simulation2"  # 640 x 480 uint16, static beam: every frame identical
@@ -29,7 +29,7 @@ SIM = "simulation2"  # 640 x 480 uint16, static beam: every frame identical
 @pytest.fixture(scope="module")
 def server(tmp_path_factory, ca_repeater, beacon_sink):
     base = tmp_path_factory.mktemp("camioc") / "configs"
-    shutil.copytree(REPO_ROOT / "configs", base)
+    shutil.copytree(TEST_CONFIGS, base)
     handle = start_camioc(base, base.parent / "camioc.log")
     try:
         yield handle

@@ -21,7 +21,7 @@ from caproto.threading.client import Context
 from p4p.client.thread import Context as PvaContext
 from p4p.client.thread import RemoteError
 
-from tests.support.server import REPO_ROOT, CamiocServer, start_camioc, stop_camioc
+from tests.support.server import TEST_CONFIGS, CamiocServer, start_camioc, stop_camioc
 from tests.support.waiting import wait_until
 
 SIM = "simulation2"
@@ -32,7 +32,7 @@ HALF_LINE = "2026-01-01T00:00:00.000+00:00 10.0.0.1 bob ca X:cam1:Rev"
 def server(tmp_path_factory: pytest.TempPathFactory, ca_repeater, beacon_sink) -> Iterator[CamiocServer]:
     folder = tmp_path_factory.mktemp("putlog")
     base = folder / "configs"
-    shutil.copytree(REPO_ROOT / "configs", base)
+    shutil.copytree(TEST_CONFIGS, base)
     (folder / "puts.log").write_text(HALF_LINE)  # no newline: what a crash mid-write leaves
     handle = start_camioc(base, folder / "camioc.log", ["--put-log", str(folder / "puts.log")])
     try:

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 import pytest
 from ioc_support import CaTools
 
-from tests.support.server import REPO_ROOT, CamiocServer, start_camioc, stop_camioc
+from tests.support.server import TEST_CONFIGS, CamiocServer, start_camioc, stop_camioc
 
 #: (PV suffix, values to write in turn, what caput prints for each): camera and pipeline settings
 SETTINGS = [
@@ -34,7 +34,7 @@ def same(printed: str, expected: str) -> bool:
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory, ca_repeater, beacon_sink) -> Iterator[CamiocServer]:
     folder = tmp_path_factory.mktemp("readback")
-    shutil.copytree(REPO_ROOT / "configs", folder / "configs")
+    shutil.copytree(TEST_CONFIGS, folder / "configs")
     handle = start_camioc(folder / "configs", folder / "camioc.log")
     try:
         yield handle

@@ -14,7 +14,7 @@ import pytest
 from cam_server_client import CamClient
 from p4p.client.thread import Context, RemoteError
 
-from tests.support.server import REPO_ROOT, CamiocServer, start_camioc, stop_camioc
+from tests.support.server import TEST_CONFIGS, CamiocServer, start_camioc, stop_camioc
 from tests.support.waiting import wait_until
 
 epics = pytest.importorskip("epics")
@@ -25,7 +25,7 @@ POLICY = "default: read\nrules:\n  - name: another console\n    hosts: 10.99.0.1
 @pytest.fixture(scope="module")
 def read_only_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CamiocServer]:
     folder = tmp_path_factory.mktemp("pva_policy")
-    shutil.copytree(REPO_ROOT / "configs", folder / "configs")
+    shutil.copytree(TEST_CONFIGS, folder / "configs")
     (folder / "policy.yaml").write_text(POLICY)
     server = start_camioc(folder / "configs", folder / "camioc.log",
                           ["--access-policy", str(folder / "policy.yaml")])

@@ -10,7 +10,7 @@ import epics
 import pytest
 from p4p.client.thread import Context
 
-from tests.support.server import REPO_ROOT, free_port, start_camioc, stop_camioc
+from tests.support.server import TEST_CONFIGS, free_port, start_camioc, stop_camioc
 
 
 def _listening(port: int) -> bool:
@@ -21,7 +21,7 @@ def _listening(port: int) -> bool:
 
 def _configs(tmp_path: Path) -> Path:
     base = tmp_path / "configs"
-    shutil.copytree(REPO_ROOT / "configs", base)
+    shutil.copytree(TEST_CONFIGS, base)
     return base
 
 

@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 from cam_server_client import CamClient, PipelineClient
 
-from tests.support.server import REPO_ROOT, CamiocServer, start_camioc, stop_camioc
+from tests.support.server import TEST_CONFIGS, CamiocServer, start_camioc, stop_camioc
 from tests.support.waiting import wait_until
 
 READ_ONLY = """\
@@ -45,7 +45,7 @@ CAMERA = {"name": "acc_cam", "source": "simulation", "source_type": "simulation"
 
 def _server(folder: Path, policy: str, *extra: str) -> CamiocServer:
     base = folder / "configs"
-    shutil.copytree(REPO_ROOT / "configs", base)
+    shutil.copytree(TEST_CONFIGS, base)
     (folder / "policy.yaml").write_text(policy)
     return start_camioc(base, folder / "camioc.log", ["--access-policy", str(folder / "policy.yaml"), *extra])
 

@@ -15,7 +15,7 @@ import aiohttp
 import pytest
 from cam_server_client import CamClient, PipelineClient
 
-from tests.support.server import REPO_ROOT, CamiocServer, start_camioc, stop_camioc
+from tests.support.server import TEST_CONFIGS, CamiocServer, start_camioc, stop_camioc
 
 DASH = "http://dash.example:8080"
 EVIL = "http://evil.example"
@@ -25,7 +25,7 @@ EVIL = "http://evil.example"
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CamiocServer]:
     folder = tmp_path_factory.mktemp("browser_safety")
     base = folder / "configs"
-    shutil.copytree(REPO_ROOT / "configs", base)
+    shutil.copytree(TEST_CONFIGS, base)
     server = start_camioc(base, folder / "camioc.log",
                           ["--cors-origin", DASH, "--allowed-host", "camioc.example"])
     try:

@@ -20,7 +20,7 @@ from cam_server_client import PipelineClient
 from cam_server_client.utils import get_host_port_from_stream_address
 
 from tests.support.paced_source import PacedSource
-from tests.support.server import REPO_ROOT, CamiocServer, start_camioc, stop_camioc
+from tests.support.server import TEST_CONFIGS, CamiocServer, start_camioc, stop_camioc
 
 LIB = b"MAGIC = 4242\n\ndef double(value):\n    return 2 * value\n"
 FUNCTION = b"""import mylib
@@ -41,7 +41,7 @@ def dispatcher() -> Iterator[PacedSource]:
 def server(tmp_path_factory: pytest.TempPathFactory, dispatcher: PacedSource) -> Iterator[CamiocServer]:
     folder = tmp_path_factory.mktemp("camioc_inputs_rest")
     base = folder / "configs"
-    shutil.copytree(REPO_ROOT / "configs", base)
+    shutil.copytree(TEST_CONFIGS, base)
     server = start_camioc(base, folder / "camioc.log", ["--dispatcher-url", dispatcher.address])
     try:
         yield server

@@ -27,7 +27,7 @@ from camioc.logbuffer import LogBuffer
 from camioc.rest.browser import BrowserPolicy, is_loopback, normalize_origin, split_host
 from camioc.rest.camera_api import create_camera_app
 from camioc.rest.pipeline_api import create_pipeline_app
-from tests.support.server import REPO_ROOT
+from tests.support.server import TEST_CONFIGS
 from tests.unit.rest.fakes import VERSION, FakeCameras
 
 CAM = "/api/v1/cam"
@@ -58,7 +58,7 @@ def camera_client(cameras: FakeCameras, log_buffer: LogBuffer, scripts_dir: Path
 @pytest.fixture
 def layout(tmp_path: Path) -> ConfigLayout:
     base = tmp_path / "configs"
-    shutil.copytree(REPO_ROOT / "configs", base)
+    shutil.copytree(TEST_CONFIGS, base)
     return ConfigLayout(base).ensure()
 
 

@@ -34,7 +34,7 @@ from camioc.rest.pipeline_api import (
     parse_additional_config,
     parse_n_images,
 )
-from tests.support.server import REPO_ROOT
+from tests.support.server import TEST_CONFIGS
 
 ROOT = "/api/v1/pipeline"
 VERSION = "1.2.3-test"
@@ -44,7 +44,7 @@ NO_CONFIG = "You must specify either the pipeline name or the configuration for 
 @pytest.fixture
 def layout(tmp_path: Path) -> ConfigLayout:
     base = tmp_path / "configs"
-    shutil.copytree(REPO_ROOT / "configs", base)
+    shutil.copytree(TEST_CONFIGS, base)
     return ConfigLayout(base).ensure()
 
 
