@@ -62,6 +62,11 @@ class CameraStatus:
     timestamp: float = 0.0
     last_start_time: str = ""
     statistics: Mapping[str, Any] = field(default_factory=dict)
+    #: frames published by the current (or last) Single/Multiple acquisition (``NumImagesCounter_RBV``)
+    images_counter: int = 0
+    #: the number of the last acquisition of a given number of frames that completed (see
+    #: :meth:`CameraService.acquire`)
+    acquired: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,6 +166,20 @@ class CameraService(InstanceService, Protocol):
         ...
 
     async def stop(self, name: str, /) -> None: ...
+
+    async def acquire(self, name: str, count: int) -> CameraStatus:
+        """Start the instance if needed (held, as ``get_stream(hold=True)``) and publish ``count``
+        frames from now on, then none until the next call (areaDetector's Single/Multiple image
+        mode: the source stays connected, its frames are dropped); ``count`` 0: every frame
+        (Continuous). Returns once the frames are published, with the status that says so (its
+        ``pulse_id`` is the last frame's); raises if the instance stops first."""
+        ...
+
+    def set_free_running(self, name: str, free: bool) -> None:
+        """``free``: the camera publishes every frame when it starts (Continuous, the default);
+        else none until :meth:`acquire` asks for some (Single/Multiple; a running instance stops
+        publishing now). The instance is neither started nor stopped."""
+        ...
 
     async def stop_all(self) -> None: ...
 

@@ -71,6 +71,11 @@ class CameraManager(InstanceManager[_CameraInstance, CameraStatus]):
         self._store = store
         self._background_dir = background_dir
         self._last_ports: dict[str, int] = {}
+        #: acquisitions of a given number of frames waiting to complete: camera -> [(number, future)]
+        self._acquisitions: dict[str, list[tuple[int, asyncio.Future[CameraStatus]]]] = {}
+        self._acquisition_number = 0
+        #: cameras whose image mode publishes frames only on ``acquire`` (Single/Multiple)
+        self._triggered: set[str] = set()
 
     # ================================================================== configuration
     def camera_names(self) -> list[str]:
@@ -186,6 +191,7 @@ class CameraManager(InstanceManager[_CameraInstance, CameraStatus]):
             background_dir=str(self._background_dir or ""),
             log_level=logging.DEBUG if config.debug else self._log_level,
             hold=hold,
+            free_running=name not in self._triggered,
         )
         handle = self._worker(name, run_camera_worker, (config, options))
         self._set_status(name, running=True, state=DetectorState.Initializing, message="Starting")
@@ -206,6 +212,52 @@ class CameraManager(InstanceManager[_CameraInstance, CameraStatus]):
         self._emit("instances_changed", name)
         return instance.stream_address
 
+    def set_free_running(self, name: str, free: bool) -> None:
+        """See :meth:`camioc.core.api.CameraService.set_free_running`."""
+        name = self.resolve(name)
+        if free:
+            self._triggered.discard(name)
+            return
+        self._triggered.add(name)
+        instance = self._instances.get(name)
+        if instance is not None and instance.handle is not None and instance.handle.alive:
+            self._acquisition_number += 1
+            instance.handle.send("acquire", {"count": -1, "number": self._acquisition_number})
+
+    async def acquire(self, name: str, count: int) -> CameraStatus:
+        """See :meth:`camioc.core.api.CameraService.acquire`."""
+        name = self.resolve(name)
+        self.set_free_running(name, count == 0)
+        await self.get_stream(name, hold=True)
+        instance = self._instances.get(name)
+        if instance is None or instance.handle is None or not instance.handle.alive:
+            raise InstanceError(f"Camera '{name}' is not running.")
+        self._acquisition_number += 1
+        number = self._acquisition_number
+        future: asyncio.Future[CameraStatus] | None = None
+        if count > 0:
+            future = asyncio.get_running_loop().create_future()
+            self._acquisitions.setdefault(name, []).append((number, future))
+        instance.handle.send("acquire", {"count": int(count), "number": number})
+        if future is None:
+            return self.status(name)
+        try:
+            return await future
+        finally:
+            waiting = self._acquisitions.get(name, [])
+            if (number, future) in waiting:
+                waiting.remove((number, future))
+
+    def _acquisitions_done(self, name: str, status: CameraStatus) -> None:
+        for number, future in list(self._acquisitions.get(name, ())):
+            if number <= status.acquired and not future.done():
+                future.set_result(status)
+
+    def _acquisitions_failed(self, name: str, message: str) -> None:
+        for _number, future in self._acquisitions.pop(name, ()):
+            if not future.done():
+                future.set_exception(InstanceError(message))
+
     def _instance_key(self, name: str) -> str | None:
         try:
             return self.resolve(name)
@@ -219,6 +271,7 @@ class CameraManager(InstanceManager[_CameraInstance, CameraStatus]):
         state, message = exit_state(handle, instance.death)
         self._set_status(instance.key, running=False, state=state, message=message,
                          stream_address="", clients=0, frame_rate=0.0)
+        self._acquisitions_failed(instance.key, f"Camera '{instance.key}' stopped before the acquisition completed.")
         log.info("camera %s stopped (%s)", instance.key, instance.death or handle.stop_error or handle.stop_reason)
         self._emit("instances_changed", instance.key)
 
@@ -230,6 +283,8 @@ class CameraManager(InstanceManager[_CameraInstance, CameraStatus]):
                  "header_changes": payload.pop("header_changes", 0),
                  "background_error": payload.pop("background_error", "")}
         self._set_status(key, running=key in self._instances, statistics=stats, **payload)
+        if self._acquisitions.get(key):
+            self._acquisitions_done(key, self.status(key))
 
     # ================================================================== status
     def _new_status(self, key: str) -> CameraStatus:

@@ -44,6 +44,8 @@ class CameraWorkerOptions:
     background_dir: str = ""
     log_level: int = logging.INFO
     hold: bool = False  # ignore no_client_timeout (started by an explicit Acquire)
+    #: publish every frame from the start (Continuous); False: none until an ``acquire`` command
+    free_running: bool = True
 
 
 class _Pipeline:
@@ -136,6 +138,11 @@ class _CameraWorker(InstanceWorker):
         self._last_error_report = 0.0
         self._sensor = (0, 0)
         self._source: Any = None
+        #: frames still to publish in a Single/Multiple acquisition; None: every frame (Continuous)
+        self.frames_left: int | None = None if options.free_running else 0
+        self.images_counter = 0
+        self.acquisition = 0
+        self.acquired = 0
 
     # ------------------------------------------------------------------ main loop
     def run(self) -> None:
@@ -185,7 +192,8 @@ class _CameraWorker(InstanceWorker):
             now = time.monotonic()
             if frame is not None:
                 last_frame = now
-                self._publish(frame, publisher)
+                if self.frames_left != 0:  # 0: a Single/Multiple acquisition is done, frames are dropped
+                    self._publish(frame, publisher)
             elif not getattr(source, "connected", True):
                 if self.state != DetectorState.Disconnected:
                     self.set_state(DetectorState.Disconnected, "Camera disconnected")
@@ -224,6 +232,35 @@ class _CameraWorker(InstanceWorker):
         now = time.monotonic()
         if self.snapshot_due(now):
             self.send_snapshot(image, now)
+        if self.frames_left is not None:
+            self.frames_left -= 1
+            self.images_counter += 1
+            if self.frames_left == 0:
+                self.acquired = self.acquisition
+                self.set_state(DetectorState.Idle, f"Acquired {self.images_counter} image(s)")  # reports
+
+    def other_command(self, kind: str, payload: Any) -> None:
+        """``("acquire", {"count": n, "number": k})``: publish the next ``n`` frames and then none
+        (areaDetector Single/Multiple); ``n`` 0: every frame (Continuous); ``n`` < 0: none from now.
+        The source stays connected between acquisitions; its frames are dropped."""
+        if kind != "acquire":
+            super().other_command(kind, payload)
+            return
+        count = int(payload.get("count", 0))
+        self.acquisition = int(payload.get("number", 0))
+        self.images_counter = 0
+        if count < 0:  # no more frames (Acquire 0 in Single/Multiple, or ImageMode changed to them)
+            self.frames_left = 0
+            self.acquired = self.acquisition
+            if self.state == DetectorState.Acquire:
+                self.set_state(DetectorState.Idle, "Acquisition stopped")
+            return
+        if count == 0:
+            self.frames_left = None
+            self.acquired = self.acquisition
+        else:
+            self.frames_left = count
+        self.set_state(DetectorState.Acquire, "Acquiring" if count == 0 else f"Acquiring {count} image(s)")
 
     # ------------------------------------------------------------------ commands
     def apply_config(self, config: CameraConfig) -> None:
@@ -272,6 +309,8 @@ class _CameraWorker(InstanceWorker):
             "total_bytes": self.total_bytes,
             "header_changes": self.header_changes,
             "background_error": self.pipeline.background_error,
+            "images_counter": self.images_counter,
+            "acquired": self.acquired,
         }
 
 

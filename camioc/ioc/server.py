@@ -86,6 +86,8 @@ log = logging.getLogger(__name__)
 _PV_NAME_PART = re.compile(r"[A-Za-z0-9_:.\-]+")
 #: How long :meth:`CamiocIoc.start` waits for the server to bind its sockets.
 START_TIMEOUT = 10.0
+#: How long a Single/Multiple acquisition waits for blocking pipelines' results of its last frame.
+PLUGIN_WAIT_TIMEOUT = 10.0
 HEARTBEAT_PERIOD = 1.0
 #: The transports' key of the service block (every other block's key is its registry key).
 SERVICE_KEY = "service"
@@ -319,6 +321,8 @@ class CamiocIoc:
         self._last_service_refresh = -math.inf
         self._heartbeat = 0
         self._beacon_filter = BeaconLogFilter()
+        #: notified whenever a pipeline's status was shown (acquisitions wait on it: _wait_for_plugins)
+        self._results_shown = asyncio.Condition()
         self._started = False
         self._stopped = False
 
@@ -538,7 +542,8 @@ class CamiocIoc:
         assert self._pipeline_service is not None  # pipelines get bindings only then (pipeline_added)
         specs = with_axis_unit(PIPELINE_PVS, axis_egu)
         group = PipelineGroup if specs == PIPELINE_PVS else cached_group_class("PipelineGroup", specs)
-        main = group(binding.main_key, PipelineDevice(binding.name, self._pipeline_service, specs))
+        main = group(binding.main_key, PipelineDevice(binding.name, self._pipeline_service, specs,
+                                                      port=binding.pv_name))
         arrays = arrays_group(binding.main_key, PROFILE_NELM)
         return main, arrays, self._build_image_group(binding, fmt, elements)
 
@@ -633,6 +638,8 @@ class CamiocIoc:
         alarm = self._results_alarm(binding, status)
         assert binding.main is not None  # status is applied only to bindings with groups (ready)
         await cast(PipelineDevice, binding.main.device).apply_status(status, results_alarm=alarm)
+        async with self._results_shown:
+            self._results_shown.notify_all()
         if alarm is None:
             await self._ensure_array_capacity(binding, needed_array_length(status.arrays))
             specs, refused = binding.outs.new_specs(status.results)
@@ -683,12 +690,14 @@ class CamiocIoc:
 
     def _build_camera_groups(self, binding: _CameraBinding, fmt: ImageFormat, elements: int):
         # Runs in a worker thread: pure object creation, touches nothing the loop uses.
-        driver = CameraDriverGroup(binding.driver_key, CameraDevice(binding.name, self._cameras))
+        driver = CameraDriverGroup(binding.driver_key, CameraDevice(binding.name, self._cameras, port=binding.pv_name,
+                                                                    plugins=self._wait_for_plugins))
         return driver, self._build_image_group(binding, fmt, elements)
 
     def _build_image_group(self, binding: _Binding, fmt: ImageFormat, elements: int) -> DeviceGroup:
         device = ImageDevice(lambda enabled, period: self._set_publishing(binding, enabled, period),
-                             enabled=binding.enabled, min_period=binding.min_period)
+                             enabled=binding.enabled, min_period=binding.min_period,
+                             port=binding.image_key[len(self.prefix):].rstrip(":"), source_port=binding.pv_name)
         return image_group(binding.image_key, device, fmt, elements)
 
     async def _ensure_image_capacity(self, binding: _Binding, fmt: ImageFormat, elements: int) -> None:
@@ -772,6 +781,29 @@ class CamiocIoc:
         if fmt is not None and self._needed_elements(status):
             await self._ensure_image_capacity(binding, fmt, self._needed_elements(status))
 
+    async def _wait_for_plugins(self, camera: str, pulse_id: int, every_pipeline: bool) -> None:
+        """Until the running pipelines of ``camera`` that block it (all of them with ``every_pipeline``:
+        ``WaitForPlugins``; else those with ``BlockingCallbacks`` Yes) show results of ``pulse_id``
+        or later (their ``UniqueId_RBV``), at most :data:`PLUGIN_WAIT_TIMEOUT` seconds."""
+        def waiting() -> list[str]:
+            late = []
+            for binding in self._pipeline_bindings.values():
+                if binding.main is None or not binding.running:
+                    continue
+                device = cast(PipelineDevice, binding.main.device)
+                if device.camera_name != camera or not (every_pipeline or device.blocking):
+                    continue
+                if device.values["unique_id"] < pulse_id:
+                    late.append(binding.name)
+            return late
+
+        try:
+            async with self._results_shown:
+                await asyncio.wait_for(self._results_shown.wait_for(lambda: not waiting()), PLUGIN_WAIT_TIMEOUT)
+        except TimeoutError:
+            log.warning("camera %s: pipelines %s have no results of pulse id %d after %.0f s", camera,
+                        ", ".join(waiting()), pulse_id, PLUGIN_WAIT_TIMEOUT)
+
     # ================================================================== cameras: images
     def _kick_image(self, binding: _Binding) -> None:
         if binding.image is None or binding.image_task is not None or binding.pending_image is None:
@@ -806,6 +838,8 @@ class CamiocIoc:
         if binding.image is None or binding.removed:
             return
         binding.images_published += 1
+        if isinstance(binding, _PipelineBinding) and binding.main is not None:
+            await binding.main.device.post("data_type", fmt.data_type)
         await cast(ImageDevice, binding.image.device).publish(
             image, fmt, pulse_id=snapshot.pulse_id, timestamp=snapshot.timestamp, counter=binding.images_published,
             attributes=self._image_axes(binding, image.shape))

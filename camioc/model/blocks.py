@@ -31,6 +31,7 @@ import re
 from camioc.config.camera import CameraConfig
 from camioc.config.pipeline import PipelineConfig
 from camioc.config.pv import DISABLE_ENABLE, MAX_SLICES, NO_YES, TEXT_NELM
+from camioc.model.adcore import ADBASE_PVS, NDARRAY_BASE_PVS, NDPLUGIN_BASE_PVS, NDSTATS_PVS, without
 from camioc.model.records import COLOR_MODES, DATA_TYPES, DETECTOR_STATES, IMAGE_FTVL, PIXEL_EGU, PVDef, pair
 from camioc.model.settings import DeviceSettings
 
@@ -64,7 +65,7 @@ SERVICE_PVS: tuple[PVDef, ...] = (
 # Camera driver: $(P)<cam>:cam1:
 # =========================================================================================
 
-CAMERA_PVS: tuple[PVDef, ...] = (
+_CAMERA_OWN_PVS: tuple[PVDef, ...] = (
     *pair(PVDef("acquire", "Acquire", "bo", "Start (1) / stop (0) the camera instance", enums=("Done", "Acquire")),
            "bi", "Camera instance running", ("Done", "Acquiring")),
     PVDef("detector_state", "DetectorState_RBV", "mbbi", "Detector state", enums=DETECTOR_STATES,
@@ -84,11 +85,15 @@ CAMERA_PVS: tuple[PVDef, ...] = (
     PVDef("stream_address", "StreamAddress_RBV", "waveform", "bsread stream address", ftvl="CHAR", nelm=TEXT_NELM),
     PVDef("clients", "Clients_RBV", "longin", "Connected stream subscribers"),
 )
+#: camioc's camera rows, then ADCore's NDArrayBase and ADBase rows it does not declare itself.
+CAMERA_PVS: tuple[PVDef, ...] = _CAMERA_OWN_PVS + without(NDARRAY_BASE_PVS + ADBASE_PVS,
+                                                          (pv.name for pv in _CAMERA_OWN_PVS))
 
 #: Camera readbacks that describe data from the camera: INVALID while it is in Error/Disconnected.
 CAMERA_DATA_READBACKS: tuple[str, ...] = (
     "array_counter", "array_rate", "unique_id", "array_size0", "array_size1",
     "max_size_x", "max_size_y", "data_type", "color_mode", "clients",
+    "array_size_x", "array_size_y", "array_size_z", "array_size_bytes", "array_size2", "ndimensions",
 )
 
 # =========================================================================================
@@ -96,7 +101,7 @@ CAMERA_DATA_READBACKS: tuple[str, ...] = (
 # =========================================================================================
 MIN_CALLBACK_TIME_LIMIT = 3600.0
 
-IMAGE_PVS: tuple[PVDef, ...] = (
+_IMAGE_OWN_PVS: tuple[PVDef, ...] = (
     PVDef("array_data", "ArrayData", "waveform", "Latest image, flattened row-major", ftvl=IMAGE_FTVL),
     PVDef("array_size0", "ArraySize0_RBV", "longin", "Image width (dimension 0)", egu="px"),
     PVDef("array_size1", "ArraySize1_RBV", "longin", "Image height (dimension 1)", egu="px"),
@@ -113,6 +118,9 @@ IMAGE_PVS: tuple[PVDef, ...] = (
            "ai", "Min time between images in force"),
     PVDef("plugin_type", "PluginType_RBV", "stringin", "Plugin type", value="NDPluginStdArrays"),
 )
+#: NDStdArrays: camioc's image rows, then NDArrayBase and NDPluginBase rows it does not declare itself.
+IMAGE_PVS: tuple[PVDef, ...] = _IMAGE_OWN_PVS + without(NDARRAY_BASE_PVS + NDPLUGIN_BASE_PVS,
+                                                        (pv.name for pv in _IMAGE_OWN_PVS))
 
 # =========================================================================================
 # Pipeline (NDPluginStats-like): $(P)<id>:
@@ -121,6 +129,10 @@ IMAGE_PVS: tuple[PVDef, ...] = (
 CONFIG_NELM = 16384
 #: Initial length of the profile/axis/fit waveforms (grown at runtime when a pipeline needs more).
 PROFILE_NELM = 4096
+
+
+#: ``MeanValue_RBV``'s source: a function's ``mean_value`` output, else intensity / (width * height)
+MEAN_SOURCE = "mean_value"
 
 
 def _result(attr: str, name: str, desc: str, source: str, egu: str = "", prec: int = 3, axis: bool = False) -> PVDef:
@@ -212,10 +224,28 @@ PIPELINE_RESULT_PVS: tuple[PVDef, ...] = (
     _result("coupling", "Coupling_RBV", "Coupling (coupling)", "coupling"),
     _result("coupling_slope", "CouplingSlope_RBV", "Coupling slope (coupling_slope)", "coupling_slope"),
     _result("coupling_offset", "CouplingOffset_RBV", "Coupling offset (coupling_offset)", "coupling_offset"),
+    # NDStats names of results: derived from cam_server's outputs, or of a function's outputs of that name
+    _result("mean_value", "MeanValue_RBV", "Mean pixel value (intensity / pixels)", MEAN_SOURCE),
+    _result("net", "Net_RBV", "Net sum (intensity, background gone)", "intensity", prec=0),
+    _result("sigma_value", "Sigma_RBV", "Pixel value sigma (output sigma)", "sigma"),
+    _result("sigma_xy", "SigmaXY_RBV", "XY width (output sigma_xy)", "sigma_xy", axis=True),
+    _result("min_x_position", "MinX_RBV", "X of the minimum (output min_x)", "min_x", axis=True),
+    _result("min_y_position", "MinY_RBV", "Y of the minimum (output min_y)", "min_y", axis=True),
+    _result("max_x_position", "MaxX_RBV", "X of the maximum (output max_x)", "max_x", axis=True),
+    _result("max_y_position", "MaxY_RBV", "Y of the maximum (output max_y)", "max_y", axis=True),
 )
 
-#: ``$(P)<id>:`` without the waveforms.
-PIPELINE_PVS: tuple[PVDef, ...] = PIPELINE_STATUS_PVS + PIPELINE_SETTING_PVS + PIPELINE_RESULT_PVS
+#: Profile lengths (``ProfileSizeX_RBV``): the length of ``x_profile`` / ``y_profile``.
+PROFILE_SIZE_PVS: tuple[PVDef, ...] = (
+    PVDef("profile_size_x", "ProfileSizeX_RBV", "longin", "Length of ProfileX_RBV", egu="px"),
+    PVDef("profile_size_y", "ProfileSizeY_RBV", "longin", "Length of ProfileY_RBV", egu="px"),
+)
+
+_PIPELINE_OWN_PVS: tuple[PVDef, ...] = PIPELINE_STATUS_PVS + PIPELINE_SETTING_PVS + PIPELINE_RESULT_PVS
+#: ``$(P)<id>:`` without the waveforms: camioc's rows, then NDArrayBase, NDPluginBase and NDStats
+#: rows it does not declare itself.
+PIPELINE_PVS: tuple[PVDef, ...] = _PIPELINE_OWN_PVS + without(
+    PROFILE_SIZE_PVS + NDARRAY_BASE_PVS + NDPLUGIN_BASE_PVS + NDSTATS_PVS, (pv.name for pv in _PIPELINE_OWN_PVS))
 
 
 def _profile(attr: str, name: str, desc: str, source: str) -> PVDef:
@@ -268,11 +298,19 @@ def out_field_spec(index: int, field: str, text: bool = False, length: int = OUT
     return PVDef(f"out_{index}", name, "ai", desc, prec=3, source=str(field))
 
 
+def _check_unique(table: tuple[PVDef, ...]) -> tuple[PVDef, ...]:
+    names = [pv.name for pv in table]
+    attrs = [pv.attr for pv in table]
+    if len(set(names)) != len(names) or len(set(attrs)) != len(attrs):
+        raise AssertionError("a block table names a PV or an attr twice")
+    return table
+
+
 #: Every table by block name (the db generator, the screen generator and tests iterate this).
 TABLES: dict[str, tuple[PVDef, ...]] = {
-    "service": SERVICE_PVS,
-    "camera": CAMERA_PVS,
-    "image": IMAGE_PVS,
-    "pipeline": PIPELINE_PVS,
-    "pipeline_arrays": PIPELINE_ARRAY_PVS,
+    "service": _check_unique(SERVICE_PVS),
+    "camera": _check_unique(CAMERA_PVS),
+    "image": _check_unique(IMAGE_PVS),
+    "pipeline": _check_unique(PIPELINE_PVS),
+    "pipeline_arrays": _check_unique(PIPELINE_ARRAY_PVS),
 }

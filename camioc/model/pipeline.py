@@ -43,12 +43,15 @@ from typing import Any
 
 import numpy as np
 
+from camioc import __version__
 from camioc.config.pv import BACKGROUND_CONFIG, TEXT_NELM, config_number
 from camioc.core.api import DetectorState, PipelineService, PipelineStatus
 from camioc.errors import ConfigError, ReadOnlyError
+from camioc.model.adcore import frame_time_values, keep_commands
 from camioc.model.blocks import (
     CONFIG_NELM,
     MAX_OUT_FIELDS,
+    MEAN_SOURCE,
     OUT_NAME_LENGTH,
     PIPELINE_ARRAY_PVS,
     PIPELINE_PVS,
@@ -57,6 +60,7 @@ from camioc.model.blocks import (
     out_field_name,
     out_field_spec,
 )
+from camioc.model.camera import fixed_port
 from camioc.model.device import ConfiguredDevice, Device, text
 from camioc.model.records import NO_ALARM, NO_DATA, Alarm, AlarmSeverity, PVDef
 
@@ -96,6 +100,17 @@ def result_number(value: Any) -> float | None:
     return number if math.isfinite(number) else None
 
 
+def with_derived(results: Mapping[str, Any]) -> Mapping[str, Any]:
+    """``results`` with the NDStats values camioc derives from cam_server's outputs (``MeanValue_RBV``:
+    intensity / (width * height)); a function's own output of that name wins."""
+    if MEAN_SOURCE in results:
+        return results
+    intensity, width, height = (result_number(results.get(key)) for key in ("intensity", "width", "height"))
+    if intensity is None or not width or not height:
+        return results
+    return {**results, MEAN_SOURCE: intensity / (width * height)}
+
+
 def needed_array_length(arrays: Mapping[str, Any]) -> int:
     """Elements the waveforms need for ``arrays`` (the longest 1-D array shown)."""
     sources = {spec.source for spec in PIPELINE_ARRAY_PVS}
@@ -113,18 +128,44 @@ def grown_capacity(current: int, needed: int) -> int:
 class PipelineDevice(ConfiguredDevice):
     """``$(P)<id>:`` of pipeline ``pipeline_id``, backed by ``service``."""
 
-    def __init__(self, pipeline_id: str, service: PipelineService, specs: tuple[PVDef, ...] = PIPELINE_PVS) -> None:
+    def __init__(self, pipeline_id: str, service: PipelineService, specs: tuple[PVDef, ...] = PIPELINE_PVS,
+                 *, port: str = "") -> None:
         # ``specs``: PIPELINE_PVS, with the camera's axis unit as EGU of positions (with_axis_unit)
         super().__init__(specs, PIPELINE_SETTINGS,
-                         lambda changes: service.update_pipeline(pipeline_id, changes))
+                         lambda changes: service.update_pipeline(pipeline_id, changes),
+                         initial={"port_name": (port or pipeline_id)[:39], "ad_core_version": f"camioc {__version__}",
+                                  "driver_version": __version__, "ndimensions": 2})
         self.pipeline_id = pipeline_id
         self.service = service
         self.read_only_instance = False
         self.camera_name = ""
         self._collecting = False
         self._result_specs = [spec for spec in PIPELINE_PVS if spec.source]
+        self._counter_offset = 0
+        self._dropped_offset = 0
+        self._frames = 0
+        self._dropped = 0
         self.commands = {"enable_callbacks": self._enable, "save_background": self._save_background,
-                         "num_background_images": self._num_background_images}
+                         "num_background_images": self._num_background_images,
+                         "array_counter_set": self._set_counter, "dropped_arrays_set": self._set_dropped,
+                         "nd_array_port_set": self._fixed_port}
+        keep_commands(self)
+
+    async def _set_counter(self, value: int) -> None:
+        self._counter_offset = self._frames - int(value)
+        await self.post("array_counter", int(value) % _INT32, force=True)
+
+    async def _set_dropped(self, value: int) -> None:
+        self._dropped_offset = self._dropped - int(value)
+        await self.post("dropped_arrays", int(value) % _INT32, force=True)
+
+    async def _fixed_port(self, value: str) -> None:
+        await fixed_port(self, "nd_array_port", value)
+
+    @property
+    def blocking(self) -> bool:
+        """``BlockingCallbacks`` Yes: a Single/Multiple acquisition of its camera waits for its results."""
+        return self.values["blocking_callbacks_rbv"] == "Yes"
 
     def check_put(self, attr: str) -> None:
         if attr in _GUARDED and self.read_only_instance:
@@ -173,11 +214,16 @@ class PipelineDevice(ConfiguredDevice):
         await self.post("stream_address", text(status.stream_address, TEXT_NELM - 1))
         await self.post("read_only", "Yes" if self.read_only_instance else "No")
         await self.post("nd_array_port", self.camera_name[:39])
+        await self.post("nd_array_port_set", self.camera_name[:39])
         await self.post("config", config_json(status.config))
-        await self.post("array_counter", int(status.frame_count) % _INT32)
+        self._frames, self._dropped = int(status.frame_count), int(status.dropped)
+        await self.post("array_counter", (self._frames - self._counter_offset) % _INT32)
         await self.post("array_rate", round(float(status.frame_rate), 3))
         await self.post("execution_time", round(float(status.execution_time_ms), 3))
-        await self.post("dropped_arrays", int(status.dropped) % _INT32)
+        await self.post("dropped_arrays", (self._dropped - self._dropped_offset) % _INT32)
+        for attr, source in (("profile_size_x", "x_profile"), ("profile_size_y", "y_profile")):
+            array = status.arrays.get(source)
+            await self.post(attr, int(len(array)) if array is not None and np.ndim(array) == 1 else 0)
         await self.post("valid_background", "Valid" if status.background_ok else "Invalid")
         await self.apply_config(status.config)
         await self.apply_results(status.results, results_alarm, status.timestamp)
@@ -185,6 +231,14 @@ class PipelineDevice(ConfiguredDevice):
         await self.post("unique_id", float(status.pulse_id), timestamp=status.timestamp or None)
 
     async def apply_results(self, results: Mapping[str, Any], alarm: Alarm | None, timestamp: float) -> None:
+        results = with_derived(results)
+        if alarm is None:
+            width, height = result_number(results.get("width")), result_number(results.get("height"))
+            for attr, value in (("array_size_x", width), ("array_size_y", height)):
+                if value is not None:
+                    await self.post(attr, int(value), timestamp=timestamp or None)
+            for attr, value in frame_time_values(timestamp).items():
+                await self.post(attr, value, timestamp=timestamp or None)
         for spec in self._result_specs:
             number = None if alarm is not None else result_number(results.get(spec.source))
             if number is None:
@@ -312,4 +366,5 @@ __all__ = [
     "needed_array_length",
     "result_number",
     "settings_in_force",
+    "with_derived",
 ]

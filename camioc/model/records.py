@@ -86,6 +86,9 @@ class PVDef:
     #: a position or width on the image: its EGU is the unit of the camera's axes (``px`` unless
     #: the camera is calibrated, :func:`with_axis_unit`); db/ declares it as ``$(XYEGU=px)``
     axis_unit: bool = False
+    #: a setting with no meaning for camioc's sources and pipelines (ADCore names clients expect):
+    #: a put is accepted and kept, shown on its ``_RBV``, and changes nothing else (model.adcore)
+    kept: bool = False
 
     @property
     def writable(self) -> bool:
@@ -130,6 +133,10 @@ class PVDef:
             return 0.0
         if self.record in ("longin", "longout"):
             return 0
+        if self.record == "waveform" and not self.is_text and not self.is_image:
+            empty = np.zeros(1)
+            empty.flags.writeable = False
+            return empty
         return ""
 
 

@@ -141,6 +141,22 @@ class FakeCameraService:
                              **self._geometry(self.configs[name]))
         return self.statuses[name].stream_address
 
+    def set_free_running(self, name: str, free: bool) -> None:
+        self.calls.append(("set_free_running", (name, free)))
+
+    async def acquire(self, name: str, count: int) -> CameraStatus:
+        """Continuous (0) is ``get_stream``; a Single/Multiple acquisition "publishes" ``count`` frames
+        at once and ends Idle (the real camera does this in its worker)."""
+        await self.get_stream(name, hold=True)
+        name = self.resolve(name)
+        if count > 0:
+            self.calls.append(("acquire", (name, count)))
+            status = self.statuses[name]
+            self._set_status(name, state=DetectorState.Idle, message=f"Acquired {count} image(s)",
+                             frame_count=status.frame_count + count, pulse_id=status.pulse_id + count,
+                             images_counter=count, acquired=status.acquired + 1)
+        return self.statuses[name]
+
     async def stop(self, name: str) -> None:
         self.calls.append(("stop", (name,)))
         if name in self.statuses and self.statuses[name].running:

@@ -70,7 +70,7 @@ async def test_served_pvs_match_the_db_templates(ioc, ca, pv_prefix):
         if record == "waveform":
             requests += [(name, "NELM"), (name, "FTVL")]
         requests += metadata_requests(name, record)
-    result = await ca.caget("-t", *(f"{name}.{field}" for name, field in requests))
+    result = await ca.caget("-t", *(f"{name}.{field}" for name, field in requests), timeout=15.0)
     assert result.returncode == 0, result.output
     served = result.stdout.splitlines()
     assert len(served) == len(requests)
