@@ -66,8 +66,10 @@ from camioc.model.records import NO_ALARM, NO_DATA, Alarm, AlarmSeverity, PVDef
 
 _INT32 = 2**31
 READ_ONLY_MESSAGE = "Cannot set config on a read only instance."
-#: Writable PVs that a read-only instance refuses.
-_GUARDED = frozenset(spec.attr for spec in PIPELINE_PVS if spec.writable) - {"enable_callbacks"}
+#: Writable PVs that a read-only instance refuses: the settings of its config and the background
+#: (not ADCore's kept settings nor the counters: they change nothing of the instance).
+_GUARDED = frozenset(spec.attr for spec in PIPELINE_PVS if spec.writable and not spec.kept) - {
+    "enable_callbacks", "array_counter_set", "dropped_arrays_set", "nd_array_port_set"}
 
 
 # =========================================================================================
