@@ -27,6 +27,7 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 os.environ.setdefault("PYDM_DEFAULT_PROTOCOL", "ca")
 
 from pydm.display import Display, load_file  # noqa: E402 - after the Qt platform is chosen
+from pydm.utilities.connection import close_widget_connections  # noqa: E402
 from pydm.widgets import (  # noqa: E402
     PyDMEnumComboBox,
     PyDMImageView,
@@ -50,6 +51,10 @@ def qt_app(live_camioc: LiveCamioc) -> Iterator[QApplication]:
     app = QApplication.instance() or QApplication(["camioc-screens-test"])
     assert isinstance(app, QApplication)
     yield app
+    # the rest of the session runs with no PyDM channel open (the displays stay, hidden: see _close)
+    for display in _KEEP:
+        close_widget_connections(display)
+    app.processEvents()
 
 
 #: Seconds for every widget of a screen to connect (a loaded 2-core machine needs more than a few).
