@@ -50,8 +50,9 @@ ROW = 26
 LABEL_W = 200
 CELL_W = 120
 GAP = 6
-#: Room for a group's border and title (Phoebus insets the children by it).
-GROUP_TITLE = 24
+#: Room for a group's border and title: Phoebus insets a group's children by them at runtime.
+GROUP_TITLE = 30
+GROUP_INSET = 16
 GROUP_PAD = 8
 TITLE_H = 32
 
@@ -173,7 +174,7 @@ class _Writer:
 
     def image(self, parent: ET.Element, panel: Image, x: int, y: int) -> int:
         height = panel.height + GROUP_TITLE + 2 * GROUP_PAD
-        element = self.widget(parent, "group", x, y, panel.width + 2 * GROUP_PAD, height, name=panel.title)
+        element = self.widget(parent, "group", x, y, panel_width(panel), height, name=panel.title)
         self.widget(
             element,
             "image",
@@ -191,7 +192,7 @@ class _Writer:
 
     def plot(self, parent: ET.Element, panel: Plot, x: int, y: int) -> int:
         height = panel.height + GROUP_TITLE + 2 * GROUP_PAD
-        element = self.widget(parent, "group", x, y, panel.width + 2 * GROUP_PAD, height, name=panel.title)
+        element = self.widget(parent, "group", x, y, panel_width(panel), height, name=panel.title)
         plot = self.widget(
             element,
             "xyplot",
@@ -234,8 +235,8 @@ _TRACE_COLORS = ((0, 0, 255), (255, 0, 0))
 
 def panel_width(panel: Panel) -> int:
     if isinstance(panel, Group):
-        return 2 * GROUP_PAD + LABEL_W + GAP + max(panel.cells, len(panel.header)) * (CELL_W + GAP) + 4
-    return panel.width + 2 * GROUP_PAD + 4
+        return 2 * GROUP_PAD + GROUP_INSET + LABEL_W + GAP + max(panel.cells, len(panel.header)) * (CELL_W + GAP)
+    return panel.width + 2 * GROUP_PAD + GROUP_INSET
 
 
 def render(screen: Screen) -> str:
@@ -262,6 +263,9 @@ def render(screen: Screen) -> str:
         x += width + GAP
         bottom = max(bottom, y)
     width_element.text = str(max(x + MARGIN, 600))
+    label_width = label.find("width")
+    assert label_width is not None  # written by widget()
+    label_width.text = str(int(width_element.text) - 2 * MARGIN)
     height_element.text = str(bottom + MARGIN)
     ET.indent(root, space="  ")
     return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"

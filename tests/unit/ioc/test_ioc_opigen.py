@@ -280,3 +280,32 @@ def test_overview_for_another_config_folder(tmp_path: Path):
     assert short != "a_very_long_camera_name_that_does_not_fit_in_a_pv_name"
     assert f"<R>{short}:</R>" in (out / "camioc_service.bob").read_text()
     assert "Pipelines" not in (out / "camioc_service.ui").read_text()  # no saved pipeline, no group
+
+
+def _box(widget: ET.Element) -> tuple[int, int, int, int]:
+    return tuple(int(widget.findtext(key, "0")) for key in ("x", "y", "width", "height"))  # type: ignore[return-value]
+
+
+@pytest.mark.parametrize("file", BOB)
+def test_phoebus_layout_has_no_overlaps(file: str):
+    """Siblings do not overlap and a group's children fit inside it (Phoebus places what it is told)."""
+
+    def check(parent: ET.Element, width: int, height: int) -> list[str]:
+        children = parent.findall("widget")
+        problems = []
+        for child in children:
+            x, y, w, h = _box(child)
+            if x < 0 or y < 0 or x + w > width or y + h > height:
+                problems.append(f"{child.findtext('name')} outside {parent.findtext('name')}")
+            if child.get("type") == "group":
+                problems += check(child, w, h)
+        for index, a in enumerate(children):
+            ax, ay, aw, ah = _box(a)
+            for b in children[index + 1 :]:
+                bx, by, bw, bh = _box(b)
+                if ax < bx + bw and bx < ax + aw and ay < by + bh and by < ay + ah:
+                    problems.append(f"{a.findtext('name')} overlaps {b.findtext('name')}")
+        return problems
+
+    root = ET.parse(OPI / file).getroot()
+    assert check(root, int(root.findtext("width", "0")), int(root.findtext("height", "0"))) == []
