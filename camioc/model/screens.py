@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from camioc.model.blocks import (
     BACKGROUND_EXTRAS,
@@ -237,7 +237,6 @@ class Screen:
     columns: tuple[tuple[Panel, ...], ...]
     #: the macros the caller must give (documented; never defined in the files)
     macros: tuple[str, ...] = ("P", "R")
-    description: str = field(default="", compare=False)
 
     def panels(self) -> Iterable[Panel]:
         for column in self.columns:
@@ -328,7 +327,6 @@ def camera_screen() -> Screen:
         CAMERA_SCREEN,
         "camioc camera {R}  ({P}{R})",
         ((acquisition, stream, geometry), (transforms, publishing), (live,)),
-        description="One camera: Start/Stop, state, stream, geometry, transforms, live PVA image.",
     )
 
 
@@ -440,7 +438,6 @@ def pipeline_screen() -> Screen:
         PIPELINE_SCREEN,
         "camioc pipeline {R}  ({P}{R})",
         ((instance, settings), (results, fits, slices), (processed, profile_x, profile_y)),
-        description="One pipeline: Start/Stop, Pause, state, settings, results, image and profiles.",
     )
 
 
@@ -509,7 +506,6 @@ def service_screen(cameras: Iterable[str] = (), pipelines: Iterable[str] = ()) -
         "camioc service {P}",
         (tuple(columns),),
         macros=("P",),
-        description="Service health, every configured camera and pipeline, running instances, StopAll.",
     )
 
 
