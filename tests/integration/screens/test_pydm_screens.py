@@ -47,7 +47,9 @@ from qtpy.QtWidgets import QApplication  # noqa: E402
 @pytest.fixture(scope="module")
 def qt_app(live_camioc: LiveCamioc) -> Iterator[QApplication]:
     # PyDM's PVA plugin makes one p4p Context from the environment on its first pva:// channel
-    os.environ.update(live_camioc.server.pva_conf())
+    conf = live_camioc.server.pva_conf()
+    saved = {name: os.environ.get(name) for name in conf}
+    os.environ.update(conf)
     app = QApplication.instance() or QApplication(["camioc-screens-test"])
     assert isinstance(app, QApplication)
     yield app
@@ -55,6 +57,11 @@ def qt_app(live_camioc: LiveCamioc) -> Iterator[QApplication]:
     for display in _KEEP:
         close_widget_connections(display)
     app.processEvents()
+    for name, value in saved.items():  # later tests search their own PVA servers
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
 
 
 #: Seconds for every widget of a screen to connect (a loaded 2-core machine needs more than a few).
