@@ -32,8 +32,8 @@ from camioc.model.blocks import (
     PIPELINE_SETTINGS,
     TABLES,
 )
-from camioc.model.instance_names import camera_pv_name, pipeline_pv_name
-from camioc.model.pvnames import CAMERA_DRIVER, IMAGE_PLUGIN, PVA_IMAGE
+from camioc.model.instance_names import camera_pv_name, pipeline_image_plugin, pipeline_pv_name
+from camioc.model.pvnames import CAMERA_DRIVER, IMAGE_PLUGIN, PIPELINE_IMAGE_PLUGIN, PVA_IMAGE
 from camioc.model.records import PVDef
 
 #: Where each block's PVs are below ``$(P)$(R)`` (the service block is below ``$(P)`` alone).
@@ -63,13 +63,15 @@ class PvRef:
     """A served PV: ``block`` of :data:`~camioc.model.blocks.TABLES`, the row's model ``attr``.
 
     ``owner`` is ``None`` for the screen's ``$(R)``, or the literal PV name of a camera or
-    pipeline (the overview's rows). ``pva`` marks the NTNDArray image of an image block.
+    pipeline (the overview's rows). ``pva`` marks the NTNDArray image of an image block;
+    ``plugin`` is an image block's level (``image2:`` for a pipeline named like a camera).
     """
 
     block: str
     attr: str
     owner: str | None = None
     pva: bool = False
+    plugin: str = IMAGE_PLUGIN
 
     def __post_init__(self) -> None:
         if not self.pva and self.attr not in _SPECS[self.block]:
@@ -88,7 +90,7 @@ class PvRef:
     def suffix(self) -> str:
         """The name after ``$(P)$(R)`` (after ``$(P)`` for the service block)."""
         name = PVA_IMAGE if self.pva else self.spec.name
-        return BLOCK_SUFFIX[self.block] + name
+        return (self.plugin if self.block == "image" else BLOCK_SUFFIX[self.block]) + name
 
     def address(self, macro: str) -> str:
         """The full name with macros written by ``macro`` (e.g. ``"$({})"``), without protocol."""
@@ -107,12 +109,12 @@ def camera(attr: str, owner: str | None = None) -> PvRef:
     return PvRef("camera", attr, owner)
 
 
-def image(attr: str, owner: str | None = None) -> PvRef:
-    return PvRef("image", attr, owner)
+def image(attr: str, owner: str | None = None, plugin: str = IMAGE_PLUGIN) -> PvRef:
+    return PvRef("image", attr, owner, plugin=plugin)
 
 
-def pva_image(owner: str | None = None) -> PvRef:
-    return PvRef("image", "pva_image", owner, pva=True)
+def pva_image(owner: str | None = None, plugin: str = IMAGE_PLUGIN) -> PvRef:
+    return PvRef("image", "pva_image", owner, pva=True, plugin=plugin)
 
 
 def pipeline(attr: str, owner: str | None = None) -> PvRef:
@@ -341,8 +343,17 @@ def _pause_attr() -> str:
     return pause
 
 
-def pipeline_screen() -> Screen:
-    """One pipeline (``R=<id>:``): instance, settings, results, processed image, profiles with fits."""
+def pipeline_screen_stem(plugin: str = IMAGE_PLUGIN) -> str:
+    """``camioc_pipeline``, or ``camioc_pipeline_image2`` for a pipeline named like a camera."""
+    return PIPELINE_SCREEN if plugin == IMAGE_PLUGIN else f"{PIPELINE_SCREEN}_{plugin.rstrip(':')}"
+
+
+def pipeline_screen(plugin: str = IMAGE_PLUGIN) -> Screen:
+    """One pipeline (``R=<id>:``): instance, settings, results, processed image, profiles with fits.
+
+    ``plugin``: the level of its image block, ``image2:`` for a pipeline whose PV name is a
+    camera's (:func:`camioc.model.instance_names.pipeline_image_plugin`): a screen of its own.
+    """
     instance = Group(
         "Instance",
         (
@@ -417,7 +428,7 @@ def pipeline_screen() -> Screen:
         ),
         header=("Center X", "Center Y", "Sigma", "Intensity"),
     )
-    processed = Image("Processed image (PV Access image1:Pva1:Image)", pva_image(), 640, 440)
+    processed = Image(f"Processed image (PV Access {plugin}{PVA_IMAGE})", pva_image(plugin=plugin), 640, 440)
     profile_x = Plot(
         "Profile X",
         "x (AxisX_RBV)",
@@ -435,7 +446,7 @@ def pipeline_screen() -> Screen:
         ),
     )
     return Screen(
-        PIPELINE_SCREEN,
+        pipeline_screen_stem(plugin),
         "camioc pipeline {R}  ({P}{R})",
         ((instance, settings), (results, fits, slices), (processed, profile_x, profile_y)),
     )
@@ -448,6 +459,7 @@ def service_screen(cameras: Iterable[str] = (), pipelines: Iterable[str] = ()) -
     Instances that are not configured (private pipelines) have no PVs known when the file is
     generated: they appear in ``Instances_RBV`` and ``PvNames_RBV`` (their PV names).
     """
+    cameras, pipelines = sorted(cameras), sorted(pipelines)
     health = Group(
         "Service",
         (
@@ -474,8 +486,10 @@ def service_screen(cameras: Iterable[str] = (), pipelines: Iterable[str] = ()) -
             )
         )
     pipeline_rows = []
+    camera_owners = [camera_pv_name(name) for name in cameras]
     for name in sorted(pipelines):
         owner = pipeline_pv_name(name)
+        stem = pipeline_screen_stem(pipeline_image_plugin(owner, camera_owners))
         pipeline_rows.append(
             Row(
                 name,
@@ -484,7 +498,7 @@ def service_screen(cameras: Iterable[str] = (), pipelines: Iterable[str] = ()) -
                     Readback(pipeline("array_rate", owner)),
                     Readback(pipeline("nd_array_port", owner)),
                     Readback(pipeline("enable_callbacks_rbv", owner)),
-                    OpenButton("Open", PIPELINE_SCREEN, f"{owner}:"),
+                    OpenButton("Open", stem, f"{owner}:"),
                 ),
             )
         )
@@ -511,7 +525,12 @@ def service_screen(cameras: Iterable[str] = (), pipelines: Iterable[str] = ()) -
 
 def screens(cameras: Iterable[str] = (), pipelines: Iterable[str] = ()) -> list[Screen]:
     """Every screen; the overview lists ``cameras`` and ``pipelines`` (names from the config)."""
-    return [service_screen(cameras, pipelines), camera_screen(), pipeline_screen()]
+    return [
+        service_screen(cameras, pipelines),
+        camera_screen(),
+        pipeline_screen(),
+        pipeline_screen(PIPELINE_IMAGE_PLUGIN),
+    ]
 
 
 __all__ = [
@@ -538,6 +557,7 @@ __all__ = [
     "image",
     "pipeline",
     "pipeline_screen",
+    "pipeline_screen_stem",
     "pva_image",
     "readback_of",
     "screens",

@@ -13,6 +13,7 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
+from cam_server_client import PipelineClient
 from p4p.client.thread import Context
 
 from tests.integration.screens.conftest import PIPELINE, SAVED_PIPELINE, LiveCamioc
@@ -88,3 +89,21 @@ def test_phoebus_widgets_against_the_allow_list(opi: Path, file: str) -> None:
         )
     ]
     assert problems == []
+
+
+@pytest.mark.parametrize("suffix", [".bob", ".ui"])
+def test_a_pipeline_named_like_a_camera_has_every_pv_of_its_screen(
+    live_camioc: LiveCamioc, opi: Path, suffix: str
+) -> None:
+    """cam_server sites name a pipeline after its camera: camioc serves its image under image2:, and
+    the overview opens camioc_pipeline_image2 for it. An instance named like the configured camera
+    ``simulation2`` (reading ``simulation``) has every PV that screen names."""
+    pipelines = PipelineClient(live_camioc.server.pipeline_url)
+    pipelines.create_instance_from_name(SAVED_PIPELINE, "simulation2", {"no_client_timeout": 0})
+    try:
+        macros = {"P": live_camioc.server.prefix, "R": "simulation2:"}
+        addresses = _addresses(opi, f"camioc_pipeline_image2{suffix}", macros)
+        assert f"pva://{live_camioc.server.prefix}simulation2:image2:Pva1:Image" in addresses
+        assert _connect_all(live_camioc, addresses) == []
+    finally:
+        pipelines.stop_instance("simulation2")

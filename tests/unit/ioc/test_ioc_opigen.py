@@ -31,7 +31,7 @@ from camioc.model.blocks import (
     SERVICE_PVS,
 )
 from camioc.model.instance_names import camera_pv_name, pipeline_pv_name
-from camioc.model.pvnames import PVA_IMAGE, camera_pv, image_pv, pipeline_pv, service_pv
+from camioc.model.pvnames import PIPELINE_IMAGE_PLUGIN, PVA_IMAGE, camera_pv, image_pv, pipeline_pv, service_pv
 from tests.support import phoebus_schema
 from tests.support.screen_files import bob_pvs, bob_widgets, macro_names, split_protocol, ui_channels
 
@@ -41,7 +41,7 @@ BOB = [name for name in FILES if name.endswith(".bob")]
 UI = [name for name in FILES if name.endswith(".ui")]
 P = "TST:"
 #: R of each screen for the checks (the overview names its cameras and pipelines itself).
-R = {"camioc_service": "", "camioc_camera": "cam:", "camioc_pipeline": "pipe:"}
+R = {"camioc_service": "", "camioc_camera": "cam:", "camioc_pipeline": "pipe:", "camioc_pipeline_image2": "cam:"}
 
 
 def _defined_pvs() -> set[str]:
@@ -55,6 +55,10 @@ def _defined_pvs() -> set[str]:
     for owner in pipelines:
         names |= {pipeline_pv(P, owner, s.name) for s in (*PIPELINE_PVS, *PIPELINE_ARRAY_PVS)}
         names |= {image_pv(P, owner, s.name) for s in IMAGE_PVS} | {image_pv(P, owner, PVA_IMAGE)}
+    # a pipeline named like a camera (cam): its PVs beside the camera's, its image under image2:
+    names |= {pipeline_pv(P, "cam", s.name) for s in (*PIPELINE_PVS, *PIPELINE_ARRAY_PVS)}
+    names |= {image_pv(P, "cam", s.name, PIPELINE_IMAGE_PLUGIN) for s in IMAGE_PVS}
+    names.add(image_pv(P, "cam", PVA_IMAGE, PIPELINE_IMAGE_PLUGIN))
     return names
 
 
@@ -69,7 +73,7 @@ def test_committed_screens_are_up_to_date():
 
 def test_every_screen_in_both_formats():
     stems = {screen.stem for screen in screens.screens()}
-    assert stems == {"camioc_service", "camioc_camera", "camioc_pipeline"}
+    assert stems == {"camioc_service", "camioc_camera", "camioc_pipeline", "camioc_pipeline_image2"}
     assert set(FILES) == {f"{stem}{suffix}" for stem in stems for suffix in (".bob", ".ui")}
 
 
@@ -309,3 +313,24 @@ def test_phoebus_layout_has_no_overlaps(file: str):
 
     root = ET.parse(OPI / file).getroot()
     assert check(root, int(root.findtext("width", "0")), int(root.findtext("height", "0"))) == []
+
+
+def test_a_pipeline_named_like_a_camera_opens_the_image2_screen(tmp_path: Path):
+    """cam_server sites name pipelines after their camera: such a pipeline's image is under image2:."""
+    image2 = {ref.suffix for ref in screens.pipeline_screen(PIPELINE_IMAGE_PLUGIN).pvs() if ref.block == "image"}
+    assert image2 == {"image2:Pva1:Image"}
+    base = tmp_path / "configs"
+    for kind, name in (("camera_config", "cam"), ("pipeline_config", "cam"), ("pipeline_config", "other")):
+        (base / kind).mkdir(parents=True, exist_ok=True)
+        (base / kind / f"{name}.json").write_text("{}")
+    overview = opigen.generate(base)["camioc_service.bob"]
+    opens = {
+        (a.findtext("file"), a.findtext("macros/R"))
+        for a in ET.fromstring(overview).iter("action")
+        if a.get("type") == "open_display"
+    }
+    assert opens == {
+        ("camioc_camera.bob", "cam:"),
+        ("camioc_pipeline_image2.bob", "cam:"),
+        ("camioc_pipeline.bob", "other:"),
+    }
