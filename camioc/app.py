@@ -63,6 +63,8 @@ class Settings:
     pva_port: int | None = None
     #: ``--stall-timeout``, ``--stall-action``, ``--worker-memory-limit``: how workers are watched.
     supervision: Supervision = field(default_factory=Supervision)
+    #: ``--private-instance-timeout``: a private instance's ``no_client_timeout`` when its config gives none.
+    private_instance_timeout: float | None = None
 
     @property
     def effective_data_dir(self) -> Path:
@@ -200,6 +202,7 @@ class CamiocApp:
             supervision=settings.supervision,
             data_dir=settings.effective_data_dir,
             user_scripts=settings.user_scripts,
+            private_timeout=settings.private_instance_timeout,
         )
         access = log_access_policy(settings)
         self.ioc = CamiocIoc(settings.prefix, self.cameras, version=__version__, start_count=start_count,

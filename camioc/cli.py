@@ -277,6 +277,15 @@ def build_parser() -> argparse.ArgumentParser:
         f"(default {DEFAULT_WORKER_NICE}; 0: the same priority)",
     )
     parser.add_argument(
+        "--private-instance-timeout",
+        type=non_negative_seconds,
+        default=None,
+        metavar="S",
+        help="a private pipeline instance (REST POST /api/v1/pipeline[/<name>], POST /instance/) whose config "
+        "gives no 'no_client_timeout' stops S seconds after its last client left (default: cam_server's 10; "
+        "0: runs until stopped). Raise it when people type commands for an instance a script created",
+    )
+    parser.add_argument(
         "--put-log",
         type=Path,
         default=None,
@@ -379,6 +388,7 @@ def main(argv: list[str] | None = None) -> int:
         user_scripts=args.user_scripts,
         pva=args.pva,
         pva_port=args.pva_port,
+        private_instance_timeout=args.private_instance_timeout,
         supervision=Supervision(
             stall_timeout=args.stall_timeout,
             stop_stalled=args.stall_action == "stop",

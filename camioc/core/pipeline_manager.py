@@ -112,10 +112,13 @@ class PipelineManager(InstanceManager[_PipelineInstance, PipelineStatus]):
         data_dir: Path | None = None,
         user_scripts: bool = True,
         supervision: Supervision | None = None,
+        private_timeout: float | None = None,
     ) -> None:
         """``data_dir`` (``--data-dir``): the only folder ``mode: FILE`` outputs write in (None:
         FILE outputs are refused); ``user_scripts=False`` (``--no-user-scripts``): only built-in
-        functions, no libs (see :func:`~camioc.core.pipeline_inputs.check_input_config`)."""
+        functions, no libs (see :func:`~camioc.core.pipeline_inputs.check_input_config`);
+        ``private_timeout`` (``--private-instance-timeout``): the ``no_client_timeout`` of a private
+        instance whose config gives none (None: cam_server's default, 10 s)."""
         super().__init__(hostname=hostname, bind_host=bind_host, port_range=port_range,
                          start_timeout=start_timeout, log_level=log_level, supervision=supervision)
         self._store = store
@@ -125,6 +128,7 @@ class PipelineManager(InstanceManager[_PipelineInstance, PipelineStatus]):
         self._data_dir = data_dir
         self._user_scripts = user_scripts
         self._dispatcher_url = dispatcher_url  # --dispatcher-url: bsread stream for bsread_channels
+        self._private_timeout = private_timeout
         self._exit_codes: dict[str, int | None] = {}
         self._camera_watcher = _CameraWatcher(self)
         cameras.add_listener(self._camera_watcher)
@@ -214,7 +218,14 @@ class PipelineManager(InstanceManager[_PipelineInstance, PipelineStatus]):
             raise ConfigError("You must specify either the pipeline name or the configuration for the pipeline.")
         if instance_id is not None:
             validate_name(instance_id, "instance id")
-        return await self._create(raw, instance_id or str(uuid.uuid4()), client_config(raw))
+        shown = client_config(raw)  # what the user gave: the server's default below is not shown (cam_server)
+        return await self._create(self._with_private_timeout(raw), instance_id or str(uuid.uuid4()), shown)
+
+    def _with_private_timeout(self, raw: dict[str, Any]) -> dict[str, Any]:
+        """``raw`` with ``--private-instance-timeout`` as its ``no_client_timeout`` if it gives none."""
+        if self._private_timeout is None or raw.get("no_client_timeout") is not None:
+            return raw
+        return {**raw, "no_client_timeout": self._private_timeout}
 
     async def _create(self, raw: dict[str, Any], instance_id: str,
                       shown: dict[str, Any]) -> tuple[str, str, dict[str, Any]]:
@@ -256,7 +267,7 @@ class PipelineManager(InstanceManager[_PipelineInstance, PipelineStatus]):
         if not config:
             raise ConfigError("You must specify either the pipeline name or the configuration for the pipeline.")
         shown = client_config(config)
-        raw = dict(config)
+        raw = self._with_private_timeout(dict(config))
         raw["read_only"] = True
         probe_id = str(uuid.uuid4())
         raw.setdefault("name", probe_id)
