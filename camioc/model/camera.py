@@ -2,8 +2,9 @@
 
 Semantics:
 
-- ``Acquire`` 1 -> ``get_stream(hold=True)`` (starts the instance and keeps it running, whatever
-  ``no_client_timeout`` says, until ``Acquire`` 0), 0 -> ``stop``. The put completes when the
+- ``Acquire`` (``ImageMode`` Continuous) 1 -> ``acquire(cam, 0)``: as ``get_stream(hold=True)``, starts
+  the instance and keeps it running, whatever ``no_client_timeout`` says, until ``Acquire`` 0, and
+  publishes every frame; 0 -> ``stop``. The put completes when the
   service call returns, so ``caput -c ...:Acquire 1`` returns once the stream is up. The setpoint
   follows the instance (it drops to ``Done`` when the instance stops by itself).
 - The settings are :class:`~camioc.config.camera.CameraConfig`'s marked fields (mirror, rotate,
