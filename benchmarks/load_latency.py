@@ -47,6 +47,7 @@ import psutil
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
 
+from camioc.core.instances import DEFAULT_WORKER_NICE  # noqa: E402
 from tests.support.server import CamiocServer, free_port, start_camioc, stop_camioc  # noqa: E402
 
 #: issue 11: the IOC answers a caget within this at p99, loaded
@@ -228,7 +229,8 @@ def run(args: argparse.Namespace, folder: Path) -> dict[str, Any]:
     names = [f"bench_p{index}" for index in range(args.pipelines)]
     for name in names:
         (base / "pipeline_config" / f"{name}.json").write_text(json.dumps(_pipeline_config(name)))
-    server: CamiocServer = start_camioc(base, folder / "camioc.log", extra_args=["--log-level", "WARNING"])
+    server: CamiocServer = start_camioc(base, folder / "camioc.log",
+                                        extra_args=["--log-level", "WARNING", "--worker-nice", str(args.worker_nice)])
     monitors: Monitors | None = None
     try:
         p = server.prefix
@@ -295,6 +297,8 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=50.0, help="camera frame rate, Hz")
     parser.add_argument("--size", type=int, default=1024, help="camera image is size x size uint16")
     parser.add_argument("--period", type=float, default=0.02, help="one caget every this many s")
+    parser.add_argument("--worker-nice", type=int, default=DEFAULT_WORKER_NICE,
+                        help="camioc's --worker-nice (0: workers compete with the control process as equals)")
     parser.add_argument("--warmup", type=float, default=30.0,
                         help="RSS trend fitted after this many s of the loaded phase")
     parser.add_argument("--no-warm-up-kernels", action="store_true",
@@ -322,7 +326,8 @@ def main() -> None:
     print(f"camera {args.size}x{args.size} uint16 at {args.rate:g} Hz, {args.pipelines} pipelines "
           f"({result['instances']} instances running), {result['monitors']} CA monitors "
           f"({result['monitors_connected']} connected: {result['events']} events, "
-          f"{result['image_events']} images), one read of bench_p0:CentroidX_RBV every {args.period * 1e3:g} ms")
+          f"{result['image_events']} images), one read of bench_p0:CentroidX_RBV every {args.period * 1e3:g} ms, "
+          f"--worker-nice {args.worker_nice}")
     print(f"{'phase':>8} | {'reads':>6} | {'failed':>6} | {'p50 ms':>7} | {'p90 ms':>7} | "
           f"{'p99 ms':>7} | {'max ms':>7}")
     print("-" * 66)
