@@ -13,7 +13,9 @@ that holds the server's ``configs`` and ``data`` (``camioc --base configs`` and 
 ``--data-dir``, so the README's relative ``data/simulation.h5`` is the recording). Only what a test
 server must differ in is replaced, as in :mod:`tests.integration.test_readme_shell`: the PV prefix
 ``CAMIOC:`` and the REST addresses ``http://127.0.0.1:8888``/``8889``. A ``print(...)  # <text>``
-line shows its output: the printed lines must contain each such text, in order.
+line shows its output: the printed lines must contain each such text, in order. What a reader has
+by the time they type a block without the test waiting for it (the camera's first frame on ``image1:``)
+is waited for before that block, and the test says why.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ import os
 import re
 import shutil
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 
 import numpy as np
@@ -32,7 +34,7 @@ import pytest
 
 from tests.integration.test_readme_shell import COMMANDS, as_run, check, run_line, tool_dir
 from tests.support.server import REPO_ROOT, TEST_CONFIGS, CamiocServer, start_camioc, stop_camioc
-from tests.support.waiting import receive
+from tests.support.waiting import receive, wait_until
 
 THIS = "tests/integration/test_readme_examples.py"
 PIPELINE = "A pipeline from Python, a background, a caput, an HDF5 recording"
@@ -52,6 +54,8 @@ RUN_BY: dict[str, str] = {
     f"{CAMERAS} [2]": f"{THIS}::test_cameras_from_python",
 }
 
+#: Fence languages that are Python (a block marked so is a Python block, run by a test).
+PYTHON = {"python", "py", "python3", "pycon", "ipython"}
 _FENCE = re.compile(r"^```(\w*)\s*$")
 _HEADING = re.compile(r"^#{1,6} (.+?)\s*$")
 _SHOWN = re.compile(r"^\s*print\(.*\)\s+# (?P<output>.+?)\s*$")
@@ -93,7 +97,7 @@ def python_blocks() -> dict[str, Block]:
     keyed: dict[str, Block] = {}
     counts: dict[str, int] = {}
     for block in readme_blocks():
-        if block.language == "python":
+        if block.language.lower() in PYTHON:
             counts[block.heading] = counts.get(block.heading, 0) + 1
             keyed[f"{block.heading} [{counts[block.heading]}]"] = block
     return keyed
@@ -101,7 +105,8 @@ def python_blocks() -> dict[str, Block]:
 
 def section(heading: str) -> list[Block]:
     """The python and bash blocks under ``heading``, in the README's order."""
-    blocks = [block for block in readme_blocks() if block.heading == heading and block.language in ("python", "bash")]
+    blocks = [block for block in readme_blocks()
+              if block.heading == heading and (block.language == "bash" or block.language.lower() in PYTHON)]
     assert blocks, f"README.md has no blocks under {heading!r}"
     return blocks
 
@@ -118,10 +123,11 @@ def as_printed(code: str, server: CamiocServer) -> str:
                                                                               server.pipeline_url)
 
 
-def run_section(heading: str, server: CamiocServer,
-                capsys: pytest.CaptureFixture[str]) -> list[dict[str, object]]:
+def run_section(heading: str, server: CamiocServer, capsys: pytest.CaptureFixture[str],
+                before: Mapping[int, Callable[[], object]] | None = None) -> list[dict[str, object]]:
     """Run the section's blocks as a reader does (see the module doc); the Python namespace after each
-    python block (a shallow copy: a later block may reuse a name)."""
+    python block (a shallow copy: a later block may reuse a name). ``before[n]`` is called before the
+    n-th python block (from 1): a precondition the reader has by the time they run it."""
     namespace: dict[str, object] = {"__name__": "__main__"}
     states: list[dict[str, object]] = []
     env = dict(os.environ)
@@ -132,6 +138,8 @@ def run_section(heading: str, server: CamiocServer,
                 if line.strip().startswith(COMMANDS):
                     check(line.strip(), run_line(as_run(line.strip(), server), env))
             continue
+        if before and len(states) + 1 in before:
+            before[len(states) + 1]()
         capsys.readouterr()
         exec(compile(as_printed(block.code, server), f"README.md:{block.line}", "exec"), namespace)  # noqa: S102
         printed = capsys.readouterr().out
@@ -199,7 +207,15 @@ def test_a_pipeline_from_python(reader_folder: tuple[Path, CamiocServer],
 
 def test_cameras_from_python(reader_folder: tuple[Path, CamiocServer], capsys: pytest.CaptureFixture[str]) -> None:
     folder, server = reader_folder
-    rest_block, ca_block = run_section(CAMERAS, server, capsys)
+    import epics
+
+    def camera_has_published() -> object:
+        # The CA block reads image1:'s last frame. A reader types it seconds after the block above
+        # started the camera (get_instance_stream); run at once, its first frame may not be there yet.
+        return wait_until(lambda: epics.caget(f"{server.prefix}simulation:image1:ArraySize0_RBV", use_monitor=False),
+                          timeout=20, what="the camera's first frame on image1:")
+
+    rest_block, ca_block = run_section(CAMERAS, server, capsys, before={2: camera_has_published})
     # "one image as numpy (height, width)"; the next block reads the same camera's image over CA
     image, ca_image = rest_block["image"], ca_block["image"]
     assert isinstance(image, np.ndarray) and isinstance(ca_image, np.ndarray)
