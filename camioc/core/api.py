@@ -100,6 +100,26 @@ class CameraEvents(Protocol):
         ...
 
 
+@dataclass(frozen=True, slots=True)
+class WorkerHealth:
+    """One measurement of an instance's worker process (iocStats-like, per instance).
+
+    ``cpu``: percent of one core since the previous measurement (cam_server's statistics
+    ``cpu``); ``memory``: resident memory in bytes (RSS); ``uptime``: seconds since the worker
+    started; ``pid``: its process id. Measured at most once per :data:`HEALTH_PERIOD` (psutil
+    calls cost), and that one measurement is what both the PVs and the REST statistics show.
+    """
+
+    pid: int
+    cpu: float
+    memory: int
+    uptime: float
+
+
+#: How often a worker's health is measured at most (seconds).
+HEALTH_PERIOD = 1.0
+
+
 class InstanceService(Protocol):
     """What cameras and pipelines have in common for the adapters: their running instances.
 
@@ -114,6 +134,11 @@ class InstanceService(Protocol):
     @property
     def running_names(self) -> list[str]:
         """The names of the instances whose worker runs."""
+        ...
+
+    def worker_health(self) -> dict[str, WorkerHealth]:
+        """The health of the worker of every running instance (keys as :attr:`running_names`),
+        measured at most once per :data:`HEALTH_PERIOD`."""
         ...
 
     async def stop(self, name: str, /) -> None: ...
@@ -368,6 +393,7 @@ __all__ = [
     "CameraService",
     "CameraStatus",
     "DetectorState",
+    "HEALTH_PERIOD",
     "ImageSnapshot",
     "DEFAULT_BACKGROUND_IMAGES",
     "InstanceService",
@@ -376,4 +402,5 @@ __all__ = [
     "PipelineStatus",
     "rate_of",
     "rate_text",
+    "WorkerHealth",
 ]

@@ -25,7 +25,7 @@ from dataclasses import dataclass, fields, replace
 from datetime import UTC, datetime
 from typing import Any, ClassVar, Generic, TypeVar
 
-from camioc.core.api import DetectorState, ImageSnapshot, rate_text
+from camioc.core.api import HEALTH_PERIOD, DetectorState, ImageSnapshot, WorkerHealth, rate_text
 from camioc.core.events import Listeners
 from camioc.core.ports import START_ATTEMPTS, PortAllocator, port_taken
 from camioc.core.worker import WorkerHandle, log_worker_record
@@ -96,10 +96,30 @@ class Instance:
         self.stalled = ""
         #: the newest error the worker reported (its status ``error`` or an Error state's message)
         self.last_error = ""
+        #: the last measurement of the worker (:meth:`health`) and when it was made (monotonic)
+        self._health: WorkerHealth | None = None
+        self._health_time = -HEALTH_PERIOD
 
     @property
     def alive(self) -> bool:
         return self.handle is not None and self.handle.alive
+
+    def health(self, now: float | None = None) -> WorkerHealth | None:
+        """The worker's CPU, memory, uptime and pid, measured at most once per ``HEALTH_PERIOD``
+        (the PVs and the REST statistics share the measurement: psutil's CPU percent is since its
+        previous call, so two callers measuring on their own would halve each other's interval);
+        None when no worker runs."""
+        handle = self.handle
+        if handle is None or not handle.alive or self.pid is None:
+            self._health = None
+            return None
+        now = time.monotonic() if now is None else now
+        if self._health is None or now - self._health_time >= HEALTH_PERIOD:
+            usage = handle.usage()
+            self._health = WorkerHealth(pid=int(self.pid), cpu=usage["cpu"], memory=int(usage["memory"]),
+                                        uptime=now - self.started_monotonic)
+            self._health_time = now
+        return replace(self._health, uptime=now - self.started_monotonic)
 
     def statistics(self, *, total_bytes: int, clients: int, rx: tuple[float, int], tx: tuple[float, int],
                    header_changes: int, frame_shape: str) -> dict[str, Any]:
@@ -114,10 +134,18 @@ class Instance:
             "rx": rate_text(*rx),
             "tx": rate_text(*tx),
             "pid": str(self.pid or ""),
-            **(self.handle.usage() if self.handle is not None else {}),
+            **self._usage(),
             "header_changes": header_changes,
             "frame_shape": frame_shape,
         }
+
+
+    def _usage(self) -> dict[str, float]:
+        """cam_server's ``cpu`` (% of one core) and ``memory`` (RSS bytes) from :meth:`health`."""
+        if self.handle is None:
+            return {}
+        health = self.health()
+        return {"cpu": 0.0, "memory": 0.0} if health is None else {"cpu": health.cpu, "memory": float(health.memory)}
 
 
 InstanceT = TypeVar("InstanceT", bound=Instance)
@@ -421,6 +449,12 @@ class InstanceManager(Generic[InstanceT, StatusT]):
     def running_names(self) -> list[str]:
         """The keys of the running instances."""
         return list(self._instances)
+
+    def worker_health(self) -> dict[str, WorkerHealth]:
+        """The health of every running instance's worker (:meth:`Instance.health`)."""
+        now = time.monotonic()
+        measured = {key: instance.health(now) for key, instance in list(self._instances.items())}
+        return {key: health for key, health in measured.items() if health is not None}
 
     @property
     def dead_names(self) -> list[str]:

@@ -56,6 +56,7 @@ from camioc.ioc.registry import CamiocContext, PVRegistry
 from camioc.model.blocks import CAMERA_PVS, IMAGE_PVS, PIPELINE_ARRAY_PVS, PIPELINE_PVS, PROFILE_NELM, SERVICE_PVS
 from camioc.model.camera import CameraDevice, ImageDevice, calibrated_axes
 from camioc.model.device import Transport
+from camioc.model.health import apply_worker_health
 from camioc.model.instance_names import camera_pv_name, out_name_length, pipeline_image_plugin, pipeline_pv_name
 from camioc.model.pipeline import (
     ArraysDevice,
@@ -920,9 +921,21 @@ class CamiocIoc:
             self._heartbeat += 1
             try:
                 await self._service_device.update_health(self._heartbeat)
+                await self._update_worker_health()
             except Exception:
                 log.exception("heartbeat update failed")
             self._request_service_refresh()
+
+    async def _update_worker_health(self) -> None:
+        """Every camera's and pipeline's worker health PVs, once per heartbeat (model.health)."""
+        cameras = self._cameras.worker_health()
+        for binding in list(self._bindings.values()):
+            if binding.driver is not None and not binding.removed:
+                await apply_worker_health(binding.driver.device, cameras.get(binding.name))
+        pipelines = self._pipeline_service.worker_health() if self._pipeline_service is not None else {}
+        for pipeline in list(self._pipeline_bindings.values()):
+            if pipeline.main is not None and not pipeline.removed:
+                await apply_worker_health(pipeline.main.device, pipelines.get(pipeline.name))
 
     # ================================================================== transports
     def add_transport(self, transport: Transport) -> None:

@@ -32,6 +32,7 @@ from camioc.config.camera import CameraConfig
 from camioc.config.pipeline import PipelineConfig
 from camioc.config.pv import DISABLE_ENABLE, MAX_SLICES, NO_YES, TEXT_NELM
 from camioc.model.adcore import ADBASE_PVS, NDARRAY_BASE_PVS, NDPLUGIN_BASE_PVS, NDSTATS_PVS, without
+from camioc.model.health import SERVICE_HEALTH_PVS, WORKER_HEALTH_PVS
 from camioc.model.records import COLOR_MODES, DATA_TYPES, DETECTOR_STATES, IMAGE_FTVL, PIXEL_EGU, PVDef, pair
 from camioc.model.settings import DeviceSettings
 
@@ -49,6 +50,7 @@ SERVICE_PVS: tuple[PVDef, ...] = (
     PVDef("heartbeat", "HEARTBEAT", "longin", "Heartbeat counter, +1 per second"),
     PVDef("uptime", "UPTIME", "stringin", "Time since start (d, hh:mm:ss)"),
     PVDef("start_count", "START_CNT", "longin", "Number of server starts"),
+    *SERVICE_HEALTH_PVS,
     PVDef("cameras", "Cameras_RBV", "waveform", "Configured cameras (JSON list)", ftvl="CHAR", nelm=JSON_LIST_NELM,
           value="[]"),
     PVDef("pipelines", "Pipelines_RBV", "waveform", "Saved pipelines (JSON list)", ftvl="CHAR", nelm=JSON_LIST_NELM,
@@ -84,6 +86,7 @@ _CAMERA_OWN_PVS: tuple[PVDef, ...] = (
     *CAMERA_SETTINGS.pvs(),
     PVDef("stream_address", "StreamAddress_RBV", "waveform", "bsread stream address", ftvl="CHAR", nelm=TEXT_NELM),
     PVDef("clients", "Clients_RBV", "longin", "Connected stream subscribers"),
+    *WORKER_HEALTH_PVS,
 )
 #: camioc's camera rows, then ADCore's NDArrayBase and ADBase rows it does not declare itself.
 CAMERA_PVS: tuple[PVDef, ...] = _CAMERA_OWN_PVS + without(NDARRAY_BASE_PVS + ADBASE_PVS,
@@ -162,6 +165,7 @@ PIPELINE_STATUS_PVS: tuple[PVDef, ...] = (
     PVDef("unique_id", "UniqueId_RBV", "int64in", "Pulse id of the last frame"),
     PVDef("array_size0", "ArraySize0_RBV", "longin", "Processed image width (width)", egu="px", source="width"),
     PVDef("array_size1", "ArraySize1_RBV", "longin", "Processed image height (height)", egu="px", source="height"),
+    *WORKER_HEALTH_PVS,
 )
 
 #: The background's local setting, command and readback, served after ``BackgroundId``.

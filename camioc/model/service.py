@@ -8,6 +8,7 @@ from collections.abc import Awaitable, Callable
 
 from camioc.model.blocks import JSON_LIST_NELM, SERVICE_PVS
 from camioc.model.device import Device
+from camioc.model.health import ControlMeter
 
 
 def format_uptime(seconds: float) -> str:
@@ -49,6 +50,7 @@ class ServiceDevice(Device):
         self._stop_all = stop_all
         self.started = time.monotonic()
         self.commands = {"stop_all": self._stop}
+        self._meter = ControlMeter()
 
     async def _stop(self, value: str) -> str:
         if value == "Stop":
@@ -59,6 +61,8 @@ class ServiceDevice(Device):
     async def update_health(self, heartbeat: int) -> None:
         await self.post("heartbeat", heartbeat % 2**31)
         await self.post("uptime", format_uptime(time.monotonic() - self.started))
+        for attr, value in self._meter.measure().items():  # iocStats' figures (model.health)
+            await self.post(attr, value)
 
     async def update_lists(self, cameras: list[str], pipelines: list[str], instances: list[str],
                            pv_names: tuple[dict[str, str], dict[str, str]] = ({}, {})) -> None:

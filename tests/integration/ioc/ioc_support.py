@@ -180,6 +180,9 @@ class FakeCameraService:
             raise NotFoundError(f"Instance '{name}' does not exist.")
         return {"stream_address": status.stream_address, "camera_name": name}
 
+    def worker_health(self) -> dict[str, Any]:
+        return {}  # no worker processes here
+
     def active_instances(self) -> dict[str, dict[str, Any]]:
         return {name: self.instance_info(name) for name, status in self.statuses.items() if status.running}
 

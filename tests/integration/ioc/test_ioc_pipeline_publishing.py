@@ -41,6 +41,9 @@ class ScriptedPipelines:
     def status(self, instance_id: str) -> PipelineStatus:
         return self.statuses[instance_id]
 
+    def worker_health(self) -> dict[str, Any]:
+        return {}  # no worker processes here
+
     def active_instances(self) -> dict[str, dict[str, Any]]:
         return {i: {} for i, s in self.statuses.items() if s.running}
 

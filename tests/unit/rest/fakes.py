@@ -113,6 +113,9 @@ class FakeCameras:
             raise NotFoundError(f"Instance '{name}' does not exist.")
         return {"stream_address": self.running[name], "camera_name": name, "statistics": {"clients": 1}}
 
+    def worker_health(self) -> dict[str, Any]:
+        return {}  # no worker processes here
+
     def active_instances(self) -> dict[str, dict[str, Any]]:
         return {name: self.instance_info(name) for name in self.running}
 
