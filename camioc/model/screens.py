@@ -21,7 +21,7 @@ The macros are never defined in the files; the renderers (:mod:`camioc.model.scr
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from camioc.model.blocks import (
@@ -32,6 +32,7 @@ from camioc.model.blocks import (
     PIPELINE_SETTINGS,
     TABLES,
 )
+from camioc.model.health import SERVICE_HEALTH_PVS, WORKER_HEALTH_ATTRS
 from camioc.model.instance_names import camera_pv_name, pipeline_image_plugin, pipeline_pv_name
 from camioc.model.pvnames import CAMERA_DRIVER, IMAGE_PLUGIN, PIPELINE_IMAGE_PLUGIN, PVA_IMAGE
 from camioc.model.records import PVDef
@@ -293,6 +294,10 @@ def camera_screen() -> Screen:
                     Readback(camera("acquire_rbv")),
                 ),
             ),
+            setting_row(camera("image_mode")),
+            setting_row(camera("num_images")),
+            readback_row(camera("num_images_counter")),
+            Row(camera("acquire_period").spec.desc, (Readback(camera("acquire_period_rbv")),)),
             readback_row(camera("detector_state")),
             readback_row(camera("status_message"), span=3),
         ),
@@ -328,8 +333,13 @@ def camera_screen() -> Screen:
     return Screen(
         CAMERA_SCREEN,
         "camioc camera {R}  ({P}{R})",
-        ((acquisition, stream, geometry), (transforms, publishing), (live,)),
+        ((acquisition, stream, geometry), (transforms, publishing, worker_group(camera)), (live,)),
     )
+
+
+def worker_group(block: Callable[[str], PvRef]) -> Group:
+    """The worker's health rows (model.health) of a camera or pipeline screen."""
+    return Group("Worker process", tuple(readback_row(block(attr)) for attr in WORKER_HEALTH_ATTRS))
 
 
 #: Scalar results in the table (fits and slices have grids of their own).
@@ -448,7 +458,7 @@ def pipeline_screen(plugin: str = IMAGE_PLUGIN) -> Screen:
     return Screen(
         pipeline_screen_stem(plugin),
         "camioc pipeline {R}  ({P}{R})",
-        ((instance, settings), (results, fits, slices), (processed, profile_x, profile_y)),
+        ((instance, worker_group(pipeline), settings), (results, fits, slices), (processed, profile_x, profile_y)),
     )
 
 
@@ -465,7 +475,8 @@ def service_screen(cameras: Iterable[str] = (), pipelines: Iterable[str] = ()) -
         (
             *(
                 readback_row(service(attr))
-                for attr in ("version", "heartbeat", "uptime", "start_count", "num_instances")
+                for attr in ("version", "heartbeat", "uptime", "start_count", "num_instances",
+                             *(spec.attr for spec in SERVICE_HEALTH_PVS))
             ),
             Row("Instances", (WriteButton(service("stop_all"), "1", "Stop all instances"),)),
         ),

@@ -114,7 +114,8 @@ def _pixels(widget: Any) -> np.ndarray:
     image = widget.grab().toImage().convertToFormat(QImage.Format_RGBA8888)
     buffer = image.constBits()
     buffer.setsize(image.byteCount())
-    return np.frombuffer(buffer, np.uint8).reshape(image.height(), image.bytesPerLine() // 4, 4)[:, : image.width()]
+    # copied: the array would otherwise point into the QImage, freed when this function returns
+    return np.frombuffer(buffer, np.uint8).reshape(image.height(), image.bytesPerLine() // 4, 4)[:, : image.width()].copy()
 
 
 def _shows_a_beam(view: PyDMImageView) -> bool:
