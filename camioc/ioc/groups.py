@@ -70,7 +70,9 @@ TEXT_BACKLOG_THRESHOLD = 1024
 TEXT_SUBSCRIPTION_BACKLOG = 10
 
 _MBB_FIELDS = ("ZR", "ON", "TW", "TH", "FR", "FV", "SX", "SV", "EI", "NI", "TE", "EL", "TV", "TT", "FT", "FF")
-_COMMON_FIELDS = frozenset({"NAME", "RTYP", "DESC", "SCAN", "PROC", "SEVR", "STAT", "ACKS", "ACKT", "UDF", "TSE"})
+#: dbCommon's DISA/DISV too (0 and 1: never disabled): ophyd >= 1.11.2's CamBase reads DataType_RBV.DISA.
+_COMMON_FIELDS = frozenset({"NAME", "RTYP", "DESC", "SCAN", "PROC", "SEVR", "STAT", "ACKS", "ACKT", "UDF", "TSE",
+                            "DISA", "DISV"})
 #: No alarm-limit fields (HIHI ... LLSV): camioc sets no alarm limits, and fields are read-only.
 _NUMERIC_FIELDS = frozenset({"EGU", "PREC", "HOPR", "LOPR", "DRVH", "DRVL", "ADEL", "MDEL"})
 _BINARY_FIELDS = frozenset({"ZNAM", "ONAM", "ZSV", "OSV", "RVAL"})

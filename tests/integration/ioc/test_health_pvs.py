@@ -85,21 +85,28 @@ def test_service_health_over_ca_and_pva(server: CamiocServer, pva: Context) -> N
     assert abs(pva.get(f"{p}MEM_USED", timeout=5) - vm_rss(server.proc.pid)) <= 0.2 * vm_rss(server.proc.pid)
 
 
+def _close_to_rss(measured: float, pid: int) -> bool:
+    rss = vm_rss(pid)
+    return abs(measured - rss) <= 0.2 * rss
+
+
 def _check_worker(prefix: str, pid: int, pva: Context) -> None:
     """The worker PVs under ``prefix`` describe process ``pid``, over CA and PVA."""
     wait_until(lambda: ca_read(f"{prefix}WorkerPid_RBV")["value"] == pid, timeout=10, what=f"{prefix}WorkerPid_RBV")
     memory = ca_read(f"{prefix}WorkerMemory_RBV")
     assert memory["severity"] == 0
     assert memory["value"] > 10e6
-    assert abs(memory["value"] - vm_rss(pid)) <= 0.2 * vm_rss(pid)
+    # a measurement up to a second old, of a worker still growing as it warms up: poll until they agree
+    wait_until(lambda: _close_to_rss(ca_read(f"{prefix}WorkerMemory_RBV")["value"], pid), timeout=15,
+               what=f"{prefix}WorkerMemory_RBV within 20 % of VmRSS")
     cpu = ca_read(f"{prefix}WorkerCpu_RBV")["value"]
     assert 0.0 <= cpu <= 100.0 * (os.cpu_count() or 1)
     first = ca_read(f"{prefix}WorkerUptime_RBV")["value"]
     wait_until(lambda: ca_read(f"{prefix}WorkerUptime_RBV")["value"] >= first + 1, timeout=10, what="uptime increases")
     over_pva = pva.get(f"{prefix}WorkerPid_RBV", timeout=5)
     assert over_pva == pid and over_pva.severity == 0
-    pva_memory = pva.get(f"{prefix}WorkerMemory_RBV", timeout=5)
-    assert abs(pva_memory - vm_rss(pid)) <= 0.2 * vm_rss(pid)
+    wait_until(lambda: _close_to_rss(pva.get(f"{prefix}WorkerMemory_RBV", timeout=5), pid), timeout=15,
+               what="WorkerMemory_RBV over PVA within 20 % of VmRSS")
 
 
 def test_worker_health_of_camera_and_pipeline(server: CamiocServer, pva: Context) -> None:
@@ -122,8 +129,8 @@ def test_worker_health_of_camera_and_pipeline(server: CamiocServer, pva: Context
     _check_worker(pipeline, pipeline_pid, pva)
     _check_worker(camera, camera_pid, pva)
     # REST statistics show the same measurement's memory (one place measures)
-    stats = pipes.get_instance_info("simulation_sp")["statistics"]
-    assert abs(float(stats["memory"]) - vm_rss(pipeline_pid)) <= 0.2 * vm_rss(pipeline_pid)
+    wait_until(lambda: _close_to_rss(float(pipes.get_instance_info("simulation_sp")["statistics"]["memory"]),
+                                     pipeline_pid), timeout=15, what="REST statistics memory within 20 % of VmRSS")
 
     assert epics.caput(f"{pipeline}EnableCallbacks", 0, wait=True, timeout=30) == 1
     wait_until(lambda: ca_read(f"{pipeline}WorkerPid_RBV")["severity"] == INVALID, timeout=15, what="INVALID after stop")
