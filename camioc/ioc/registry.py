@@ -190,19 +190,6 @@ class CamiocContext(Context):
         super().__init__(pvdb, interfaces)
         self.access = access
 
-    async def _subscription_queue_iteration(self, sub_specs, metadata, values, flags, sub):
-        """One monitor update, handed to its circuits; a failure is logged, never fatal.
-
-        caproto runs this in the one task that feeds every circuit's monitors: an exception here
-        (an update for a channel the registry has just disconnected, a circuit that went away)
-        ended the task, and from then on no client got a monitor update or even the first value
-        of a new subscription, while reads still answered."""
-        try:
-            await super()._subscription_queue_iteration(sub_specs, metadata, values, flags, sub)
-        except Exception as exc:  # task boundary: the loop must go on for every other subscription
-            log.warning("monitor update not sent (%s: %s)", type(exc).__name__, exc, exc_info=log.isEnabledFor(
-                logging.DEBUG))
-
 
 def record_of(name: str) -> str:
     """The record part of a channel name (``"P:X.DESC"`` -> ``"P:X"``; modifiers stripped)."""

@@ -50,7 +50,8 @@ def test_caget_array_size_matches_stream(camioc_server) -> None:
     p = camioc_server.prefix
     address = CamClient(camioc_server.camera_url).get_instance_stream("simulation")
     width = int(receive(address)[0].data.data["width"].value)
-    value = wait_until(lambda: epics.caget(f"{p}simulation:cam1:ArraySize0_RBV", timeout=2) == width,
+    # a fresh read, as the caget command does (pyepics would otherwise answer from its monitor)
+    value = wait_until(lambda: epics.caget(f"{p}simulation:cam1:ArraySize0_RBV", timeout=2, use_monitor=False) == width,
                        what="ArraySize0_RBV to match the stream width")
     assert value
 
