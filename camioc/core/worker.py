@@ -224,22 +224,31 @@ class WorkerHandle:
             return {"cpu": 0.0, "memory": 0.0}
 
     def lower_priority(self, increment: int) -> None:
-        """Make the worker ``increment`` nicer than it is (every thread: Linux nice values are per
-        thread, and threads it starts later inherit them). The control process then gets a core
-        first when processing fills them all, so CA, PVA and REST stay responsive."""
+        """Make the worker ``increment`` nicer than the control process (every thread: Linux nice
+        values are per thread, and a thread inherits its creator's). The control process then gets a
+        core first when processing fills them all, so CA, PVA and REST stay responsive.
+
+        The worker may still be starting threads: passes repeat until one finds every thread niced."""
         import psutil
 
         if increment <= 0 or self.pid is None or not self.alive:
             return
-        try:
-            threads = [thread.id for thread in psutil.Process(self.pid).threads()]
-        except psutil.Error:
-            return
-        for tid in threads:
+        target = min(19, os.getpriority(os.PRIO_PROCESS, 0) + increment)
+        for _ in range(20):
             try:
-                os.setpriority(os.PRIO_PROCESS, tid, min(19, os.getpriority(os.PRIO_PROCESS, tid) + increment))
-            except OSError:  # the thread or the worker ended meanwhile
-                pass
+                threads = [thread.id for thread in psutil.Process(self.pid).threads()]
+            except psutil.Error:
+                return
+            changed = False
+            for tid in threads:
+                try:
+                    if os.getpriority(os.PRIO_PROCESS, tid) < target:
+                        os.setpriority(os.PRIO_PROCESS, tid, target)
+                        changed = True
+                except OSError:  # the thread or the worker ended meanwhile
+                    pass
+            if not changed:
+                return
 
     def rss(self) -> int:
         """The worker's resident memory in bytes (0 when it is not running)."""

@@ -150,7 +150,11 @@ def test_workers_run_nicer_than_the_control_process(server: CamiocServer) -> Non
     pid = int(_info(server, "sv_nice")["info"]["statistics"]["pid"])
     control = os.getpriority(os.PRIO_PROCESS, server.proc.pid)
     assert control == os.getpriority(os.PRIO_PROCESS, 0)  # the control process keeps the priority it got
-    threads = [int(tid) for tid in os.listdir(f"/proc/{pid}/task")]
-    assert len(threads) > 1  # zmq and processing threads, not only the main one
-    assert {tid: os.getpriority(os.PRIO_PROCESS, tid) for tid in threads} == dict.fromkeys(
-        threads, min(19, control + DEFAULT_WORKER_NICE))
+    target = min(19, control + DEFAULT_WORKER_NICE)
+
+    def niceness() -> dict[int, int]:
+        return {int(tid): os.getpriority(os.PRIO_PROCESS, int(tid)) for tid in os.listdir(f"/proc/{pid}/task")}
+
+    # the pid is on REST as soon as the worker started; its threads are niced right after
+    wait_until(lambda: set(niceness().values()) == {target}, timeout=10, what=f"every worker thread at nice {target}")
+    assert len(niceness()) > 1  # zmq and processing threads, not only the main one
