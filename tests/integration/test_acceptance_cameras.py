@@ -69,7 +69,7 @@ def test_caput_reverse_x_flips_streamed_image(camioc_server) -> None:
 
     wait_until(flipped, what="the streamed image to flip")
     assert client.get_camera_config("simulation2")["mirror_x"] is True
-    assert wait_until(lambda: epics.caget(f"{p}simulation2:cam1:ReverseX_RBV", timeout=2) == 1, what="RBV")
+    assert wait_until(lambda: epics.caget(f"{p}simulation2:cam1:ReverseX_RBV", timeout=2, use_monitor=False) == 1, what="RBV")
 
 
 def test_areadetector_viewer_reads_image(camioc_server) -> None:
@@ -77,7 +77,7 @@ def test_areadetector_viewer_reads_image(camioc_server) -> None:
     p = camioc_server.prefix + "simulation2:image1:"
     address = CamClient(camioc_server.camera_url).get_instance_stream("simulation2")
     streamed = receive(address)[0].data.data["image"].value
-    wait_until(lambda: (epics.caget(p + "ArrayCounter_RBV", timeout=2) or 0) > 0, what="a published image")
+    wait_until(lambda: (epics.caget(p + "ArrayCounter_RBV", timeout=2, use_monitor=False) or 0) > 0, what="a published image")
     width = epics.caget(p + "ArraySize0_RBV", timeout=2)
     height = epics.caget(p + "ArraySize1_RBV", timeout=2)
     data = epics.caget(p + "ArrayData", timeout=5, count=width * height)
@@ -100,7 +100,7 @@ def _start_test_ioc(prefix: str, convention: str, width: int, height: int) -> su
 def test_epics_source_reads_areadetector_ioc(camioc_server, pv_prefix) -> None:
     ioc = _start_test_ioc(pv_prefix + "AD", "areadetector", 64, 48)
     try:
-        wait_until(lambda: epics.caget(f"{pv_prefix}AD:cam1:ArraySize0_RBV", timeout=1) == 64, what="test IOC")
+        wait_until(lambda: epics.caget(f"{pv_prefix}AD:cam1:ArraySize0_RBV", timeout=1, use_monitor=False) == 64, what="test IOC")
         client = CamClient(camioc_server.camera_url)
         client.set_camera_config("adcam", {"source": pv_prefix + "AD", "source_type": "epics",
                                            "epics_convention": "areadetector", "dtype": "uint16"})

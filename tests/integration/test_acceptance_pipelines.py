@@ -41,7 +41,7 @@ def test_newcomer_pipeline_flow(camioc_server, tmp_path: Path) -> None:
     wait_until(lambda: json.loads(receive(stream)[0].data.data["processing_parameters"].value)
                .get("image_threshold") == 20, what="threshold in processing_parameters")
     assert client.get_instance_config(instance_id)["image_threshold"] == 20
-    wait_until(lambda: epics.caget(f"{p}simulation_sp1:CentroidThreshold_RBV", timeout=2) == 20, what="RBV")
+    wait_until(lambda: epics.caget(f"{p}simulation_sp1:CentroidThreshold_RBV", timeout=2, use_monitor=False) == 20, what="RBV")
     # CentroidX_RBV is the x_center_of_mass of the frame whose pulse id UniqueId_RBV shows
     streamed: dict[int, float] = {}
     collector = threading.Thread(target=lambda: streamed.update(

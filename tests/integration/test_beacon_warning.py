@@ -33,7 +33,7 @@ def test_unreachable_beacons_give_one_warning_line_and_no_traceback(tmp_path: Pa
     })
     try:
         # beacons start at 20 ms and double: 3 heartbeats (seconds) of CA service are ~8 beacons
-        wait_until(lambda: (epics.caget(f"{server.prefix}HEARTBEAT", timeout=2) or 0) >= 3, timeout=30,
+        wait_until(lambda: (epics.caget(f"{server.prefix}HEARTBEAT", timeout=2, use_monitor=False) or 0) >= 3, timeout=30,
                    what="HEARTBEAT >= 3")
         wait_until(lambda: BEACON_WARNING in server.log(), timeout=15, what="the beacon warning")
     finally:

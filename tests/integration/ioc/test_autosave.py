@@ -49,7 +49,7 @@ def test_caput_settings_survive_a_restart(tmp_path: Path, epics_ca, ca_repeater,
         assert answer["state"] == "ok", answer
         private = p + "mine:CentroidThreshold"
         assert epics_ca.caput(private, 4, wait=True, timeout=10) == 1
-        assert wait_until(lambda: epics_ca.caget(private + "_RBV", timeout=5) == 4, what="the private setting")
+        assert wait_until(lambda: epics_ca.caget(private + "_RBV", timeout=5, use_monitor=False) == 4, what="the private setting")
     finally:
         stop_camioc(server)
     saved = sorted(path.name for path in (base / "pipeline_config").iterdir())

@@ -66,7 +66,7 @@ def test_put_over_pva_is_seen_over_ca_and_rest(camioc_pva: CamiocServer, pva: Co
     client = CamClient(camioc_pva.camera_url)
     assert client.get_camera_config("simulation2")["mirror_y"] is False
     pva.put(f"{p}simulation2:cam1:ReverseY", "Yes", timeout=10)
-    assert wait_until(lambda: epics.caget(f"{p}simulation2:cam1:ReverseY_RBV", timeout=2) == 1, what="CA _RBV")
+    assert wait_until(lambda: epics.caget(f"{p}simulation2:cam1:ReverseY_RBV", timeout=2, use_monitor=False) == 1, what="CA _RBV")
     assert epics.caget(f"{p}simulation2:cam1:ReverseY", timeout=2) == 1  # the CA setpoint too
     assert client.get_camera_config("simulation2")["mirror_y"] is True
     assert _get(pva, f"{p}simulation2:cam1:ReverseY_RBV").raw.value.index == 1
@@ -86,7 +86,7 @@ def test_refused_put_over_pva_changes_nothing(camioc_pva: CamiocServer, pva: Con
         pva.put(f"{p}simulation2:cam1:ArraySize0_RBV", 5, timeout=10)
     # a shared (read-only) pipeline instance refuses settings, as over CA and REST
     PipelineClient(camioc_pva.pipeline_url).get_instance_stream("simulation_sp")
-    wait_until(lambda: epics.caget(f"{p}simulation_sp:EnableCallbacks_RBV", timeout=2) == 1, what="running")
+    wait_until(lambda: epics.caget(f"{p}simulation_sp:EnableCallbacks_RBV", timeout=2, use_monitor=False) == 1, what="running")
     rate = _get(pva, f"{p}simulation_sp:MaxArrayRate_RBV")
     with pytest.raises(RemoteError, match="Cannot set config on a read only instance"):
         pva.put(f"{p}simulation_sp:MaxArrayRate", 3.0, timeout=10)
@@ -145,7 +145,7 @@ def _check_image(pva_image: Any, frame: np.ndarray) -> None:
 def test_camera_ntndarray_equals_the_streamed_frame(camioc_pva: CamiocServer, pva: Context) -> None:
     p = camioc_pva.prefix
     pva.put(f"{p}simulation:image1:MinCallbackTime", 0.1, timeout=10)  # through Device.put, as a caput
-    assert wait_until(lambda: abs(epics.caget(f"{p}simulation:image1:MinCallbackTime_RBV", timeout=2) - 0.1) < 1e-9,
+    assert wait_until(lambda: abs(epics.caget(f"{p}simulation:image1:MinCallbackTime_RBV", timeout=2, use_monitor=False) - 0.1) < 1e-9,
                       what="MinCallbackTime_RBV over CA")
     images = _Images()
     subscription = pva.monitor(f"{p}simulation:image1:Pva1:Image", images, notify_disconnect=True)

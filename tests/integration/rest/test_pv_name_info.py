@@ -24,7 +24,7 @@ def test_a_private_instance_has_a_short_pv_name_in_its_info(pipe: PipelineClient
         pv = pipeline_pv(server.prefix, info["pv_name"], "GoodRegion:FitX:Amplitude_RBV")
         assert len(pipeline_pv("CAMIOC:", info["pv_name"], "GoodRegion:FitX:Amplitude_RBV")) <= MAX_PV_NAME_LENGTH
         port = pipeline_pv(server.prefix, info["pv_name"], "NDArrayPort_RBV")
-        assert wait_until(lambda: epics.caget(port, timeout=2) == "simulation", timeout=30, what=port)
+        assert wait_until(lambda: epics.caget(port, timeout=2, use_monitor=False) == "simulation", timeout=30, what=port)
         assert epics.caget(pv + ".RTYP", timeout=2) == "ai"
     finally:
         pipe.stop_instance(instance_id)

@@ -46,12 +46,12 @@ def live_camioc(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveCamioc
             SAVED_PIPELINE, PIPELINE, {"no_client_timeout": 0}
         )
         wait_until(
-            lambda: (epics.caget(f"{p}{PIPELINE}:ArrayCounter_RBV", timeout=2) or 0) > 2,
+            lambda: (epics.caget(f"{p}{PIPELINE}:ArrayCounter_RBV", timeout=2, use_monitor=False) or 0) > 2,
             timeout=60,
             what="the pipeline processing frames",
         )
         wait_until(
-            lambda: (epics.caget(f"{p}{CAMERA}:cam1:ArrayCounter_RBV", timeout=2) or 0) > 2,
+            lambda: (epics.caget(f"{p}{CAMERA}:cam1:ArrayCounter_RBV", timeout=2, use_monitor=False) or 0) > 2,
             timeout=30,
             what="the camera streaming",
         )
